@@ -1,0 +1,61 @@
+"""Hook specifications: the contract between autotune's core and its plugins.
+
+A plugin is a module (or object) with functions marked ``@autotune.hookimpl`` whose names
+match the hooks below. Built-in backends are plugins too, registered through the same
+``autotune`` entry-point group as third-party ones (see ``autotune/plugins.py``).
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("autotune")
+hookimpl = pluggy.HookimplMarker("autotune")
+
+
+@hookspec
+def autotune_backends():
+    """Declare the runtimes (backends) this plugin provides.
+
+    Called once, when ``autotune plugins``, ``autotune recommend`` or a later command
+    first needs the list of backends. Must not import the backend's framework: the
+    registration only names it, so ``autotune plugins`` can say whether it is installed
+    without paying for its import.
+
+    :return: an iterable of :class:`autotune.types.Backend`. Every backend name must be
+        unique across all plugins; two plugins declaring the same name is an error that
+        names both plugins.
+
+    Example::
+
+        @autotune.hookimpl
+        def autotune_backends():
+            return [Backend(name="openvino", framework="openvino",
+                            description="Intel OpenVINO runtime")]
+    """
+
+
+@hookspec
+def autotune_rules():
+    """Contribute recommendation rules on top of the documents' rules in ``profiles/rules.yaml``.
+
+    Called once per recommendation, before any rule is evaluated. Rules from plugins are
+    evaluated *before* the built-in rules, so a plugin rule whose condition matches
+    decides; for the same decision, the first matching rule wins. Among plugins the order
+    is pluggy's: the plugin registered last is asked first; mark the implementation
+    ``@hookimpl(trylast=True)`` to come after other plugins.
+
+    :return: an iterable of :class:`autotune.types.Rule`; each rule's ``decision`` must
+        be one of the decisions listed by ``autotune rules``, its ``when`` an expression
+        of the condition language (see ``autotune/conditions.py``), and its ``source``
+        either a SOURCES.md id or ``practice`` with a ``reference``.
+
+    Example::
+
+        @autotune.hookimpl
+        def autotune_rules():
+            return [Rule(id="site-batch-cap", decision="batch_size",
+                         when="gpu.vram_gb < 12", value=2, source="practice",
+                         reference="https://wiki.example.com/gpu-policy",
+                         reason="our shared 8 GB cards run two jobs each")]
+    """

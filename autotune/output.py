@@ -1,0 +1,94 @@
+"""Writing a recommendation as YAML, JSON, TOML or env lines, and reading it back."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from autotune.errors import UserError
+from autotune.profiles import dump_yaml, read_yaml_text
+from autotune.types import Recommendation
+
+FORMATS = ("yaml", "json", "toml", "env")
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
+def render(recommendation: Recommendation, output_format: str) -> str:
+    data = recommendation.to_dict()
+    if output_format == "yaml":
+        header = f"# autotune {recommendation.autotune_version}: {recommendation.machine}\n"
+        return header + dump_yaml(data)
+    if output_format == "json":
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if output_format == "toml":
+        import tomli_w  # noqa: PLC0415 - only this format needs it
+
+        return tomli_w.dumps(data)
+    if output_format == "env":
+        lines = [f"# autotune {recommendation.autotune_version}: {recommendation.machine}"]
+        lines += [
+            f"AUTOTUNE_{name.upper()}={shlex.quote(_env_value(value))}"
+            for name, value in recommendation.settings.items()
+        ]
+        return "\n".join(lines) + "\n"
+    raise UserError(f"unknown format {output_format!r}; use one of {', '.join(FORMATS)}")
+
+
+def parse(text: str, output_format: str) -> Recommendation:
+    """Read back what :func:`render` wrote (YAML, JSON or TOML)."""
+    if output_format == "yaml":
+        data = read_yaml_text(text)
+    elif output_format == "json":
+        data = json.loads(text)
+    elif output_format == "toml":
+        if sys.version_info >= (3, 11):
+            import tomllib  # noqa: PLC0415
+        else:  # pragma: no cover
+            import tomli as tomllib  # noqa: PLC0415
+        data = tomllib.loads(text)
+    else:
+        raise UserError(f"cannot read {output_format} back; use yaml, json or toml")
+    return Recommendation.from_dict(data)
+
+
+def check_writable(path: Path) -> None:
+    """Fail before any work when ``path`` cannot be written."""
+    if path.is_dir():
+        raise UserError(f"cannot write {path}: it is a folder; give a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"cannot write {path}: folder {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"cannot write {path}: permission denied; choose a writable path")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write through a temporary file and rename, so no half-written file is ever left."""
+    check_writable(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    temporary: Path | None = None
+    try:
+        descriptor, name = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+        temporary = Path(name)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would surprise the user
+        os.replace(temporary, path)
+    except OSError as error:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {error.strerror}; choose a writable path") from None

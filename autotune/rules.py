@@ -1,0 +1,192 @@
+"""The rule engine: decisions made in order, the first matching rule per decision wins.
+
+The rules and the decisions they make are data (``profiles/rules.yaml``); plugins add
+rules through the ``autotune_rules`` hook, and those are tried before the built-in ones.
+A user override (config file or flag) skips the rules for its decision.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from autotune.conditions import ConditionError, Expression
+from autotune.errors import UserError
+from autotune.facts import FACTS
+from autotune.profiles import load_profile
+from autotune.types import Decision, Rule
+
+_SOURCE_ID = re.compile(r"S\d{3}-\d+")
+_TRUE_WORDS = {"true", "yes", "on", "1"}
+_FALSE_WORDS = {"false", "no", "off", "0"}
+
+
+@dataclass(frozen=True)
+class DecisionSpec:
+    """One decision a recommendation makes: its type and the values it may take."""
+
+    name: str
+    type: str  # choice | bool | int | list
+    help: str
+    choices: tuple[str, ...] = ()
+    min: int | None = None
+
+    def coerce(self, value: Any, where: str) -> Any:
+        """``value`` as this decision's type; strings from flags and env files convert.
+
+        Raises :class:`UserError` naming the decision, ``where`` it was set, and the fix.
+        """
+        def fail(expected: str) -> UserError:
+            return UserError(f"{self.name} {where} must be {expected}, got {value!r}")
+
+        if self.type == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in _TRUE_WORDS | _FALSE_WORDS:
+                return value.lower() in _TRUE_WORDS
+            raise fail("true or false")
+        if self.type == "int":
+            if isinstance(value, bool):
+                raise fail("a whole number")
+            try:
+                number = int(value) if isinstance(value, (int, str)) else None
+            except ValueError:
+                number = None
+            if number is None or (self.min is not None and number < self.min):
+                raise fail(f"a whole number of at least {self.min}")
+            return number
+        if self.type == "list":
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)) or not items:
+                raise fail(f"a list drawn from {', '.join(self.choices)}")
+            items = [str(item).strip().lower() for item in items]
+            unknown = [item for item in items if item not in self.choices]
+            if unknown:
+                raise fail(f"a list drawn from {', '.join(self.choices)}")
+            return items
+        text = str(value).lower() if isinstance(value, str) else value
+        if text not in self.choices:
+            raise fail(f"one of {', '.join(self.choices)}")
+        return text
+
+
+@functools.cache
+def decision_specs() -> dict[str, DecisionSpec]:
+    """Every decision, in the order they are made."""
+    return {
+        name: DecisionSpec(
+            name=name,
+            type=spec["type"],
+            help=spec["help"],
+            choices=tuple(spec.get("choices", ())),
+            min=spec.get("min"),
+        )
+        for name, spec in load_profile("rules.yaml")["decisions"].items()
+    }
+
+
+@functools.cache
+def source_texts() -> dict[str, str]:
+    """SOURCES.md id -> what that source says (``profiles/sources.yaml``)."""
+    return dict(load_profile("sources.yaml")["sources"])
+
+
+def builtin_rules() -> list[Rule]:
+    return [Rule(**entry) for entry in load_profile("rules.yaml")["rules"]]
+
+
+def known_facts() -> set[str]:
+    return set(FACTS) | set(decision_specs())
+
+
+class CompiledRule:
+    """A rule whose expressions are parsed and whose fields are checked."""
+
+    def __init__(self, rule: Rule, facts: set[str]):
+        self.rule = rule
+        problem = self._problem(rule)
+        if problem:
+            raise UserError(f"rule {rule.id!r} ({rule.origin}): {problem}")
+        try:
+            self.when = Expression(str(rule.when).lower() if isinstance(rule.when, bool)
+                                   else rule.when, facts)
+            self.compute = Expression(rule.compute, facts) if rule.compute else None
+        except ConditionError as error:
+            raise UserError(f"rule {rule.id!r} ({rule.origin}): {error}") from None
+        if self.compute is None:
+            decision_specs()[rule.decision].coerce(rule.value, f"in rule {rule.id!r}")
+
+    @staticmethod
+    def _problem(rule: Rule) -> str | None:
+        if rule.decision not in decision_specs():
+            return f"unknown decision {rule.decision!r}; known: {', '.join(decision_specs())}"
+        if (rule.value is None) == (rule.compute is None):
+            return "set exactly one of value and compute"
+        if rule.source == "practice":
+            return None if rule.reference else "source 'practice' needs a reference URL"
+        if not _SOURCE_ID.fullmatch(rule.source) or rule.source not in source_texts():
+            return f"source {rule.source!r} is not an id in SOURCES.md (or 'practice')"
+        return None
+
+    def value(self, facts: Mapping[str, Any]) -> Any:
+        if self.compute is None:
+            return self.rule.value
+        return decision_specs()[self.rule.decision].coerce(
+            self.compute.evaluate(facts), f"computed by rule {self.rule.id!r}"
+        )
+
+
+class RuleSet:
+    """Rules grouped by decision, in the order they are tried."""
+
+    def __init__(self, rules: Iterable[Rule]):
+        facts = known_facts()
+        self.by_decision: dict[str, list[CompiledRule]] = {name: [] for name in decision_specs()}
+        seen: dict[str, str] = {}
+        for rule in rules:
+            if rule.id in seen:
+                raise UserError(
+                    f"two rules share the id {rule.id!r} ({seen[rule.id]} and {rule.origin}); "
+                    "rename one"
+                )
+            seen[rule.id] = rule.origin
+            compiled = CompiledRule(rule, facts)
+            self.by_decision[rule.decision].append(compiled)
+
+    @property
+    def rules(self) -> list[Rule]:
+        return [c.rule for compiled in self.by_decision.values() for c in compiled]
+
+    def decide(
+        self, facts: Mapping[str, Any], overrides: Mapping[str, tuple[Any, str]]
+    ) -> tuple[list[Decision], list[str]]:
+        """Make every decision in order. ``overrides`` maps a decision to (value, where set).
+
+        Returns the decisions and the warnings of the rules that decided.
+        """
+        facts = dict(facts)
+        decisions, warnings = [], []
+        for name, candidates in self.by_decision.items():
+            if name in overrides:
+                value, where = overrides[name]
+                decision = Decision(name, value, "override", "user", f"set by user ({where})")
+            else:
+                decision = self._first_match(name, candidates, facts, warnings)
+            facts[name] = decision.value
+            decisions.append(decision)
+        return decisions, warnings
+
+    @staticmethod
+    def _first_match(name: str, candidates: list[CompiledRule], facts: dict[str, Any],
+                     warnings: list[str]) -> Decision:
+        for compiled in candidates:
+            if compiled.when.evaluate(facts):
+                rule = compiled.rule
+                if rule.warning and rule.warning not in warnings:
+                    warnings.append(rule.warning)
+                return Decision(name, compiled.value(facts), rule.id, rule.source, rule.reason)
+        raise UserError(f"no rule decides {name!r} for these facts; the rules need a fallback "
+                        f"rule with `when: true` for {name!r}")

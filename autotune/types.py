@@ -1,0 +1,223 @@
+"""The small frozen records that hooks yield and the core passes around.
+
+probe -> :class:`Machine` (a :class:`Host` and its :class:`Gpu` list) -> facts ->
+:class:`Rule` evaluation -> :class:`Decision` list -> :class:`Recommendation`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: Every precision autotune can recommend, from widest to narrowest.
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A runtime a plugin provides, e.g. PyTorch or ONNX Runtime.
+
+    ``framework`` is the import name checked (never imported) to tell whether the
+    backend can run here; ``distributions`` are the pip distributions whose installed
+    version is reported, first found wins.
+    """
+
+    name: str
+    framework: str
+    description: str
+    distributions: tuple[str, ...] = ()
+
+    def installed_version(self) -> str | None:
+        """The framework's installed version, or None when it is not installed here."""
+        if importlib.util.find_spec(self.framework) is None:
+            return None
+        for distribution in self.distributions or (self.framework,):
+            try:
+                return importlib.metadata.version(distribution)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return "unknown version"
+
+
+@dataclass(frozen=True)
+class MigSlice:
+    """One MIG instance carved out of a GPU."""
+
+    index: int
+    name: str
+    uuid: str
+    memory_total_bytes: int
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """One GPU as probed through NVML, or as simulated from the spec database.
+
+    Fields NVML could not answer (``Not Supported`` on that board) are None.
+    ``tensor_core_precisions`` and ``precisions`` come from the architecture table
+    and the spec database, never from the compute capability alone (S003-2).
+    """
+
+    index: int
+    name: str
+    uuid: str | None
+    compute_capability: str
+    architecture: str
+    sm_count: int | None
+    vram_total_bytes: int
+    vram_free_bytes: int
+    memory_bus_width_bits: int | None
+    max_memory_clock_mhz: int | None
+    memory_bandwidth_gb_s: float | None
+    pcie_generation: int | None
+    pcie_width: int | None
+    nvlink_active_links: int
+    mig_enabled: bool
+    mig_slices: tuple[MigSlice, ...]
+    power_limit_w: float | None
+    tensor_cores: bool
+    tensor_core_precisions: tuple[str, ...]
+    precisions: tuple[str, ...]
+    spec_name: str | None
+    simulated: bool = False
+
+    @property
+    def vram_gb(self) -> float:
+        """Total memory in GiB: what a board sold as "8 GB" reports (8 x 2**30 bytes)."""
+        return self.vram_total_bytes / 2**30
+
+    @property
+    def free_vram_gb(self) -> float:
+        return self.vram_free_bytes / 2**30
+
+    @property
+    def cc_major(self) -> int:
+        return int(self.compute_capability.split(".")[0])
+
+
+@dataclass(frozen=True)
+class Host:
+    """The CPU side of the machine."""
+
+    cpu_model: str
+    logical_cores: int
+    physical_cores: int
+    available_cores: int
+    ram_bytes: int
+    os: str
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What a probe found (or what ``--gpu`` simulates).
+
+    ``note`` says why there is no GPU when ``gpus`` is empty ("NVML library not found").
+    """
+
+    host: Host
+    gpus: tuple[Gpu, ...]
+    driver_version: str | None = None
+    cuda_driver_version: str | None = None
+    simulated: bool = False
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        if not self.gpus:
+            return f"CPU only: {self.host.cpu_model}, {self.host.available_cores} cores"
+        names: dict[str, int] = {}
+        for gpu in self.gpus:
+            label = f"{gpu.spec_name or gpu.name} ({gpu.vram_gb:.0f} GB, cc {gpu.compute_capability})"
+            names[label] = names.get(label, 0) + 1
+        text = " + ".join(f"{count} x {label}" for label, count in names.items())
+        return text + (" [simulated]" if self.simulated else "")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One recommendation rule: when ``when`` holds, ``decision`` takes ``value``.
+
+    Exactly one of ``value`` (a literal) or ``compute`` (an expression over the facts,
+    e.g. ``"min(8, host.cpu_cores // 2)"``) is set. ``source`` is a SOURCES.md id
+    (``S000-4``) or ``practice`` with a ``reference`` URL. ``warning`` is added to the
+    recommendation's warnings when the rule decides.
+    """
+
+    id: str
+    decision: str
+    when: str
+    source: str
+    reason: str
+    value: Any = None
+    compute: str | None = None
+    reference: str | None = None
+    warning: str | None = None
+    origin: str = "profiles/rules.yaml"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The value chosen for one decision and why."""
+
+    name: str
+    value: Any
+    rule: str
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A complete recommendation: the inputs, the machine, every decision with its reason."""
+
+    inputs: dict[str, str]
+    machine: str
+    decisions: tuple[Decision, ...]
+    warnings: tuple[str, ...] = ()
+    measured: bool = False
+    autotune_version: str = field(default="")
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {decision.name: decision.value for decision in self.decisions}
+
+    def decision(self, name: str) -> Decision:
+        for decision in self.decisions:
+            if decision.name == name:
+                return decision
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The document every output format writes: settings first, reasons beside them."""
+        return {
+            "autotune_version": self.autotune_version,
+            "machine": self.machine,
+            "inputs": dict(self.inputs),
+            "measured": self.measured,
+            "settings": self.settings,
+            "reasons": {
+                d.name: {"rule": d.rule, "source": d.source, "reason": d.reason}
+                for d in self.decisions
+            },
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recommendation:
+        reasons = data["reasons"]
+        decisions = tuple(
+            Decision(name=name, value=value, **reasons[name])
+            for name, value in data["settings"].items()
+        )
+        return cls(
+            inputs=dict(data["inputs"]),
+            machine=data["machine"],
+            decisions=decisions,
+            warnings=tuple(data.get("warnings", ())),
+            measured=bool(data.get("measured", False)),
+            autotune_version=data.get("autotune_version", ""),
+        )

@@ -1,0 +1,59 @@
+"""Shared fixtures: a fixed host, simulated and replayed machines, a fake plugin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autotune import gpudb, plugins
+from autotune.config import INPUT_CHOICES
+from autotune.nvml_recording import RecordedNvml
+from autotune.probe import probe
+from autotune.recommend import recommend
+from autotune.types import Host, Machine
+
+RECORDINGS = Path(__file__).parent / "nvml"
+REPO = Path(__file__).resolve().parent.parent
+SHARED_SOURCES = REPO.parent / "shared" / "SOURCES.md"
+
+HOST = Host(cpu_model="Test CPU", logical_cores=16, physical_cores=8, available_cores=16,
+            ram_bytes=64 * 2**30, os="Linux test")
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path, monkeypatch):
+    """No test reads the developer's own config files or project folder."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+
+
+def simulated(*names: str) -> Machine:
+    return gpudb.simulate(list(names), HOST)
+
+
+def replayed(name: str) -> Machine:
+    return probe(RecordedNvml.from_file(RECORDINGS / name), host=HOST)
+
+
+def settings_for(machine: Machine, task="infer", objective="throughput", tier="balanced",
+                 overrides=None) -> dict:
+    inputs = {"task": task, "objective": objective, "tier": tier}
+    assert set(inputs) == set(INPUT_CHOICES)
+    return recommend(machine, inputs, overrides).settings
+
+
+@pytest.fixture
+def register_plugin():
+    """Register plugin objects for one test; unregistered afterwards."""
+    registered = []
+
+    def register(plugin, name: str):
+        plugins.load_plugins()
+        plugins.pm.register(plugin, name=name)
+        registered.append(plugin)
+        return plugin
+
+    yield register
+    for plugin in registered:
+        plugins.pm.unregister(plugin)

@@ -1,0 +1,104 @@
+"""The NVML probe against recorded answers, and the recorder that writes them."""
+
+from __future__ import annotations
+
+import pynvml
+import pytest
+
+from autotune.nvml_recording import RecordedNvml, RecordingNvml
+from autotune.probe import probe, probe_host
+from tests.conftest import HOST, RECORDINGS, replayed
+
+
+def test_gpu_without_tensor_cores():
+    machine = replayed("gtx1660.yaml")
+    (gpu,) = machine.gpus
+    assert (gpu.name, gpu.spec_name, gpu.compute_capability) == \
+        ("NVIDIA GeForce GTX 1660", "GTX 1660 6GB", "7.5")
+    assert gpu.architecture == "turing" and gpu.tensor_cores is False
+    assert gpu.memory_bandwidth_gb_s == pytest.approx(192, rel=0.01)  # 2 x 4001 MHz x 192 bit / 8
+    assert (gpu.pcie_generation, gpu.pcie_width, gpu.nvlink_active_links) == (3, 16, 0)
+    assert gpu.mig_enabled is False and gpu.power_limit_w == 120
+    assert (machine.driver_version, machine.cuda_driver_version) == ("535.154.05", "12.2")
+
+
+def test_mig_enabled_gpu_lists_its_slices():
+    (gpu,) = replayed("a100_mig.yaml").gpus
+    assert gpu.spec_name == "A100 40GB" and gpu.mig_enabled
+    assert [s.name.split()[-1] for s in gpu.mig_slices] == ["3g.20gb", "1g.5gb", "1g.5gb"]
+    assert [s.memory_total_bytes // 2**20 for s in gpu.mig_slices] == [19968, 4864, 4864]
+    assert gpu.nvlink_active_links == 12
+    assert gpu.memory_bandwidth_gb_s == pytest.approx(1555, rel=0.01)
+
+
+def test_multi_gpu_node_with_nvlink():
+    machine = replayed("h100x2_nvlink.yaml")
+    assert [gpu.index for gpu in machine.gpus] == [0, 1]
+    assert all(gpu.spec_name == "H100 SXM" and gpu.nvlink_active_links == 18 for gpu in machine.gpus)
+    assert machine.gpus[0].uuid != machine.gpus[1].uuid
+    assert "fp8" in machine.gpus[0].precisions and "int4" not in machine.gpus[0].precisions
+
+
+def test_mixed_node_is_described_per_gpu():
+    machine = replayed("mixed_4090_3060.yaml")
+    assert [gpu.spec_name for gpu in machine.gpus] == ["RTX 4090", "RTX 3060 12GB"]
+    assert [gpu.architecture for gpu in machine.gpus] == ["ada", "ampere"]
+    assert "fp8" in machine.gpus[0].precisions and "fp8" not in machine.gpus[1].precisions
+
+
+def test_recorded_missing_library_gives_a_cpu_only_machine():
+    machine = replayed("no_driver.yaml")
+    assert machine.gpus == ()
+    assert "NVML library" in machine.note
+
+
+def test_real_nvml_on_this_machine_never_raises():
+    # CI has no driver: a CPU-only answer. On a GPU machine: a list of GPUs.
+    machine = probe(host=HOST)
+    assert machine.gpus or machine.note
+
+
+def test_nvml_that_answers_nothing_else_still_describes_the_gpu():
+    # An old driver: only the calls every NVML has. Unknown boards fall back to the
+    # architecture table, and GTX 16xx names mean no Tensor Cores (S003-2).
+    answers = {
+        "nvmlInit": None, "nvmlDeviceGetCount": 1,
+        "nvmlDeviceGetHandleByIndex(0)": {"handle": "gpu0"},
+        "nvmlDeviceGetName(gpu0)": "NVIDIA GeForce GTX 1650 SUPER",
+        "nvmlDeviceGetMemoryInfo(gpu0)": {"total": 4 * 2**30, "free": 4 * 2**30, "used": 0},
+        "nvmlDeviceGetCudaComputeCapability(gpu0)": [7, 5],
+    }
+    (gpu,) = probe(RecordedNvml(answers), host=HOST).gpus
+    assert gpu.spec_name is None and gpu.architecture == "turing"
+    assert gpu.tensor_cores is False
+    assert gpu.memory_bandwidth_gb_s is None and gpu.pcie_generation is None
+
+
+def test_a_gpu_that_does_not_answer_is_reported_not_raised():
+    answers = {"nvmlInit": None, "nvmlDeviceGetCount": 1,
+               "nvmlDeviceGetHandleByIndex(0)": {"error": "GpuIsLost"}}
+    machine = probe(RecordedNvml(answers), host=HOST)
+    assert machine.gpus == () and "GPU 0 did not answer" in machine.note
+
+
+@pytest.mark.parametrize("name", ["gtx1660.yaml", "a100_mig.yaml", "h100x2_nvlink.yaml",
+                                  "mixed_4090_3060.yaml", "no_driver.yaml"])
+def test_recording_a_probe_and_replaying_it_gives_the_same_machine(name, tmp_path):
+    recorder = RecordingNvml(RecordedNvml.from_file(RECORDINGS / name))
+    original = probe(recorder, host=HOST)
+    path = tmp_path / "recording.yaml"
+    path.write_text(recorder.dump())
+    assert probe(RecordedNvml.from_file(path), host=HOST) == original
+
+
+def test_recorder_turns_ctypes_structures_into_plain_values():
+    memory = pynvml.c_nvmlMemory_t()
+    memory.total, memory.free, memory.used = 10, 6, 4
+    assert RecordingNvml()._plain(memory) == {"total": 10, "free": 6, "used": 4}
+    assert RecordingNvml()._plain(b"NVIDIA T4") == "NVIDIA T4"
+
+
+def test_host_probe_reads_this_machine():
+    host = probe_host()
+    assert host.logical_cores >= 1 and 1 <= host.available_cores <= host.logical_cores
+    assert host.ram_bytes > 0 and host.cpu_model
