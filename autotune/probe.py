@@ -167,8 +167,42 @@ def probe_host() -> Host:
     )
 
 
-def probe(nvml: Any = None, host: Host | None = None) -> Machine:
-    """Describe this machine; ``nvml`` defaults to the real library."""
+def visible_gpus(gpus: list[Gpu], cuda_visible_devices: str | None) -> list[Gpu]:
+    """The GPUs a CUDA program here would see, by ``CUDA_VISIBLE_DEVICES`` semantics.
+
+    Entries are indexes or (prefixes of) GPU or MIG UUIDs; like CUDA, the list ends at the
+    first entry that names no device. Indexes are NVML's, which is CUDA's order under
+    ``CUDA_DEVICE_ORDER=PCI_BUS_ID``.
+    """
+    if cuda_visible_devices is None:
+        return gpus
+    visible: list[Gpu] = []
+    for entry in (item.strip() for item in cuda_visible_devices.split(",")):
+        match = None
+        for gpu in gpus:
+            uuids = [gpu.uuid or "", *(mig.uuid for mig in gpu.mig_slices)]
+            if (entry.isdigit() and gpu.index == int(entry)) or (
+                entry and any(uuid.startswith(entry) or uuid.startswith(f"GPU-{entry}")
+                              for uuid in uuids if uuid)
+            ):
+                match = gpu
+                break
+        if match is None:
+            break
+        if match not in visible:
+            visible.append(match)
+    return visible
+
+
+def probe(nvml: Any = None, host: Host | None = None,
+          cuda_visible_devices: str | None = None) -> Machine:
+    """Describe this machine; ``nvml`` defaults to the real library.
+
+    ``cuda_visible_devices`` defaults to the environment's ``CUDA_VISIBLE_DEVICES``: the
+    recommendation is for the GPUs this process may use.
+    """
+    if cuda_visible_devices is None:
+        cuda_visible_devices = os.environ.get("CUDA_VISIBLE_DEVICES")
     host = host or probe_host()
     if nvml is None:
         try:
@@ -192,8 +226,11 @@ def probe(nvml: Any = None, host: Host | None = None) -> Machine:
                 silent.append(f"GPU {index} did not answer NVML ({error})")
     finally:
         _query(nvml, nvml.nvmlShutdown)
-    if not gpus:
+    if gpus and not visible_gpus(gpus, cuda_visible_devices):
+        silent.append(f"CUDA_VISIBLE_DEVICES={cuda_visible_devices!r} hides every GPU")
+    elif not gpus:
         silent.append("the NVIDIA driver is loaded but shows no usable GPU")
+    gpus = visible_gpus(gpus, cuda_visible_devices)
     return Machine(
         host=host,
         gpus=tuple(gpus),

@@ -23,8 +23,9 @@ HOST = Host(cpu_model="Test CPU", logical_cores=16, physical_cores=8, available_
 
 @pytest.fixture(autouse=True)
 def isolated_config(tmp_path, monkeypatch):
-    """No test reads the developer's own config files or project folder."""
+    """No test reads the developer's own config files, project folder or GPU selection."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.chdir(tmp_path)
 
 

@@ -102,3 +102,27 @@ def test_host_probe_reads_this_machine():
     host = probe_host()
     assert host.logical_cores >= 1 and 1 <= host.available_cores <= host.logical_cores
     assert host.ram_bytes > 0 and host.cpu_model
+
+
+@pytest.mark.parametrize("setting, expected", [
+    (None, ["gpu0", "gpu1"]),
+    ("1", ["gpu1"]),
+    ("1,0", ["gpu1", "gpu0"]),
+    ("GPU-0f9e8d7c", ["gpu0"]),
+    ("0f9e8d7c", ["gpu0"]),
+    ("0,7,1", ["gpu0"]),  # like CUDA, the list ends at the first unknown device
+    ("", []),
+    ("-1", []),
+])
+def test_cuda_visible_devices_limits_the_gpus(setting, expected):
+    machine = probe(RecordedNvml.from_file(RECORDINGS / "mixed_4090_3060.yaml"), host=HOST,
+                    cuda_visible_devices=setting)
+    assert [f"gpu{gpu.index}" for gpu in machine.gpus] == expected
+    if not expected:
+        assert "hides every GPU" in machine.note
+
+
+def test_a_mig_uuid_makes_its_gpu_visible():
+    machine = probe(RecordedNvml.from_file(RECORDINGS / "a100_mig.yaml"), host=HOST,
+                    cuda_visible_devices="MIG-7a4e2f19")
+    assert len(machine.gpus) == 1
