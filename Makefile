@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean sources
+.PHONY: run test lint bench clean sources models
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,3 +37,7 @@ clean:
 # profiles/sources.yaml is generated from the shared source distillation.
 sources: $(BIN)/python
 	$(BIN)/python scripts/sync_sources.py
+
+# profiles/models.yaml is generated from the real torchvision models.
+models: $(VENV)/.installed-all
+	$(BIN)/python scripts/make_models.py

@@ -172,14 +172,24 @@ def _explain_table(recommendation) -> None:
 @click.option("--backend", help="Override the backend order, e.g. torch or tensorrt,onnxruntime.")
 @click.option("--set", "assignments", multiple=True, metavar="DECISION=VALUE",
               help="Override any decision, e.g. --set tf32=false (repeatable).")
+@click.option("--model", help="Size batch and resolution for this model: a reference name "
+              "(resnet18, resnet50, vit_b_16...), package.module:callable, or a .onnx file.")
+@click.option("--input-shape", help="One sample's shape without the batch, e.g. 3,224,224 "
+              "(when it cannot be guessed).")
+@click.option("--optimizer", help="Optimizer assumed for training memory (default adam).")
+@click.option("--latency-budget-ms", help="Latency budget for --objective latency (default 30, S002-4).")
+@click.option("--headroom", help="Share of free GPU memory a plan may fill (default 0.9).")
 def recommend(task, objective, tier, gpu_names, replay, output_format, explain, output, config_file,
-              precision, batch_size, resolution, backend, assignments) -> None:
+              precision, batch_size, resolution, backend, assignments, model, input_shape,
+              optimizer, latency_budget_ms, headroom) -> None:
     """How to run a model on this machine (or a simulated one), and why."""
     if output is not None:
         check_writable(output)
     flags: dict[str, Any] = {"task": task, "objective": objective, "tier": tier,
                              "precision": precision, "batch_size": batch_size,
-                             "resolution": resolution, "backends": backend}
+                             "resolution": resolution, "backends": backend, "model": model,
+                             "input_shape": input_shape, "optimizer": optimizer,
+                             "latency_budget_ms": latency_budget_ms, "headroom": headroom}
     for assignment in assignments:
         key, separator, value = assignment.partition("=")
         if not separator:
@@ -191,7 +201,7 @@ def recommend(task, objective, tier, gpu_names, replay, output_format, explain, 
 
     machine = _machine(list(gpu_names) or request.gpus, replay)
     recommendation = make_recommendation(machine, request.inputs, request.overrides,
-                                         plugins.plugin_rules())
+                                         plugins.plugin_rules(), _model_request(request.model))
     text = render(recommendation, output_format)
     if explain:
         _explain_table(recommendation)
@@ -200,6 +210,54 @@ def recommend(task, objective, tier, gpu_names, replay, output_format, explain, 
         click.echo(f"wrote {output}", err=True)
     else:
         click.echo(text, nl=False)
+
+
+def _model_request(settings: dict[str, Any]):
+    """The memory model's request from ``--model`` and its options, or None."""
+    if "model" not in settings:
+        for key in settings:
+            raise UserError(f"{key} needs a model; add --model (or `model =` in the config)")
+        return None
+    from autotune.model_source import model_stats_for, parse_model  # noqa: PLC0415
+    from autotune.recommend import ModelRequest, default_model_options  # noqa: PLC0415
+
+    stats = model_stats_for(parse_model(settings["model"], settings.get("input_shape")))
+    options = default_model_options() | {
+        key: settings[key] for key in ("optimizer", "latency_budget_ms", "headroom") if key in settings
+    }
+    return ModelRequest(stats=stats, **options)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--input-shape", help="One sample's shape without the batch, e.g. 3,224,224.")
+@click.option("--resolution", type=click.IntRange(min=8), help="Input size in pixels for the figures.")
+@click.option("--optimizer", default=None, help="Optimizer assumed for training memory (default adam).")
+@click.option("--gpu", "gpu_names", multiple=True, metavar="NAME",
+              help="Show limits and roofline for a simulated GPU instead of this machine's.")
+@click.option("--replay", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Show them for the machine recorded in FILE.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def inspect(model, input_shape, resolution, optimizer, gpu_names, replay, as_json) -> None:
+    """What MODEL costs: parameters, FLOPs, activation memory, verdict, roofline.
+
+    MODEL is a reference model (resnet18, resnet50, mobilenet_v3_small, mobilenet_v3_large,
+    efficientnet_b0, vit_b_16), package.module:callable returning a torch.nn.Module, or
+    an .onnx file.
+    """
+    from autotune.inspect_report import inspection, render_text  # noqa: PLC0415
+    from autotune.model_source import model_stats_for, parse_model  # noqa: PLC0415
+    from autotune.recommend import default_model_options  # noqa: PLC0415
+
+    settings = default_model_options()
+    if optimizer is not None:
+        from autotune.config import _model_setting  # noqa: PLC0415
+
+        settings["optimizer"] = _model_setting("optimizer", optimizer, "by flag")
+    stats = model_stats_for(parse_model(model, input_shape))
+    report = inspection(stats, _machine(gpu_names, replay), resolution, settings["optimizer"],
+                        settings["headroom"])
+    click.echo(json.dumps(report, indent=2) if as_json else render_text(report))
 
 
 @cli.command()

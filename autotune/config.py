@@ -38,6 +38,8 @@ INPUT_CHOICES: dict[str, tuple[str, ...]] = {
     "tier": ("balanced", "accuracy", "low-resource"),
 }
 PROJECT_FILES = ("pyproject.toml", "autotune.yaml", "autotune.toml")
+#: Settings of the model-aware memory model (autotune recommend --model).
+MODEL_SETTINGS = ("model", "input_shape", "optimizer", "latency_budget_ms", "headroom")
 
 
 @dataclass
@@ -47,10 +49,11 @@ class Request:
     inputs: dict[str, str] = field(default_factory=lambda: {k: v[0] for k, v in INPUT_CHOICES.items()})
     gpus: list[str] = field(default_factory=list)
     overrides: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)  # MODEL_SETTINGS that were set
 
     def apply(self, values: dict[str, Any], where: str) -> None:
         """Merge one layer of settings, checking every key and value."""
-        known = [*INPUT_CHOICES, "gpu", *decision_specs()]
+        known = [*INPUT_CHOICES, "gpu", *MODEL_SETTINGS, *decision_specs()]
         for key, value in values.items():
             if key in INPUT_CHOICES:
                 if value not in INPUT_CHOICES[key]:
@@ -63,12 +66,40 @@ class Request:
                     raise UserError(f"gpu {where} must be a GPU name or a list of names, "
                                     f"got {value!r}")
                 self.gpus = names
+            elif key in MODEL_SETTINGS:
+                self.model[key] = _model_setting(key, value, where)
             elif key in decision_specs():
                 self.overrides[key] = (decision_specs()[key].coerce(value, where), where)
             else:
                 close = difflib.get_close_matches(str(key), known, n=1)
                 hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
                 raise UserError(f"unknown setting {key!r} {where}; {hint}")
+
+
+def _model_setting(key: str, value: Any, where: str) -> Any:
+    from autotune.model_stats import memory_constants  # noqa: PLC0415
+
+    if key in ("model", "input_shape"):
+        if isinstance(value, list) and key == "input_shape":
+            value = ",".join(str(item) for item in value)
+        if not isinstance(value, str) or not value:
+            raise UserError(f"{key} {where} must be text, e.g. "
+                            f"{'resnet50' if key == 'model' else '3,224,224'}; got {value!r}")
+        return value
+    if key == "optimizer":
+        optimizers = memory_constants()["optimizer_states"]
+        if value not in optimizers:
+            raise UserError(f"optimizer {where} must be one of {', '.join(optimizers)}, got {value!r}")
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if key == "headroom" and not 0 < number <= 1:
+        raise UserError(f"headroom {where} must be a fraction of free memory in (0, 1], got {value!r}")
+    if key == "latency_budget_ms" and not number > 0:
+        raise UserError(f"latency_budget_ms {where} must be a positive number of ms, got {value!r}")
+    return number
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

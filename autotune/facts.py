@@ -7,10 +7,10 @@ Decisions made earlier in the same recommendation are facts too, under their own
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from autotune import gpudb
+from autotune.model_stats import ModelStats
 from autotune.types import Gpu, Machine
 
 #: fact name -> what it means (shown by ``autotune rules --facts``).
@@ -35,12 +35,17 @@ FACTS: dict[str, str] = {
     "host.cpu_cores": "CPU cores this process may use (affinity and container quota)",
     "host.physical_cores": "physical CPU cores",
     "host.ram_gb": "system memory in GiB",
+    "model.known": "true when --model names a model whose stats are known",
+    "model.family": "'cnn', 'transformer', 'other', or 'unknown' without --model",
+    "model.parameters_m": "the model's parameters in millions (0 without --model)",
 }
 
 
-@functools.cache
-def _spec_by_name() -> dict[str, gpudb.GpuSpec]:
-    return {spec.name: spec for spec in gpudb.all_specs()}
+def model_facts(stats: ModelStats | None) -> dict[str, Any]:
+    if stats is None:
+        return {"model.known": False, "model.family": "unknown", "model.parameters_m": 0.0}
+    return {"model.known": True, "model.family": stats.family,
+            "model.parameters_m": round(stats.parameters / 1e6, 2)}
 
 
 def _sizing_gpu(gpus: tuple[Gpu, ...]) -> Gpu:
@@ -55,8 +60,9 @@ def _usable_vram_bytes(gpu: Gpu) -> int:
     return gpu.vram_total_bytes
 
 
-def machine_facts(machine: Machine, task: str, objective: str, tier: str) -> dict[str, Any]:
-    facts: dict[str, Any] = {
+def machine_facts(machine: Machine, task: str, objective: str, tier: str,
+                  model: ModelStats | None = None) -> dict[str, Any]:
+    facts: dict[str, Any] = model_facts(model) | {
         "task": task,
         "objective": objective,
         "tier": tier,
@@ -82,7 +88,7 @@ def machine_facts(machine: Machine, task: str, objective: str, tier: str) -> dic
             "gpu.form_factor": "none",
         }
     gpu = _sizing_gpu(machine.gpus)
-    spec = _spec_by_name().get(gpu.spec_name or "")
+    spec = gpudb.spec_named(gpu.spec_name)
     usable_bytes = _usable_vram_bytes(gpu)
     fp16_tflops = 0.0
     if spec is not None:

@@ -130,6 +130,16 @@ def all_specs() -> tuple[GpuSpec, ...]:
 
 
 @functools.cache
+def _specs_by_name() -> dict[str, GpuSpec]:
+    return {spec.name: spec for spec in all_specs()}
+
+
+def spec_named(name: str | None) -> GpuSpec | None:
+    """The entry whose display name is exactly ``name`` (a probed GPU's ``spec_name``)."""
+    return _specs_by_name().get(name or "")
+
+
+@functools.cache
 def _keys() -> dict[str, tuple[GpuSpec, ...]]:
     """Every normalised name, NVML name and alias -> the entries it names."""
     keys: dict[str, list[GpuSpec]] = {}

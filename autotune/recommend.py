@@ -1,18 +1,32 @@
-"""Machine + request -> :class:`Recommendation`: facts, then rules, then checks."""
+"""Machine + request (+ model) -> :class:`Recommendation`: facts, rules, memory model."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import autotune
+from autotune import gpudb
 from autotune.errors import UserError
 from autotune.facts import machine_facts
+from autotune.model_stats import ModelStats, lightweight_verdict, memory_constants
 from autotune.rules import RuleSet, builtin_rules
-from autotune.types import Machine, Recommendation, Rule
+from autotune.types import Decision, Machine, Recommendation, Rule
 
 # Decisions whose value names a precision the hardware must run.
 _PRECISION_DECISIONS = ("precision", "alternative_precision", "quantization")
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """``--model`` and the options of the memory model."""
+
+    stats: ModelStats
+    optimizer: str = "adam"
+    latency_budget_ms: float = 30.0
+    headroom: float = 0.9
 
 
 def _check_precision_overrides(
@@ -29,25 +43,109 @@ def _check_precision_overrides(
             )
 
 
+def _model_plan(model: ModelRequest, facts: dict[str, Any], settings: dict[str, Any],
+                user_fixed: set[str]) -> tuple[dict[str, Decision], dict[str, Any]]:
+    """The memory model's decisions and the figures shown in the output's ``model:``."""
+    from autotune import memory_model  # noqa: PLC0415
+
+    spec = gpudb.spec_named(facts["gpu.name"])
+    usable = memory_model.usable_bytes(facts["gpu.free_vram_gb"] * GIB, model.headroom)
+    request = memory_model.PlanRequest(
+        task=facts["task"],
+        objective=facts["objective"],
+        precision=settings["precision"],
+        resolution=settings["resolution"] if model.stats.native_resolution else None,
+        usable_bytes=usable,
+        gpu_name=facts["gpu.name"],
+        gpu_precisions=tuple(facts["gpu.precisions"]),
+        spec=spec,
+        tf32=settings["tf32"],
+        optimizer=model.optimizer,
+        latency_budget_ms=model.latency_budget_ms,
+        fixed=frozenset(user_fixed),
+        user_batch=settings["batch_size"] if "batch_size" in user_fixed else None,
+    )
+    plan = memory_model.plan(model.stats, request)
+    figures: dict[str, Any] = {
+        "predicted_peak_gb": round(plan.predicted_bytes / GIB, 3),
+        "usable_gb": round(plan.usable_bytes / GIB, 3),
+        "largest_batch_that_fits": plan.memory_batch,
+        "batch_bound": plan.bound,
+    }
+    if plan.knee is not None:
+        figures["estimated_knee_batch"] = plan.knee
+    if plan.latency_ms is not None:
+        figures["estimated_latency_ms"] = round(plan.latency_ms, 2)
+    if spec is not None:
+        ceiling = memory_model.roofline(model.stats, spec, plan.resolution, plan.precision,
+                                        settings["tf32"], facts["task"])
+        figures["roofline_samples_s"] = round(ceiling.ceiling_samples_s, 1)
+        figures["roofline_bound"] = ceiling.bound
+    return plan.decisions(request), figures
+
+
+def _model_summary(stats: ModelStats, resolution: int | None, optimizer: str, task: str) -> dict[str, Any]:
+    resolution = resolution if stats.native_resolution else None
+    verdict, explanation = lightweight_verdict(stats, resolution)
+    summary: dict[str, Any] = {
+        "name": stats.name,
+        "parameters": stats.parameters,
+        "gflops_per_sample": round(stats.at(resolution).flops_per_sample / 1e9, 3),
+        "lightweight": verdict,
+        "lightweight_reason": explanation,
+    }
+    if task == "train":
+        summary["optimizer"] = optimizer
+    return summary
+
+
 def recommend(
     machine: Machine,
     inputs: Mapping[str, str],
     overrides: Mapping[str, tuple[Any, str]] | None = None,
     extra_rules: Iterable[Rule] = (),
+    model: ModelRequest | None = None,
 ) -> Recommendation:
-    """Every decision for ``machine``; ``extra_rules`` (from plugins) are tried first."""
+    """Every decision for ``machine``; ``extra_rules`` (from plugins) are tried first.
+
+    With ``model``, the memory model then re-plans batch size, resolution and (when
+    nothing else fits) precision for that model, and the rules run again around it.
+    """
     overrides = overrides or {}
-    facts = machine_facts(machine, inputs["task"], inputs["objective"], inputs["tier"])
+    stats = model.stats if model else None
+    facts = machine_facts(machine, inputs["task"], inputs["objective"], inputs["tier"], stats)
     gpu_name = facts["gpu.name"] if machine.gpus else "this CPU"
     _check_precision_overrides(facts["gpu.precisions"], gpu_name, overrides)
-    decisions, warnings = RuleSet([*extra_rules, *builtin_rules()]).decide(facts, overrides)
-    summary = machine.summary()
+    fixed = {name: Decision(name, value, "override", "user", f"set by user ({where})")
+             for name, (value, where) in overrides.items()}
+    ruleset = RuleSet([*extra_rules, *builtin_rules()])
+    decisions, warnings = ruleset.decide(facts, fixed)
+    summary: dict[str, Any] = {}
+    if model is not None:
+        settings = {d.name: d.value for d in decisions}
+        if settings["device"] == "cuda":
+            planned, figures = _model_plan(model, facts, settings, set(overrides))
+            decisions, warnings = ruleset.decide(facts, {**fixed, **planned})
+        else:
+            figures = {}
+        settings = {d.name: d.value for d in decisions}
+        summary = _model_summary(model.stats, settings["resolution"], model.optimizer,
+                                 inputs["task"]) | figures
+    text = machine.summary()
     if machine.note:
-        summary += f" ({machine.note})"
+        text += f" ({machine.note})"
     return Recommendation(
         inputs=dict(inputs),
-        machine=summary,
+        machine=text,
         decisions=tuple(decisions),
         warnings=tuple(warnings),
         autotune_version=autotune.__version__,
+        model=summary,
     )
+
+
+def default_model_options() -> dict[str, Any]:
+    constants = memory_constants()
+    return {"optimizer": constants["default_optimizer"],
+            "latency_budget_ms": float(constants["latency_budget_ms"]),
+            "headroom": float(constants["headroom_fraction"])}

@@ -161,18 +161,18 @@ class RuleSet:
         return [c.rule for compiled in self.by_decision.values() for c in compiled]
 
     def decide(
-        self, facts: Mapping[str, Any], overrides: Mapping[str, tuple[Any, str]]
+        self, facts: Mapping[str, Any], fixed: Mapping[str, Decision]
     ) -> tuple[list[Decision], list[str]]:
-        """Make every decision in order. ``overrides`` maps a decision to (value, where set).
+        """Make every decision in order; ``fixed`` decisions (the user's overrides, the
+        memory model's plan) are taken as they are, and later rules see them as facts.
 
         Returns the decisions and the warnings of the rules that decided.
         """
         facts = dict(facts)
         decisions, warnings = [], []
         for name, candidates in self.by_decision.items():
-            if name in overrides:
-                value, where = overrides[name]
-                decision = Decision(name, value, "override", "user", f"set by user ({where})")
+            if name in fixed:
+                decision = fixed[name]
             else:
                 decision = self._first_match(name, candidates, facts, warnings)
             facts[name] = decision.value

@@ -180,6 +180,8 @@ class Recommendation:
     warnings: tuple[str, ...] = ()
     measured: bool = False
     autotune_version: str = field(default="")
+    #: With ``--model``: its stats and the memory model's figures (plain values only).
+    model: dict[str, Any] = field(default_factory=dict)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -204,6 +206,7 @@ class Recommendation:
                 for d in self.decisions
             },
             "warnings": list(self.warnings),
+            **({"model": dict(self.model)} if self.model else {}),
         }
 
     @classmethod
@@ -220,4 +223,5 @@ class Recommendation:
             warnings=tuple(data.get("warnings", ())),
             measured=bool(data.get("measured", False)),
             autotune_version=data.get("autotune_version", ""),
+            model=dict(data.get("model", {})),
         )

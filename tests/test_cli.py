@@ -201,3 +201,59 @@ def test_gpus_lists_the_database(capsys):
 def test_version_lists_backends(capsys):
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out.startswith("autotune 0.1.0") and "backend torch" in out
+
+
+def test_inspect_a_reference_model(capsys):
+    code, out, _ = run(capsys, "inspect", "resnet18", "--gpu", "t4")
+    assert code == 0
+    assert "parameters 11,689,512" in out and "1.814 GMACs" in out
+    assert "lightweight verdict: medium" in out and "roofline" in out
+    code, out, _ = run(capsys, "inspect", "vit_b_16", "--json", "--optimizer", "sgd")
+    report = json.loads(out)
+    assert report["fixed_resolution"] and report["training_state_gb"]["optimizer_states"] == 0
+    assert report["gpu"] is None  # this machine has no GPU in CI
+
+
+def test_recommend_with_a_model(capsys):
+    code, out, err = run(capsys, "recommend", "--gpu", "RTX 3060 8GB", "--model", "resnet50",
+                         "--task", "train", "--explain")
+    config = yaml.safe_load(out)
+    assert code == 0 and config["reasons"]["batch_size"]["rule"] == "memory-model"
+    assert config["reasons"]["batch_size"]["reason"].startswith("memory model: ")
+    assert config["model"]["optimizer"] == "adam" and "memory model" in err
+
+
+def test_model_settings_from_a_config_file(capsys, tmp_path):
+    (tmp_path / "autotune.toml").write_text('model = "mobilenet_v3_small"\noptimizer = "sgd"\n'
+                                            'gpu = "t4"\ntask = "train"\n')
+    code, out, _ = run(capsys, "recommend")
+    config = yaml.safe_load(out)
+    assert config["model"]["name"] == "mobilenet_v3_small" and config["model"]["optimizer"] == "sgd"
+
+
+def huge_mlp():
+    from torch import nn
+
+    return nn.Linear(200_000, 200_000)  # 40 G parameters: 20 GB even in INT4
+
+
+@pytest.mark.parametrize("args, says", [
+    (["inspect", "missing.onnx"], "does not exist"),
+    (["inspect", "resnet19"], "did you mean resnet18"),
+    (["inspect", "no.such.module:build"], "cannot import no.such.module"),
+    (["recommend", "--gpu", "t4", "--optimizer", "sgd"], "needs a model"),
+    (["recommend", "--gpu", "t4", "--model", "resnet18", "--optimizer", "lion"], "optimizer by flag"),
+    (["recommend", "--gpu", "t4", "--model", "resnet18", "--headroom", "1.5"], "headroom by flag"),
+    (["recommend", "--gpu", "t4", "--model", "vit_b_16", "--resolution", "320"], "takes only 224 px"),
+    (["recommend", "--gpu", "t4", "--model", "tests.test_cli:huge_mlp", "--input-shape", "200000"],
+     "does not fit on T4"),
+])
+def test_bad_model_input_is_one_line_exit_2(capsys, args, says):
+    assert says in one_line_error(capsys, *args)
+
+
+def test_a_file_that_is_not_onnx_is_one_line_exit_2(capsys, tmp_path):
+    pytest.importorskip("onnx")
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"\x00\x01 not a protobuf")
+    assert "is not an ONNX model" in one_line_error(capsys, "inspect", str(path))

@@ -97,6 +97,8 @@ def test_gpu_database_has_the_required_boards(required):
 
 @pytest.mark.parametrize("command", [
     ["recommend", "--gpu", "t4"], ["recommend"], ["plugins"], ["probe", "--json"], ["rules"],
+    ["recommend", "--gpu", "t4", "--model", "resnet50", "--task", "train"],
+    ["inspect", "vit_b_16", "--gpu", "h100"],
 ])
 def test_commands_never_import_a_framework(command):
     code = (

@@ -1,0 +1,81 @@
+"""What ``--model`` names: a reference model, ``package.module:callable``, or an ``.onnx`` file.
+
+Parsing a model spec never imports torch; turning it into stats may (``model_stats_for``),
+except for the reference models whose stats ship in ``profiles/models.yaml``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from autotune.errors import UserError
+from autotune.model_stats import ModelStats, reference_models
+
+_CALLABLE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+#: Input resolutions the recommendation's tiers use (S000-5); stats are measured at each.
+TIER_RESOLUTIONS = (160, 224, 320)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    kind: str  # reference | callable | onnx
+    spec: str
+    input_shape: tuple[int, ...] | None = None
+
+
+def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
+    """``"3,224,224"`` or ``"3x224x224"`` -> (3, 224, 224): one sample, no batch dimension."""
+    if text is None:
+        return None
+    parts = [part for part in re.split(r"[,x\s]+", text.strip()) if part]
+    if not parts or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise UserError(f"input shape {text!r} must be positive whole numbers per dimension "
+                        "without the batch, e.g. 3,224,224")
+    return tuple(int(part) for part in parts)
+
+
+def parse_model(spec: str, input_shape: str | None = None) -> ModelSource:
+    shape = parse_input_shape(input_shape)
+    path = Path(spec)
+    if spec.endswith(".onnx") or path.is_file():
+        if not path.is_file():
+            raise UserError(f"model file {spec} does not exist; give the path of an .onnx file")
+        return ModelSource("onnx", str(path), shape)
+    if ":" in spec:
+        if not _CALLABLE.fullmatch(spec):
+            raise UserError(f"model {spec!r} is not of the form package.module:callable")
+        return ModelSource("callable", spec, shape)
+    if spec in reference_models() or _torchvision_has(spec):
+        return ModelSource("reference", spec, shape)
+    close = difflib.get_close_matches(spec, list(reference_models()), n=3)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise UserError(f"unknown model {spec!r}; {hint}give a reference model "
+                    f"({', '.join(reference_models())}), package.module:callable, or an .onnx file")
+
+
+def _torchvision_has(name: str) -> bool:
+    """Other torchvision classifiers work too, when torchvision is installed."""
+    import importlib.util  # noqa: PLC0415
+
+    if importlib.util.find_spec("torchvision") is None:
+        return False
+    import torchvision  # noqa: PLC0415 - only for names outside profiles/models.yaml
+
+    return name in torchvision.models.list_models(module=torchvision.models)
+
+
+def model_stats_for(source: ModelSource, resolutions: tuple[int, ...] = TIER_RESOLUTIONS) -> ModelStats:
+    """Stats for a model: from ``profiles/models.yaml`` when shipped there, else measured."""
+    shipped = reference_models().get(source.spec) if source.kind == "reference" else None
+    if shipped is not None and source.input_shape in (None, shipped.input_shape):
+        return shipped
+    if source.kind == "onnx":
+        from autotune.onnx_inspect import inspect_onnx  # noqa: PLC0415
+
+        return inspect_onnx(Path(source.spec), source.input_shape)
+    from autotune.torch_inspect import inspect_source  # noqa: PLC0415
+
+    return inspect_source(source, resolutions)
