@@ -17,8 +17,8 @@ from typing import Any
 import click
 
 import autotune
-from autotune.config import INPUT_CHOICES, build_request
-from autotune.errors import UserError
+from autotune.config import INPUT_CHOICES, build_request, check_not_a_config_file
+from autotune.errors import DoesNotFit, UserError
 from autotune.output import FORMATS, check_writable, render, write_atomically
 from autotune.types import Machine
 
@@ -148,68 +148,327 @@ def _explain_table(recommendation) -> None:
         console.print(f"[bold yellow]warning:[/] {warning}")
 
 
-@cli.command()
-@click.option("--task", type=click.Choice(INPUT_CHOICES["task"]), help="infer (default) or train.")
-@click.option("--objective", type=click.Choice(INPUT_CHOICES["objective"]),
-              help="throughput (default) or latency.")
-@click.option("--tier", type=click.Choice(INPUT_CHOICES["tier"]),
-              help="balanced (default), accuracy or low-resource (S000-5).")
-@click.option("--gpu", "gpu_names", multiple=True, metavar="NAME",
-              help="Recommend for a simulated GPU from the spec database (repeatable).")
-@click.option("--replay", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Recommend for the machine recorded in FILE (autotune probe --record).")
-@click.option("--format", "output_format", type=click.Choice(FORMATS), default="yaml",
-              show_default=True, help="Output format.")
-@click.option("--explain", is_flag=True,
-              help="Print a table of every decision, its rule, source and reason (to stderr).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the config to FILE instead of stdout.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Read settings from this TOML or YAML file (over the project's own files).")
-@click.option("--precision", help="Override the precision (fp32, tf32, bf16, fp16, fp8, int8, int4).")
-@click.option("--batch-size", help="Override the batch size.")
-@click.option("--resolution", help="Override the input resolution in pixels.")
-@click.option("--backend", help="Override the backend order, e.g. torch or tensorrt,onnxruntime.")
-@click.option("--set", "assignments", multiple=True, metavar="DECISION=VALUE",
-              help="Override any decision, e.g. --set tf32=false (repeatable).")
-@click.option("--model", help="Size batch and resolution for this model: a reference name "
-              "(resnet18, resnet50, vit_b_16...), package.module:callable, or a .onnx file.")
-@click.option("--input-shape", help="One sample's shape without the batch, e.g. 3,224,224 "
-              "(when it cannot be guessed).")
-@click.option("--optimizer", help="Optimizer assumed for training memory (default adam).")
-@click.option("--latency-budget-ms", help="Latency budget for --objective latency (default 30, S002-4).")
-@click.option("--headroom", help="Share of free GPU memory a plan may fill (default 0.9).")
-def recommend(task, objective, tier, gpu_names, replay, output_format, explain, output, config_file,
-              precision, batch_size, resolution, backend, assignments, model, input_shape,
-              optimizer, latency_budget_ms, headroom) -> None:
-    """How to run a model on this machine (or a simulated one), and why."""
-    if output is not None:
-        check_writable(output)
-    flags: dict[str, Any] = {"task": task, "objective": objective, "tier": tier,
-                             "precision": precision, "batch_size": batch_size,
-                             "resolution": resolution, "backends": backend, "model": model,
-                             "input_shape": input_shape, "optimizer": optimizer,
-                             "latency_budget_ms": latency_budget_ms, "headroom": headroom}
-    for assignment in assignments:
+def _apply(options: list, function):
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+#: The options every command that builds a recommendation takes.
+REQUEST_OPTIONS = [
+    click.option("--task", type=click.Choice(INPUT_CHOICES["task"]), help="infer (default) or train."),
+    click.option("--objective", type=click.Choice(INPUT_CHOICES["objective"]),
+                 help="throughput (default) or latency."),
+    click.option("--tier", type=click.Choice(INPUT_CHOICES["tier"]),
+                 help="balanced (default), accuracy or low-resource (S000-5)."),
+    click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Read settings from this TOML or YAML file (over the project's own files)."),
+    click.option("--precision", help="Override the precision (fp32, tf32, bf16, fp16, fp8, int8, int4)."),
+    click.option("--batch-size", help="Override the batch size."),
+    click.option("--resolution", help="Override the input resolution in pixels."),
+    click.option("--set", "assignments", multiple=True, metavar="DECISION=VALUE",
+                 help="Override any decision, e.g. --set tf32=false (repeatable)."),
+    click.option("--model", help="Size batch and resolution for this model: a reference name "
+                 "(resnet18, resnet50, vit_b_16...), package.module:callable, or a .onnx file."),
+    click.option("--input-shape", help="One sample's shape without the batch, e.g. 3,224,224 "
+                 "(when it cannot be guessed)."),
+    click.option("--optimizer", help="Optimizer assumed for training memory (default adam)."),
+    click.option("--latency-budget-ms", help="Latency budget for --objective latency (default 30, S002-4)."),
+    click.option("--headroom", help="Share of free GPU memory a plan may fill (default 0.9)."),
+]
+#: What the commands that write a recommendation take.
+OUTPUT_OPTIONS = [
+    click.option("--format", "output_format", type=click.Choice(FORMATS), default="yaml",
+                 show_default=True, help="Output format."),
+    click.option("--explain", is_flag=True,
+                 help="Print a table of every decision, its rule, source and reason (to stderr)."),
+    click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Write the config to FILE instead of stdout."),
+]
+_REQUEST_FLAGS = ("task", "objective", "tier", "precision", "batch_size", "resolution", "model",
+                  "input_shape", "optimizer", "latency_budget_ms", "headroom")
+
+
+def _request(options: dict[str, Any], default_model: str | None = None, **extra_flags: Any):
+    """The layered request (config files, then flags) from a command's options."""
+    flags = {key: options[key] for key in _REQUEST_FLAGS} | extra_flags
+    for assignment in options["assignments"]:
         key, separator, value = assignment.partition("=")
         if not separator:
             raise UserError(f"--set {assignment!r} needs the form DECISION=VALUE, e.g. tf32=false")
         flags[key.strip().replace("-", "_")] = value.strip()
-    request = build_request(config_file, flags)
+    request = build_request(options["config_file"], flags)
+    if default_model and "model" not in request.model:
+        request.model["model"] = default_model
+    return request
+
+
+def _check_output(options: dict[str, Any]) -> None:
+    """Fail before any work when ``-o`` cannot or must not be written."""
+    if options["output"] is not None:
+        check_writable(options["output"])
+        check_not_a_config_file(options["output"])
+
+
+def _emit(recommendation, options: dict[str, Any]) -> None:
+    text = render(recommendation, options["output_format"])
+    if options["explain"]:
+        _explain_table(recommendation)
+    if options["output"] is not None:
+        write_atomically(options["output"], text)
+        click.echo(f"wrote {options['output']}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
+@click.option("--gpu", "gpu_names", multiple=True, metavar="NAME",
+              help="Recommend for a simulated GPU from the spec database (repeatable).")
+@click.option("--replay", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Recommend for the machine recorded in FILE (autotune probe --record).")
+@click.option("--backend", help="Override the backend order, e.g. torch or tensorrt,onnxruntime.")
+@lambda function: _apply(REQUEST_OPTIONS + OUTPUT_OPTIONS, function)
+def recommend(gpu_names, replay, backend, **options) -> None:
+    """How to run a model on this machine (or a simulated one), and why."""
+    _check_output(options)
+    request = _request(options, backends=backend)
     from autotune import plugins  # noqa: PLC0415
     from autotune.recommend import recommend as make_recommendation  # noqa: PLC0415
 
     machine = _machine(list(gpu_names) or request.gpus, replay)
     recommendation = make_recommendation(machine, request.inputs, request.overrides,
                                          plugins.plugin_rules(), _model_request(request.model))
-    text = render(recommendation, output_format)
-    if explain:
-        _explain_table(recommendation)
-    if output is not None:
-        write_atomically(output, text)
-        click.echo(f"wrote {output}", err=True)
+    _emit(recommendation, options)
+
+
+MEASURE_OPTIONS = [
+    click.option("--budget-s", type=click.FloatRange(min=1), default=60, show_default=True,
+                 help="Seconds of measuring per backend."),
+    click.option("--inputs", "inputs_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                 help="A .npy or .pt batch for the accuracy check (default: synthetic inputs)."),
+    click.option("--accuracy-budget", type=click.FloatRange(min=0, max=1), default=None,
+                 help="Accuracy loss allowed against FP32 (default 0.03, S002-6)."),
+    click.option("--memory-budget-gb", type=click.FloatRange(min=0.01), default=None,
+                 help="Pretend the device has only this much memory (runs the OOM ladder)."),
+    click.option("--compile", "use_compile", is_flag=True, help="Run the model through torch.compile."),
+    click.option("--json", "as_json", is_flag=True, help="Print the results as JSON."),
+]
+
+
+def _results_table(measurements, title: str, knees: set[int] | None = None) -> None:
+    from rich import box  # noqa: PLC0415
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("backend", "config", "p50 ms", "p90 ms", "p99 ms", "samples/s", "cv", "peak GB",
+                   "predicted GB", "roofline", "result"):
+        table.add_column(column, justify="right" if column[0].isdigit() or " " in column else "left")
+    for m in measurements:
+        timing = m.timing
+        cells = [f"{getattr(timing, f):.2f}" for f in ("p50_ms", "p90_ms", "p99_ms")] if timing else ["-"] * 3
+        result = m.status if not m.reason else f"{m.status}: {m.reason}"
+        if knees is not None and id(m) in knees:
+            result = "knee; " + result
+        table.add_row(
+            m.backend, m.config.label(), *cells,
+            f"{m.throughput:.1f}" if timing else "-",
+            (f"{timing.cv:.1%}" + (" unstable" if timing.unstable else "")) if timing else "-",
+            f"{m.peak_memory_bytes / 2**30:.2f}" if m.peak_memory_bytes else "-",
+            f"{m.predicted_peak_bytes / 2**30:.2f}" if m.predicted_peak_bytes else "-",
+            f"{m.roofline_percent:.0f} %" if m.roofline_percent is not None else "-",
+            result,
+        )
+    console = Console(stderr=True)
+    console.width = max(console.width, 140)
+    console.print(table)
+
+
+def _progress():
+    """A spinner with what is being measured, on stderr, gone when done."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                    transient=True, console=Console(stderr=True))
+
+
+@cli.command()
+@click.option("--backend", "backend_names", metavar="NAMES",
+              help="torch, onnxruntime, tensorrt, a comma list, or all "
+              "(default: the recommendation's order).")
+@lambda function: _apply(MEASURE_OPTIONS + REQUEST_OPTIONS + OUTPUT_OPTIONS, function)
+def verify(backend_names, budget_s, inputs_path, accuracy_budget, memory_budget_gb, use_compile,
+           as_json, **options) -> None:
+    """Apply the recommendation with each backend, measure it, and let measurement decide.
+
+    \b
+    Exit codes: 0 measured; 1 no backend could run; 2 bad input;
+    3 the model fits at no batch in any precision; 130 interrupted (nothing written).
+    """
+    _check_output(options)
+    from autotune import plugins  # noqa: PLC0415
+    from autotune import verify as verifying
+    from autotune.facts import machine_facts  # noqa: PLC0415
+    from autotune.harness import protocol  # noqa: PLC0415
+    from autotune.model_source import parse_model  # noqa: PLC0415
+    from autotune.probe import probe as run_probe  # noqa: PLC0415
+    from autotune.recommend import recommend as make_recommendation  # noqa: PLC0415
+
+    request = _request(options, default_model="resnet18")
+    model = _model_request(request.model)
+    machine = run_probe()
+    recommendation = make_recommendation(machine, request.inputs, request.overrides,
+                                         plugins.plugin_rules(), model)
+    selection = verifying.select_backends(backend_names, plugins.backends(),
+                                          recommendation.settings["backends"])
+    with _progress() as progress:
+        task = progress.add_task("measuring", total=None)
+
+        def show(measurement) -> None:
+            progress.update(task, description=f"{measurement.backend}: {measurement.config.label()} "
+                            f"{measurement.throughput:.1f} samples/s")
+
+        context = verifying.VerifyContext(
+            recommendation=recommendation, model=parse_model(request.model["model"],
+                                                             request.model.get("input_shape")),
+            stats=model.stats, facts=machine_facts(machine, **request.inputs, model=model.stats),
+            budget_s=budget_s, optimizer=model.optimizer, latency_budget_ms=model.latency_budget_ms,
+            inputs_path=inputs_path,
+            accuracy_budget=protocol()["accuracy_budget"] if accuracy_budget is None else accuracy_budget,
+            memory_budget_bytes=memory_budget_gb * 2**30 if memory_budget_gb else None,
+            compile=use_compile, user_fixed=frozenset(request.overrides), on_measurement=show)
+        reports = []
+        try:
+            for name, backend in selection:
+                progress.update(task, description=f"{name}: starting")
+                reports.append(verifying.verify_backend(name, backend, context))
+        except verifying.Interrupted as interrupted:
+            done = [m for r in reports for m in r.measurements] + interrupted.measurements
+            _results_table(done, "autotune verify (interrupted)")
+            raise click.Abort() from None
+    measurements = [m for r in reports for m in r.measurements]
+    if measurements:
+        _results_table(measurements, f"autotune verify: {recommendation.machine}")
+    for report in reports:
+        if report.status != "measured" or report.reason:
+            click.echo(f"{report.backend}: {report.status}{': ' + report.reason if report.reason else ''}",
+                       err=True)
+    measured = verifying.measured_decisions(reports, recommendation)
+    if not measured:
+        if measurements and all(m.status == "failed" and "out of memory" in m.reason for m in measurements):
+            raise DoesNotFit(f"{model.stats.name} ran out of memory at batch 1 in every precision; "
+                             "free GPU memory or use a smaller model")
+        click.echo("autotune: error: no backend could run; install one (pip install 'autotune[torch]') "
+                   "or see the reasons above", err=True)
+        sys.exit(1)
+    final = make_recommendation(machine, request.inputs, request.overrides, plugins.plugin_rules(), model,
+                                measured=measured, measurements=tuple(r.to_dict() for r in reports))
+    if as_json:
+        click.echo(json.dumps(final.to_dict(), indent=2))
     else:
-        click.echo(text, nl=False)
+        _emit(final, options)
+
+
+@cli.command()
+@click.option("--model", default="resnet18", show_default=True,
+              help="A reference model, package.module:callable, or a .onnx file.")
+@click.option("--input-shape", help="One sample's shape without the batch, e.g. 3,224,224.")
+@click.option("--task", type=click.Choice(INPUT_CHOICES["task"]), default="infer", show_default=True)
+@click.option("--backend", "backend_name", default="torch", show_default=True, help="The backend to run.")
+@click.option("--sweep", "sweeps", multiple=True, metavar="KEY=V1,V2",
+              help="batch=1,2,4,8,16,32 (default) and/or resolution=160,224,320.")
+@click.option("--precision", "precisions", help="Comma list, e.g. fp32,fp16 (default: fp32 and the "
+              "recommended precision).")
+@click.option("--budget-s", type=click.FloatRange(min=0.1), default=None,
+              help="Seconds per configuration (default 1.5).")
+@click.option("--memory-budget-gb", type=click.FloatRange(min=0.01), default=None,
+              help="Pretend the device has only this much memory (runs the OOM ladder).")
+@click.option("--compile", "use_compile", is_flag=True, help="Run the model through torch.compile.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=Path("autotune-bench.png"),
+              show_default=True, help="Where to write the PNG plot.")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+def bench(model, input_shape, task, backend_name, sweeps, precisions, budget_s, memory_budget_gb,
+          use_compile, plot, as_json) -> None:
+    """The S001-3 table for this machine: latency, throughput and memory per batch, the knee
+    marked, and a plot.
+
+    \b
+    Exit codes: 0 measured; 1 nothing could run; 2 bad input; 130 interrupted (nothing written).
+    """
+    from dataclasses import replace  # noqa: PLC0415
+
+    from autotune import bench as benching  # noqa: PLC0415
+    from autotune import plugins
+    from autotune.backend_api import RunConfig  # noqa: PLC0415
+    from autotune.config import Request  # noqa: PLC0415
+    from autotune.facts import machine_facts  # noqa: PLC0415
+    from autotune.measure import Measurer  # noqa: PLC0415
+    from autotune.model_source import parse_model  # noqa: PLC0415
+    from autotune.probe import probe as run_probe  # noqa: PLC0415
+    from autotune.recommend import recommend as make_recommendation  # noqa: PLC0415
+    from autotune.rules import decision_specs  # noqa: PLC0415
+
+    check_writable(plot)
+    sweep = benching.parse_sweep(sweeps or ["batch=1,2,4,8,16,32"])
+    registered = plugins.backends()
+    if backend_name not in registered:
+        raise UserError(f"unknown backend {backend_name!r}; registered: {', '.join(sorted(registered))}")
+    request = Request()
+    request.apply({"task": task, "model": model, **({"input_shape": input_shape} if input_shape else {})},
+                  "by flag")
+    model_request = _model_request(request.model)
+    machine = run_probe()
+    recommendation = make_recommendation(machine, request.inputs, {}, plugins.plugin_rules(), model_request)
+    settings = recommendation.settings
+    wanted = precisions.split(",") if precisions else list(dict.fromkeys(["fp32", settings["precision"]]))
+    for precision in wanted:
+        decision_specs()["precision"].coerce(precision.strip(), "in --precision")
+    try:
+        runner = registered[backend_name][1].load_runner()
+    except (ImportError, LookupError) as error:
+        click.echo(f"autotune: error: backend {backend_name} cannot run here ({error}); install it", err=True)
+        sys.exit(1)
+    device = runner.device(settings["device"])
+    stats = model_request.stats
+    resolution = settings["resolution"] if stats.native_resolution else None
+    base = RunConfig.from_settings(settings, task, resolution, model_request.optimizer, use_compile)
+    if device == "cpu":
+        base = replace(base, tf32=False, cudnn_benchmark=False, channels_last=False)
+    facts = machine_facts(machine, task, "throughput", "balanced", stats)
+    ladder_precisions = ("fp32", "bf16") if device == "cpu" else tuple(facts["gpu.precisions"])
+    measurer = Measurer(backend_name, runner, parse_model(model, input_shape), stats, device,
+                        ladder_precisions,
+                        memory_budget_bytes=memory_budget_gb * 2**30 if memory_budget_gb else None)
+    resolutions = sweep.get("resolution", [resolution])
+    batches = sweep.get("batch", [base.batch_size])
+    points = [(p.strip(), r, b) for p in wanted for r in resolutions for b in batches]
+    measurements = []
+    try:
+        with _progress() as progress:
+            task_id = progress.add_task("bench", total=len(points))
+            for precision, point_resolution, batch in points:
+                progress.update(task_id, description=f"{precision} batch {batch}")
+                config = replace(base.with_precision(precision) if precision != base.precision else base,
+                                 batch_size=batch, resolution=point_resolution)
+                measurements.append(measurer.measure(config, budget_s, check_accuracy=False))
+                progress.advance(task_id)
+    except KeyboardInterrupt:
+        _results_table(measurements, "autotune bench (interrupted)", benching.knees(measurements))
+        raise click.Abort() from None
+    rows = benching.table_rows(measurements)
+    if not any(m.ok for m in measurements):
+        _results_table(measurements, "autotune bench")
+        click.echo("autotune: error: no configuration could run; see the reasons above", err=True)
+        sys.exit(1)
+    title = f"{stats.name} {task} on {measurements[0].device} ({backend_name})"
+    benching.plot(measurements, plot, title)
+    if as_json:
+        click.echo(json.dumps({"model": stats.name, "task": task, "backend": backend_name,
+                               "device": measurements[0].device, "rows": rows, "plot": str(plot)}, indent=2))
+    else:
+        _results_table(measurements, f"autotune bench: {title}", benching.knees(measurements))
+    click.echo(f"wrote {plot}", err=True)
 
 
 def _model_request(settings: dict[str, Any]):

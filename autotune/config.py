@@ -128,7 +128,18 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping of settings "
                         f"(e.g. `batch_size: 8`), not {type(data).__name__}")
+    if "autotune_version" in data and "settings" in data:
+        raise UserError(f"{path} holds a recommendation autotune wrote, not settings; rename it, or "
+                        "keep only the settings you want to fix (e.g. `batch_size: 8`)")
     return data
+
+
+def check_not_a_config_file(path: Path, folder: Path | None = None) -> None:
+    """Refuse to write a recommendation where autotune reads the user's settings."""
+    folder = folder or Path.cwd()
+    if path.resolve().parent == folder.resolve() and path.name in PROJECT_FILES:
+        raise UserError(f"{path.name} is where autotune reads your settings; write the recommendation "
+                        "elsewhere, e.g. -o autotune-recommendation.yaml")
 
 
 def user_config_file() -> Path:

@@ -9,3 +9,9 @@ class UserError(Exception):
     """
 
     exit_code = 2
+
+
+class DoesNotFit(UserError):
+    """The model fits at no batch, resolution and precision: exit code 3."""
+
+    exit_code = 3

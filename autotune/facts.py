@@ -11,7 +11,7 @@ from typing import Any
 
 from autotune import gpudb
 from autotune.model_stats import ModelStats
-from autotune.types import Gpu, Machine
+from autotune.types import PRECISIONS, Gpu, Machine
 
 #: fact name -> what it means (shown by ``autotune rules --facts``).
 FACTS: dict[str, str] = {
@@ -25,7 +25,8 @@ FACTS: dict[str, str] = {
     "gpu.vram_gb": "its total memory in GiB (a MIG slice's when MIG is on)",
     "gpu.free_vram_gb": "its free memory in GiB when probed",
     "gpu.tensor_cores": "true when it has Tensor Cores (from the spec database, S003-2)",
-    "gpu.precisions": "the precisions it runs well, e.g. ['fp32', 'fp16', 'int8']",
+    "gpu.precisions": "the precisions it runs well, e.g. ['fp32', 'fp16', 'int8'] (on a CPU-only "
+                      "machine, the CPU's: fp32, int8, and bf16 where it has native BF16)",
     "gpu.fp16_tflops": "its dense FP16 Tensor Core TFLOPS (FP32 TFLOPS without; 0 if unknown)",
     "gpu.bandwidth_gb_s": "its memory bandwidth in GB/s (0 if unknown)",
     "gpu.nvlink_links": "active NVLink links on the least-connected GPU",
@@ -79,7 +80,8 @@ def machine_facts(machine: Machine, task: str, objective: str, tier: str,
             "gpu.vram_gb": 0.0,
             "gpu.free_vram_gb": 0.0,
             "gpu.tensor_cores": False,
-            "gpu.precisions": list(gpudb.cpu_precisions()),
+            "gpu.precisions": [p for p in PRECISIONS if p in gpudb.cpu_precisions()
+                               or (p == "bf16" and machine.host.bf16)],
             "gpu.fp16_tflops": 0.0,
             "gpu.bandwidth_gb_s": 0.0,
             "gpu.nvlink_links": 0,

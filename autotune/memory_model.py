@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from autotune.errors import UserError
+from autotune.errors import DoesNotFit, UserError
 from autotune.gpudb import GpuSpec
 from autotune.model_stats import ModelStats, memory_constants, reference_models
 from autotune.types import Decision
@@ -283,7 +283,7 @@ def plan(stats: ModelStats, request: PlanRequest) -> MemoryPlan:
     need, precision, resolution = smallest  # type: ignore[misc]
     shortfall = need - request.usable_bytes
     where = f"{resolution} px, " if resolution else ""
-    raise UserError(
+    raise DoesNotFit(
         f"{stats.name} does not fit on {request.gpu_name}: it needs {need / GIB:.2f} GB at batch "
         f"{needed} ({where}{precision}, {request.task}) but {max(request.usable_bytes, 0) / GIB:.2f} GB "
         f"is usable, {shortfall / GIB:.2f} GB short; free GPU memory, or use a smaller model"

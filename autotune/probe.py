@@ -136,13 +136,15 @@ def _cgroup_cpu_limit() -> int | None:
 def probe_host() -> Host:
     """CPU model, core counts (logical, physical, usable by this process) and RAM."""
     logical = os.cpu_count() or 1
-    cpu_model, cores = platform.processor() or platform.machine(), set()
+    cpu_model, cores, flags = platform.processor() or platform.machine(), set(), set()
     try:
         physical_id = "0"
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = (part.strip() for part in line.partition(":"))
             if key == "model name":
                 cpu_model = value
+            elif key == "flags" and not flags:
+                flags = set(value.split())
             elif key == "physical id":
                 physical_id = value
             elif key == "core id":
@@ -164,6 +166,7 @@ def probe_host() -> Host:
         available_cores=available,
         ram_bytes=ram_bytes,
         os=f"{platform.system()} {platform.release()}",
+        bf16=bool(flags & {"avx512_bf16", "amx_bf16"}),
     )
 
 

@@ -105,26 +105,31 @@ def recommend(
     overrides: Mapping[str, tuple[Any, str]] | None = None,
     extra_rules: Iterable[Rule] = (),
     model: ModelRequest | None = None,
+    measured: Mapping[str, Decision] | None = None,
+    measurements: tuple[dict[str, Any], ...] = (),
 ) -> Recommendation:
     """Every decision for ``machine``; ``extra_rules`` (from plugins) are tried first.
 
     With ``model``, the memory model then re-plans batch size, resolution and (when
     nothing else fits) precision for that model, and the rules run again around it.
+    ``measured`` decisions (from ``autotune verify``) stand over the rules and the
+    memory model; the user's overrides stand over everything.
     """
     overrides = overrides or {}
     stats = model.stats if model else None
     facts = machine_facts(machine, inputs["task"], inputs["objective"], inputs["tier"], stats)
     gpu_name = facts["gpu.name"] if machine.gpus else "this CPU"
     _check_precision_overrides(facts["gpu.precisions"], gpu_name, overrides)
-    fixed = {name: Decision(name, value, "override", "user", f"set by user ({where})")
-             for name, (value, where) in overrides.items()}
+    fixed = {**(measured or {}), **{
+        name: Decision(name, value, "override", "user", f"set by user ({where})")
+        for name, (value, where) in overrides.items()}}
     ruleset = RuleSet([*extra_rules, *builtin_rules()])
     decisions, warnings = ruleset.decide(facts, fixed)
     summary: dict[str, Any] = {}
     if model is not None:
         settings = {d.name: d.value for d in decisions}
         if settings["device"] == "cuda":
-            planned, figures = _model_plan(model, facts, settings, set(overrides))
+            planned, figures = _model_plan(model, facts, settings, set(fixed))
             decisions, warnings = ruleset.decide(facts, {**fixed, **planned})
         else:
             figures = {}
@@ -141,6 +146,8 @@ def recommend(
         warnings=tuple(warnings),
         autotune_version=autotune.__version__,
         model=summary,
+        measured=bool(measured),
+        measurements=measurements,
     )
 
 

@@ -6,6 +6,7 @@ probe -> :class:`Machine` (a :class:`Host` and its :class:`Gpu` list) -> facts -
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import importlib.util
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,16 @@ class Backend:
     framework: str
     description: str
     distributions: tuple[str, ...] = ()
+    #: "module:Class" of its :class:`autotune.backend_api.Runner`, imported only to measure;
+    #: None for a backend that can be recommended but not measured by autotune.
+    runner: str | None = None
+
+    def load_runner(self):
+        """A new runner instance; ImportError when its framework is not installed."""
+        if self.runner is None:
+            raise LookupError(f"backend {self.name} declares no runner")
+        module_name, _, class_name = self.runner.partition(":")
+        return getattr(importlib.import_module(module_name), class_name)()
 
     def installed_version(self) -> str | None:
         """The framework's installed version, or None when it is not installed here."""
@@ -107,6 +118,8 @@ class Host:
     available_cores: int
     ram_bytes: int
     os: str
+    #: Native BF16 arithmetic (AVX512-BF16 or AMX), which PyTorch's CPU kernels use.
+    bf16: bool = False
 
 
 @dataclass(frozen=True)
@@ -182,6 +195,8 @@ class Recommendation:
     autotune_version: str = field(default="")
     #: With ``--model``: its stats and the memory model's figures (plain values only).
     model: dict[str, Any] = field(default_factory=dict)
+    #: After ``autotune verify``: what each backend measured (plain values only).
+    measurements: tuple[dict[str, Any], ...] = ()
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -207,6 +222,7 @@ class Recommendation:
             },
             "warnings": list(self.warnings),
             **({"model": dict(self.model)} if self.model else {}),
+            **({"measurements": list(self.measurements)} if self.measurements else {}),
         }
 
     @classmethod
@@ -224,4 +240,5 @@ class Recommendation:
             measured=bool(data.get("measured", False)),
             autotune_version=data.get("autotune_version", ""),
             model=dict(data.get("model", {})),
+            measurements=tuple(data.get("measurements", ())),
         )

@@ -12,5 +12,6 @@ def autotune_backends():
             framework="torch",
             distributions=("torch",),
             description="PyTorch eager on CUDA or the CPU; trains and infers",
+            runner="autotune_plugins.torch_runner:TorchRunner",
         )
     ]

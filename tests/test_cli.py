@@ -145,6 +145,13 @@ def test_project_pyproject_with_a_bad_value_names_the_file(capsys, tmp_path):
     assert "resolution in pyproject.toml" in one_line_error(capsys, "recommend", "--gpu", "t4")
 
 
+def test_a_recommendation_is_not_written_over_the_settings_files(capsys, tmp_path):
+    assert "where autotune reads your settings" in one_line_error(
+        capsys, "recommend", "--gpu", "t4", "-o", "autotune.yaml")
+    (tmp_path / "autotune.yaml").write_text("autotune_version: 0.1.0\nsettings: {batch_size: 4}\n")
+    assert "holds a recommendation autotune wrote" in one_line_error(capsys, "recommend", "--gpu", "t4")
+
+
 def test_errors_leave_an_existing_output_file_untouched(capsys, tmp_path):
     target = tmp_path / "keep.yaml"
     target.write_text("precious\n")
@@ -245,11 +252,16 @@ def huge_mlp():
     (["recommend", "--gpu", "t4", "--model", "resnet18", "--optimizer", "lion"], "optimizer by flag"),
     (["recommend", "--gpu", "t4", "--model", "resnet18", "--headroom", "1.5"], "headroom by flag"),
     (["recommend", "--gpu", "t4", "--model", "vit_b_16", "--resolution", "320"], "takes only 224 px"),
-    (["recommend", "--gpu", "t4", "--model", "tests.test_cli:huge_mlp", "--input-shape", "200000"],
-     "does not fit on T4"),
 ])
 def test_bad_model_input_is_one_line_exit_2(capsys, args, says):
     assert says in one_line_error(capsys, *args)
+
+
+def test_a_model_that_fits_nowhere_exits_3(capsys):
+    code, out, err = run(capsys, "recommend", "--gpu", "t4", "--model", "tests.test_cli:huge_mlp",
+                         "--input-shape", "200000")
+    assert code == 3 and out == "" and err.count("\n") == 1
+    assert "does not fit on T4" in err and "GB short" in err
 
 
 def test_a_file_that_is_not_onnx_is_one_line_exit_2(capsys, tmp_path):

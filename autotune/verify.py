@@ -1,0 +1,321 @@
+"""``autotune verify``: apply the recommendation with each backend and let measurement decide.
+
+For every backend asked for: measure the recommended configuration (through the OOM
+ladder, with the FP32 accuracy check), search the largest batch on a GPU, then explore
+within the time budget — batch up while throughput still rises by more than 5 %, down
+while it stays within 5 % (the S001-4 knee), and the alternative precision — and keep
+the best configuration that passes the accuracy budget. The recommendation is printed
+again with the measured choices and ``measured: true``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from autotune import gpudb, memory_model
+from autotune.backend_api import RunConfig
+from autotune.batch_search import SearchResult, search_largest_batch
+from autotune.errors import UserError
+from autotune.harness import protocol
+from autotune.measure import Measurement, Measurer
+from autotune.model_stats import ModelStats
+from autotune.types import Backend, Decision, Recommendation
+
+GIB = 2**30
+
+
+class Interrupted(Exception):
+    """Ctrl-C during measurement: carries what was measured so far."""
+
+    def __init__(self, measurements: list[Measurement]):
+        super().__init__("interrupted")
+        self.measurements = measurements
+
+
+@dataclass
+class BackendReport:
+    backend: str
+    status: str  # measured | skipped | failed
+    reason: str = ""
+    measurements: list[Measurement] = field(default_factory=list)
+    best: Measurement | None = None
+    search: SearchResult | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"backend": self.backend, "status": self.status}
+        if self.reason:
+            data["reason"] = self.reason
+        if self.best is not None:
+            data["best"] = self.best.config.label()
+        if self.search is not None:
+            data["batch_search"] = {
+                "batch_size": self.search.batch_size, "trials": self.search.trial_count,
+                "predicted_peak_gb": round(self.search.predicted_peak_bytes / GIB, 3),
+                "measured_peak_gb": (round(self.search.measured_peak_bytes / GIB, 3)
+                                     if self.search.measured_peak_bytes else None),
+            }
+        data["measurements"] = [m.to_dict() for m in self.measurements]
+        return data
+
+
+def select_backends(names: str | None, registered: dict[str, tuple[str, Backend]],
+                    recommended: list[str]) -> list[tuple[str, Backend]]:
+    """``None``: the recommendation's order; ``all``: every registered backend; else a list."""
+    if names is None:
+        chosen = [n for n in recommended if n in registered]
+    elif names == "all":
+        chosen = [*[n for n in recommended if n in registered],
+                  *sorted(n for n in registered if n not in recommended)]
+    else:
+        chosen = [n.strip() for n in names.split(",") if n.strip()]
+        unknown = [n for n in chosen if n not in registered]
+        if unknown:
+            raise UserError(f"unknown backend {unknown[0]!r}; registered: {', '.join(sorted(registered))} "
+                            "(or all)")
+    return [(n, registered[n][1]) for n in chosen]
+
+
+@dataclass
+class VerifyContext:
+    """Everything one backend's verification needs besides the backend itself."""
+
+    recommendation: Recommendation
+    model: Any  # ModelSource
+    stats: ModelStats
+    facts: dict[str, Any]
+    budget_s: float
+    optimizer: str = "adam"
+    latency_budget_ms: float = 30.0
+    inputs_path: Path | None = None
+    accuracy_budget: float = 0.03
+    memory_budget_bytes: float | None = None
+    compile: bool = False
+    user_fixed: frozenset[str] = frozenset()
+    on_iteration: Callable[[], None] | None = None
+    on_measurement: Callable[[Measurement], None] | None = None
+
+
+def _measurer(name: str, runner, context: VerifyContext, device: str) -> Measurer:
+    facts, stats, optimizer = context.facts, context.stats, context.optimizer
+    spec = gpudb.spec_named(facts["gpu.name"]) if device == "cuda" else None
+    precisions = tuple(facts["gpu.precisions"]) if device == "cuda" else ("fp32", "bf16")
+
+    def predict(config: RunConfig) -> float:
+        return memory_model.predict_peak_bytes(stats, config.batch_size, config.resolution,
+                                               config.precision, config.task, optimizer)
+
+    def ceiling(config: RunConfig) -> float | None:
+        if spec is None:
+            return None
+        return memory_model.roofline(stats, spec, config.resolution, config.precision,
+                                     config.tf32, config.task).ceiling_samples_s
+
+    return Measurer(name, runner, context.model, stats, device, precisions, context.inputs_path,
+                    context.accuracy_budget, context.memory_budget_bytes, predict, ceiling)
+
+
+def _better(a: Measurement, b: Measurement | None, objective: str) -> bool:
+    if b is None:
+        return True
+    if objective == "latency":
+        return a.timing.p50_ms < b.timing.p50_ms
+    return a.throughput > b.throughput
+
+
+def _knee(measurements: list[Measurement]) -> Measurement:
+    """The smallest batch within 95 % of the best throughput (S001-4)."""
+    best = max(m.throughput for m in measurements)
+    within = [m for m in measurements if m.throughput >= protocol()["knee_fraction"] * best]
+    return min(within, key=lambda m: m.config.batch_size)
+
+
+def verify_backend(name: str, backend: Backend, context: VerifyContext) -> BackendReport:
+    started = time.monotonic()
+    try:
+        runner = backend.load_runner()
+    except ImportError as error:
+        return BackendReport(name, "skipped", f"{backend.framework} is not installed ({error.name or error})")
+    except LookupError:
+        return BackendReport(name, "skipped", "this plugin declares the backend but no runner to measure it")
+    settings = context.recommendation.settings
+    device = runner.device(settings["device"])
+    report = BackendReport(name, "measured")
+    if settings["device"] == "cuda" and device != "cuda":
+        report.reason = f"{backend.framework} cannot use the GPU here; measured on the CPU"
+    measurer = _measurer(name, runner, context, device)
+    resolution = settings["resolution"] if context.stats.native_resolution else None
+    if context.stats.fixed_resolution:
+        resolution = context.stats.native_resolution
+    config = RunConfig.from_settings(settings, context.recommendation.inputs["task"], resolution,
+                                     context.optimizer, context.compile)
+    if device == "cpu":
+        config = replace(config, tf32=False, cudnn_benchmark=False, channels_last=False)
+
+    def remaining() -> float:
+        return context.budget_s - (time.monotonic() - started)
+
+    def per_config() -> float:
+        return min(protocol()["config_budget_s"], max(0.3, remaining() / 8))
+
+    def measure(candidate: RunConfig) -> Measurement:
+        measurement = measurer.measure(candidate, per_config(), on_iteration=context.on_iteration)
+        report.measurements.append(measurement)
+        if context.on_measurement:
+            context.on_measurement(measurement)
+        return measurement
+
+    largest = None
+    try:
+        if device == "cuda" and "batch_size" not in context.user_fixed:
+            report.search = _search(measurer, config, context)
+            largest = report.search.batch_size
+            config = replace(config, batch_size=min(config.batch_size, largest))
+        first = time.monotonic()
+        current = measure(config)
+        if current.status == "failed" and "not supported" in current.reason \
+                and settings["alternative_precision"] not in ("none", config.precision):
+            config = config.with_precision(settings["alternative_precision"])
+            current = measure(config)
+        if current.status == "failed":
+            report.status, report.reason = "failed", current.reason
+            return report
+        cost = time.monotonic() - first
+        config = current.config
+        if "batch_size" not in context.user_fixed:
+            _explore_batch(context, config, current, measure, remaining, cost, largest)
+        candidates = [m for m in report.measurements if m.ok and m.config.precision == config.precision]
+        alternative = settings["alternative_precision"]
+        try_alternative = alternative not in ("none", config.precision) \
+            and "precision" not in context.user_fixed
+        if candidates and try_alternative and remaining() > cost:
+            chosen = _choose(candidates, context)
+            other = measure(replace(config.with_precision(alternative), batch_size=chosen.config.batch_size))
+            if other.ok and _better(other, chosen, context.recommendation.inputs["objective"]):
+                candidates = [other]
+        passed = [m for m in report.measurements if m.ok]
+        if not passed:
+            report.status = "failed"
+            report.reason = "no configuration passed the accuracy check: " + report.measurements[-1].reason
+            return report
+        report.best = _choose(candidates or passed, context)
+        return report
+    except KeyboardInterrupt:
+        raise Interrupted(report.measurements) from None
+
+
+def _choose(measurements: list[Measurement], context: VerifyContext) -> Measurement:
+    if context.recommendation.inputs["objective"] == "latency":
+        within = [m for m in measurements if m.timing.p50_ms <= context.latency_budget_ms]
+        if within:
+            return max(within, key=lambda m: m.config.batch_size)
+        return min(measurements, key=lambda m: m.timing.p50_ms)
+    return _knee(measurements)
+
+
+def _explore_batch(context: VerifyContext, config: RunConfig, current: Measurement, measure,
+                   remaining: Callable[[], float], cost: float, largest: int | None) -> None:
+    """Up while throughput rises by more than 5 %, then down while it stays within 5 %."""
+    fraction = protocol()["knee_fraction"]
+    if context.recommendation.inputs["objective"] == "latency":
+        batch = config.batch_size
+        while current.ok and current.timing.p50_ms > context.latency_budget_ms and batch > 1 \
+                and remaining() > cost:
+            batch //= 2
+            current = measure(replace(config, batch_size=batch))
+        return
+    best, batch = current, config.batch_size
+    limit = largest or memory_model.max_batch(
+        context.stats, _usable(context), config.resolution, config.precision, config.task,
+        context.optimizer) or 2 * batch
+    while batch * 2 <= limit and remaining() > cost * 2:
+        started = time.monotonic()
+        candidate = measure(replace(config, batch_size=batch * 2))
+        cost = time.monotonic() - started
+        if not candidate.ok or candidate.throughput < best.throughput / fraction:
+            break
+        best, batch = candidate, batch * 2
+    batch = config.batch_size
+    while batch > 1 and remaining() > cost:
+        candidate = measure(replace(config, batch_size=batch // 2))
+        if not candidate.ok or candidate.throughput < fraction * best.throughput:
+            break
+        batch //= 2
+
+
+def _usable(context: VerifyContext) -> float:
+    if context.facts["gpu.count"] == 0:
+        return context.facts["host.ram_gb"] * GIB * 0.5  # the CPU shares RAM with everything else
+    return memory_model.usable_bytes(context.facts["gpu.free_vram_gb"] * GIB, 0.9)
+
+
+def _search(measurer: Measurer, config: RunConfig, context: VerifyContext) -> SearchResult:
+    """Confirm the memory model's largest batch on the real device (GPU only)."""
+    usable = _usable(context)
+    stats, optimizer = context.stats, context.optimizer
+    predicted = memory_model.max_batch(stats, usable, config.resolution, config.precision, config.task,
+                                       optimizer)
+
+    def trial(batch: int) -> int | None:
+        try:
+            session, ran, steps, _ = measurer.open_with_ladder(replace(config, batch_size=batch))
+        except Exception:  # noqa: BLE001 - NothingFits or a backend failure: did not fit
+            return None
+        try:
+            return None if steps else session.peak_memory_bytes()
+        finally:
+            session.close()
+
+    return search_largest_batch(
+        trial, max(1, predicted),
+        memory_model.static_bytes(stats, config.precision, config.task, optimizer), usable,
+        lambda batch: memory_model.predict_peak_bytes(stats, batch, config.resolution, config.precision,
+                                                      config.task, optimizer))
+
+
+def measured_decisions(reports: list[BackendReport], recommendation: Recommendation
+                       ) -> dict[str, Decision]:
+    """The decisions measurement made: batch size and precision of the best configuration,
+    and the backend order by measured speed."""
+    measured = [r for r in reports if r.best is not None]
+    if not measured:
+        return {}
+    objective = recommendation.inputs["objective"]
+    winner = measured[0].best
+    for report in measured[1:]:
+        if _better(report.best, winner, objective):
+            winner = report.best
+    settings = recommendation.settings
+    speed = f"{winner.throughput:.1f} samples/s, p50 {winner.timing.p50_ms:.1f} ms"
+    if winner.roofline_percent is not None:
+        speed += f", {winner.roofline_percent:.0f} % of the roofline"
+    where = f"measured with {winner.backend} on {winner.device}: {speed}"
+    decisions = {}
+    rules_batch = settings["batch_size"]
+    if winner.config.batch_size == rules_batch:
+        reason = f"{where}; confirms the rules' batch {rules_batch}"
+    else:
+        rules_speed = next((m for r in measured for m in r.measurements
+                            if m.ok and m.config.batch_size == rules_batch
+                            and m.config.precision == winner.config.precision), None)
+        ratio = (f", {winner.throughput / rules_speed.throughput:.2f}x the rules' batch {rules_batch}"
+                 if rules_speed else f" (the rules proposed {rules_batch})")
+        reason = where + ratio
+    decisions["batch_size"] = Decision("batch_size", winner.config.batch_size, "measured", "S002-8", reason)
+    if winner.config.precision != settings["precision"]:
+        decisions["precision"] = Decision("precision", winner.config.precision, "measured", "S002-8",
+                                          f"{where} (the rules proposed {settings['precision']})")
+    if winner.config.resolution and winner.config.resolution != settings["resolution"]:
+        decisions["resolution"] = Decision("resolution", winner.config.resolution, "measured", "S000-7",
+                                           f"{where}; the OOM ladder stepped down to it")
+    order = sorted(measured, key=lambda r: -r.best.throughput)
+    measured_names = [r.backend for r in order]
+    ranked = measured_names + [b for b in settings["backends"] if b not in measured_names]
+    if ranked != settings["backends"]:
+        decisions["backends"] = Decision("backends", ranked, "measured", "S002-8",
+                                         "ordered by measured throughput: " + ", ".join(
+                                             f"{r.backend} {r.best.throughput:.1f}/s" for r in order))
+    return decisions
