@@ -83,8 +83,10 @@ def plot(measurements: list[Measurement], path: Path, title: str) -> None:
             if id(m) in marked:
                 throughput_axis.annotate("knee", (m.config.batch_size, m.throughput),
                                          textcoords="offset points", xytext=(0, 8), ha="center")
+    batches = sorted({m.config.batch_size for m in measurements})
     for axis, ylabel in ((throughput_axis, "throughput (samples/s)"), (latency_axis, "p50 latency (ms)")):
         axis.set_xscale("log", base=2)
+        axis.set_xticks(batches, [str(batch) for batch in batches])
         axis.set_xlabel("batch size")
         axis.set_ylabel(ylabel)
         axis.grid(True, alpha=0.3)

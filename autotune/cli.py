@@ -9,6 +9,7 @@ Quick start:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -410,6 +411,9 @@ def bench(model, input_shape, task, backend_name, sweeps, precisions, budget_s, 
     from autotune.rules import decision_specs  # noqa: PLC0415
 
     check_writable(plot)
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UserError("autotune bench plots with matplotlib, which is not installed; "
+                        "pip install 'autotune[bench]'")
     sweep = benching.parse_sweep(sweeps or ["batch=1,2,4,8,16,32"])
     registered = plugins.backends()
     if backend_name not in registered:

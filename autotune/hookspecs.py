@@ -24,14 +24,17 @@ def autotune_backends():
 
     :return: an iterable of :class:`autotune.types.Backend`. Every backend name must be
         unique across all plugins; two plugins declaring the same name is an error that
-        names both plugins.
+        names both plugins. A backend that ``autotune verify`` and ``bench`` can measure
+        names its runner as ``runner="package.module:Class"``: a class implementing
+        :class:`autotune.backend_api.Runner`, imported only when something is measured.
 
     Example::
 
         @autotune.hookimpl
         def autotune_backends():
             return [Backend(name="openvino", framework="openvino",
-                            description="Intel OpenVINO runtime")]
+                            description="Intel OpenVINO runtime",
+                            runner="autotune_openvino.runner:OpenVinoRunner")]
     """
 
 

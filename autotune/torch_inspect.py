@@ -266,7 +266,12 @@ def inspect_module(module: nn.Module, name: str, source_text: str, input_shape: 
     measured, operators = [], 0
     for resolution in accepted:
         shape = input_shape if resolution is None else _at_resolution(input_shape, resolution)
-        stats, count = measure_resolution(module, shape, resolution)
+        try:
+            stats, count = measure_resolution(module, shape, resolution)
+        except Exception as error:  # noqa: BLE001 - the model's own code, on the meta device
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise UserError(f"measuring {name} without real memory failed ({first_line}); a model "
+                            "that makes tensors on a fixed device cannot be inspected on 'meta'") from None
         measured.append(stats)
         if resolution in (None, input_shape[-2] if image else None):
             operators = count

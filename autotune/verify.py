@@ -2,9 +2,9 @@
 
 For every backend asked for: measure the recommended configuration (through the OOM
 ladder, with the FP32 accuracy check), search the largest batch on a GPU, then explore
-within the time budget — batch up while throughput still rises by more than 5 %, down
-while it stays within 5 % (the S001-4 knee), and the alternative precision — and keep
-the best configuration that passes the accuracy budget. The recommendation is printed
+within the time budget — batch up while throughput still rises by more than 5 % (past
+the S001-4 knee), down while it stays within 5 %, then the same for the alternative
+precision — and keep the fastest configuration that passes the accuracy budget. The recommendation is printed
 again with the measured choices and ``measured: true``.
 """
 
@@ -126,15 +126,10 @@ def _better(a: Measurement, b: Measurement | None, objective: str) -> bool:
     return a.throughput > b.throughput
 
 
-def _knee(measurements: list[Measurement]) -> Measurement:
-    """The smallest batch within 95 % of the best throughput (S001-4)."""
-    best = max(m.throughput for m in measurements)
-    within = [m for m in measurements if m.throughput >= protocol()["knee_fraction"] * best]
-    return min(within, key=lambda m: m.config.batch_size)
-
-
 def verify_backend(name: str, backend: Backend, context: VerifyContext) -> BackendReport:
     started = time.monotonic()
+    if backend.installed_version() is None:
+        return BackendReport(name, "skipped", f"{backend.framework} is not installed")
     try:
         runner = backend.load_runner()
     except ImportError as error:
@@ -185,40 +180,47 @@ def verify_backend(name: str, backend: Backend, context: VerifyContext) -> Backe
             return report
         cost = time.monotonic() - first
         config = current.config
-        if "batch_size" not in context.user_fixed:
+        explore = "batch_size" not in context.user_fixed
+        if explore:
             _explore_batch(context, config, current, measure, remaining, cost, largest)
-        candidates = [m for m in report.measurements if m.ok and m.config.precision == config.precision]
         alternative = settings["alternative_precision"]
-        try_alternative = alternative not in ("none", config.precision) \
-            and "precision" not in context.user_fixed
-        if candidates and try_alternative and remaining() > cost:
-            chosen = _choose(candidates, context)
-            other = measure(replace(config.with_precision(alternative), batch_size=chosen.config.batch_size))
-            if other.ok and _better(other, chosen, context.recommendation.inputs["objective"]):
-                candidates = [other]
+        if alternative not in ("none", config.precision) and "precision" not in context.user_fixed \
+                and remaining() > cost:
+            # Measurement decides between the rules' precision and the alternative: the
+            # alternative starts at the best batch so far and explores its own batch range.
+            chosen = _choose([m for m in report.measurements if m.ok], context)
+            other_config = replace(config.with_precision(alternative), batch_size=chosen.config.batch_size)
+            started_other = time.monotonic()
+            other = measure(other_config)
+            if other.ok and explore:
+                _explore_batch(context, other.config, other, measure, remaining,
+                               time.monotonic() - started_other, largest)
         passed = [m for m in report.measurements if m.ok]
         if not passed:
             report.status = "failed"
             report.reason = "no configuration passed the accuracy check: " + report.measurements[-1].reason
             return report
-        report.best = _choose(candidates or passed, context)
+        report.best = _choose(passed, context)
         return report
     except KeyboardInterrupt:
         raise Interrupted(report.measurements) from None
 
 
 def _choose(measurements: list[Measurement], context: VerifyContext) -> Measurement:
+    """Latency: the largest batch within the budget (else the fastest). Throughput: the
+    highest measured throughput (the batch climb stops past the S001-4 knee)."""
     if context.recommendation.inputs["objective"] == "latency":
         within = [m for m in measurements if m.timing.p50_ms <= context.latency_budget_ms]
         if within:
             return max(within, key=lambda m: m.config.batch_size)
         return min(measurements, key=lambda m: m.timing.p50_ms)
-    return _knee(measurements)
+    return max(measurements, key=lambda m: m.throughput)
 
 
 def _explore_batch(context: VerifyContext, config: RunConfig, current: Measurement, measure,
                    remaining: Callable[[], float], cost: float, largest: int | None) -> None:
-    """Up while throughput rises by more than 5 %, then down while it stays within 5 %."""
+    """Up while throughput rises by more than 5 %; if the first step up did not pay, down
+    while throughput still rises (the rules' batch may be past this device's peak)."""
     fraction = protocol()["knee_fraction"]
     if context.recommendation.inputs["objective"] == "latency":
         batch = config.batch_size
@@ -238,12 +240,14 @@ def _explore_batch(context: VerifyContext, config: RunConfig, current: Measureme
         if not candidate.ok or candidate.throughput < best.throughput / fraction:
             break
         best, batch = candidate, batch * 2
+    if best is not current:
+        return
     batch = config.batch_size
     while batch > 1 and remaining() > cost:
         candidate = measure(replace(config, batch_size=batch // 2))
-        if not candidate.ok or candidate.throughput < fraction * best.throughput:
+        if not candidate.ok or candidate.throughput <= best.throughput:
             break
-        batch //= 2
+        best, batch = candidate, batch // 2
 
 
 def _usable(context: VerifyContext) -> float:

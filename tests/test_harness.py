@@ -1,0 +1,201 @@
+"""The shared harness with scripted sessions: timing, statistics, ladder, accuracy, search."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from autotune import ladder
+from autotune.accuracy import compare
+from autotune.backend_api import RunConfig, UnsupportedConfig
+from autotune.batch_search import search_largest_batch
+from autotune.harness import Timing, percentile, time_session
+from autotune.measure import Measurer
+from autotune.model_stats import reference_models
+
+
+class ScriptedClock:
+    def __init__(self, times):
+        self.times = times
+
+    def start(self):
+        pass
+
+    def stop(self):
+        return next(self.times)
+
+
+class ScriptedSession:
+    """Each step "takes" the next scripted time; outputs are the inputs' row sums."""
+
+    device_name = "scripted"
+
+    def __init__(self, times, corrupt=False):
+        self.times = iter(times)
+        self.steps = 0
+        self.corrupt = corrupt
+        self.closed = False
+
+    def step(self):
+        self.steps += 1
+
+    def clock(self):
+        return ScriptedClock(self.times)
+
+    def outputs(self, inputs):
+        scores = inputs.reshape(len(inputs), -1)[:, :10] * 10
+        return scores + (np.random.default_rng(3).normal(0, 50, scores.shape) if self.corrupt else 0)
+
+    def peak_memory_bytes(self):
+        return None
+
+    def close(self):
+        self.closed = True
+
+
+def test_warm_up_is_at_least_ten_iterations_then_until_settled():
+    # Slow first iterations (compilation, caches), then steady: warm-up runs past them.
+    times = [50.0, 40.0, 30.0] + [10.0] * 1000
+    timing = time_session(ScriptedSession(times), batch_size=4, budget_s=5)
+    # After ten iterations the earlier window still holds the slow ones: it goes on
+    # until the medians of the last two windows agree.
+    assert timing.warmup_iterations > 10
+    assert timing.p50_ms == 10.0 and not timing.unstable
+    assert timing.throughput_samples_s == pytest.approx(400.0)
+
+
+def test_an_unstable_measurement_is_flagged():
+    times = [10.0, 30.0] * 1000
+    timing = time_session(ScriptedSession(times), batch_size=1, budget_s=1e-6)
+    assert timing.cv > 0.1 and timing.unstable
+    assert timing.summary()["unstable"] is True
+
+
+def test_percentiles():
+    values = tuple(float(v) for v in range(1, 101))
+    timing = Timing(values, warmup_iterations=10, batch_size=2)
+    assert (timing.p50_ms, timing.p90_ms, timing.p99_ms) == pytest.approx((50.5, 90.1, 99.01))
+    assert percentile([3.0], 99) == 3.0
+
+
+def test_accuracy_passes_identical_and_rejects_corrupted_outputs():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(16, 10)) * 5
+    assert compare(reference, reference + 1e-4, 0.03).passed
+    corrupted = compare(reference, reference + rng.normal(0, 20, reference.shape), 0.03)
+    assert not corrupted.passed and "exceeds the 3% budget (S002-6)" in corrupted.reason
+    assert not compare(reference, reference * np.nan, 0.03).passed
+
+
+def test_near_ties_do_not_count_as_top1_disagreement():
+    reference = np.array([[1.0, 1.0001, 0.0], [5.0, 0.0, 0.0]])
+    candidate = np.array([[1.0002, 1.0, 0.0], [5.0, 0.0, 0.001]])  # sample 0 flips within noise
+    report = compare(reference, candidate, 0.03)
+    assert report.top1_agreement == 0.5 and report.loss == 0.0 and report.passed
+
+
+def test_regression_outputs_use_relative_error():
+    reference = np.ones((4, 1))
+    assert compare(reference, reference * 1.02, 0.03).passed
+    assert not compare(reference, reference * 1.05, 0.03).passed
+
+
+def test_ladder_order_is_batch_then_resolution_then_precision():
+    config = RunConfig(task="infer", precision="fp32", batch_size=4, resolution=320)
+    rungs = [(r.precision, r.resolution, r.batch_size) for r in ladder.rungs(config, ("fp32", "fp16"))]
+    assert rungs[:4] == [("fp32", 320, 4), ("fp32", 320, 2), ("fp32", 320, 1), ("fp32", 224, 4)]
+    assert rungs[8] == ("fp32", 160, 1) and rungs[9] == ("fp16", 320, 4)
+    assert len(rungs) == 2 * 3 * 3  # finite: it can never loop forever
+
+
+def test_training_ladder_stops_at_half_precision():
+    config = RunConfig(task="train", precision="fp16", batch_size=1, resolution=None)
+    assert [r.precision for r in ladder.rungs(config, ("fp32", "fp16", "int8", "int4"))] == ["fp16"]
+
+
+class ScriptedRunner:
+    """Runs out of memory above ``capacity`` samples; cannot run ``unsupported`` precisions."""
+
+    def __init__(self, capacity, unsupported=(), corrupt=()):
+        self.capacity, self.unsupported, self.corrupt = capacity, unsupported, corrupt
+        self.sessions = []
+
+    def device(self, wanted):
+        return "cpu"
+
+    def is_out_of_memory(self, error):
+        return isinstance(error, MemoryError)
+
+    def open(self, model, config, device, memory_budget_bytes=None, predicted_peak_bytes=None):
+        if config.precision in self.unsupported:
+            raise UnsupportedConfig(f"no {config.precision}")
+        if config.batch_size * (config.resolution or 1) ** 2 > self.capacity:
+            raise MemoryError("out of memory")
+        session = ScriptedSession([5.0] * 10_000, corrupt=config.precision in self.corrupt)
+        self.sessions.append(session)
+        return session
+
+
+def measurer(runner, precisions=("fp32", "bf16")):
+    stats = dataclasses.replace(reference_models()["resnet18"], input_shape=(3, 4, 4))
+    return Measurer("scripted", runner, model=None, stats=stats, device="cpu", precisions=precisions)
+
+
+def test_oom_ladder_steps_down_and_says_what_fit():
+    runner = ScriptedRunner(capacity=2 * 224 * 224)
+    result = measurer(runner).measure(RunConfig("infer", "fp32", 8, 224), budget_s=0.01)
+    assert result.ok and result.config.batch_size == 2
+    assert result.steps == ("fp32 batch 8 224px: out of memory", "fp32 batch 4 224px: out of memory")
+    assert "fit after 2 step(s) down: fp32 batch 2 224px" in result.reason
+    assert all(session.closed for session in runner.sessions)
+
+
+def test_oom_ladder_lowers_resolution_when_batch_1_does_not_fit():
+    result = measurer(ScriptedRunner(capacity=160 * 160)).measure(RunConfig("infer", "fp32", 2, 224), 0.01)
+    assert (result.config.batch_size, result.config.resolution) == (1, 160)
+
+
+def test_nothing_fits_is_a_failed_measurement_not_a_crash():
+    result = measurer(ScriptedRunner(capacity=0)).measure(RunConfig("infer", "fp32", 2, 224), 0.01)
+    assert result.status == "failed" and "out of memory" in result.reason
+    assert len(result.steps) == len(ladder.rungs(RunConfig("infer", "fp32", 2, 224), ("fp32", "bf16")))
+
+
+def test_unsupported_precision_is_skipped_once():
+    result = measurer(ScriptedRunner(capacity=0, unsupported=("fp32", "bf16"))).measure(
+        RunConfig("infer", "fp32", 4, 224), 0.01)
+    assert result.status == "failed" and len(result.steps) == 2
+
+
+def test_corrupted_half_precision_is_rejected_against_the_fp32_reference():
+    runner = ScriptedRunner(capacity=10**9, corrupt=("bf16",))
+    result = measurer(runner).measure(RunConfig("infer", "bf16", 4, 224), 0.01)
+    assert result.status == "rejected" and "S002-6" in result.reason
+    clean = measurer(ScriptedRunner(capacity=10**9)).measure(RunConfig("infer", "bf16", 4, 224), 0.01)
+    assert clean.ok and clean.accuracy.passed
+
+
+def _search(true_per_sample, predicted_batch, static=1_000, usable=100_000):
+    trials = []
+
+    def trial(batch):
+        trials.append(batch)
+        peak = static + batch * true_per_sample
+        return None if peak > usable else peak
+
+    result = search_largest_batch(trial, predicted_batch, static, usable, lambda b: static + b * 100)
+    return result, trials
+
+
+def test_batch_search_confirms_a_right_prediction_in_two_trials():
+    result, trials = _search(true_per_sample=100, predicted_batch=900)
+    assert result.trial_count <= 2 and result.batch_size >= 0.95 * 940
+
+
+def test_batch_search_bisects_only_when_the_prediction_was_wrong():
+    result, trials = _search(true_per_sample=400, predicted_batch=900)  # prediction 4x optimistic
+    true_largest = (100_000 * 0.95 - 1_000) // 400
+    assert trials[0] == 900 and result.batch_size == true_largest
+    assert result.trial_count <= 12

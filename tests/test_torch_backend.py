@@ -1,0 +1,164 @@
+"""Real runs on the CPU with the PyTorch backend, and the verify and bench commands."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import yaml
+
+torch = pytest.importorskip("torch")
+from autotune_plugins.torch_runner import TorchRunner  # noqa: E402
+from torch import nn  # noqa: E402
+
+from autotune.backend_api import RunConfig  # noqa: E402
+from autotune.measure import Measurer  # noqa: E402
+from autotune.model_source import parse_model  # noqa: E402
+from autotune.torch_inspect import inspect_source  # noqa: E402
+from tests.test_cli import one_line_error, run  # noqa: E402
+
+SMALL = "tests.test_model_stats:small_cnn"
+
+
+class NoisyInHalf(nn.Module):
+    """A classifier whose half-precision output is corrupted (a broken conversion)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4, 10)
+
+    def forward(self, x):
+        scores = self.fc(self.conv(x).mean(dim=(2, 3)))
+        if x.dtype != torch.float32:
+            scores = scores + torch.randn_like(scores) * 100
+        return scores
+
+
+def noisy_in_half():
+    return NoisyInHalf()
+
+
+def measurer(spec=SMALL, shape="3,32,32", budget=None):
+    source = parse_model(spec, shape)
+    stats = inspect_source(source, (16, 32))
+    return Measurer("torch", TorchRunner(), source, stats, "cpu", ("fp32", "bf16"),
+                    memory_budget_bytes=budget,
+                    predict_peak=lambda c: 1e6 * c.batch_size * ((c.resolution or 32) / 32) ** 2)
+
+
+@pytest.mark.parametrize("task", ["infer", "train"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_real_cpu_runs(task, precision):
+    config = RunConfig(task, "fp32", 4, 32, cpu_threads=1).with_precision(precision)
+    result = measurer().measure(config, budget_s=0.3)
+    assert result.ok, result.reason
+    assert result.timing.throughput_samples_s > 0 and result.timing.warmup_iterations >= 10
+    assert result.device.startswith("CPU")
+    if precision == "bf16":
+        assert result.accuracy.passed and result.accuracy.cosine_similarity > 0.99
+    if task == "train" and precision == "bf16":
+        assert config.amp and config.amp_dtype == "bfloat16" and not config.grad_scaler
+
+
+def test_corrupted_half_precision_output_is_rejected():
+    result = measurer("tests.test_torch_backend:noisy_in_half").measure(
+        RunConfig("infer", "bf16", 4, 32), budget_s=0.2)
+    assert result.status == "rejected" and "exceeds the 3% budget (S002-6)" in result.reason
+
+
+def test_memory_budget_drives_the_oom_ladder():
+    # The budget fits 2 samples at 32 px (1 MB each, by this test's prediction).
+    result = measurer(budget=2.5e6).measure(RunConfig("infer", "fp32", 8, 32), budget_s=0.2)
+    assert result.ok and result.config.batch_size == 2
+    assert [step.split(":")[1].strip() for step in result.steps] == ["out of memory"] * 2
+    nothing = measurer(budget=1e5).measure(RunConfig("infer", "fp32", 8, 32), budget_s=0.2)
+    assert nothing.status == "failed" and "out of memory" in nothing.reason
+
+
+def test_int8_is_left_to_other_backends():
+    result = measurer().measure(RunConfig("infer", "int8", 4, 32), budget_s=0.2)
+    assert result.status == "failed" and "not supported by the torch backend" in result.reason
+
+
+def test_verify_measures_and_prints_the_recommendation_again(capsys):
+    started = time.monotonic()
+    code, out, err = run(capsys, "verify", "--model", SMALL, "--input-shape", "3,32,32",
+                         "--backend", "torch", "--budget-s", "6", "--set", "cpu_threads=1")
+    elapsed = time.monotonic() - started
+    config = yaml.safe_load(out)
+    assert code == 0 and config["measured"] is True
+    assert config["reasons"]["batch_size"]["rule"] == "measured"
+    assert "measured with torch on CPU" in config["reasons"]["batch_size"]["reason"]
+    torch_report = next(m for m in config["measurements"] if m["backend"] == "torch")
+    assert torch_report["status"] == "measured" and torch_report["measurements"]
+    assert "samples/s" in err
+    assert elapsed < 6 + 5  # its budget, plus building the model and the reference once
+
+
+def test_verify_lists_backends_without_a_runner_as_skipped(capsys):
+    code, out, err = run(capsys, "verify", "--model", SMALL, "--input-shape", "3,32,32",
+                         "--backend", "all", "--budget-s", "3", "--json")
+    report = json.loads(out)
+    statuses = {m["backend"]: m["status"] for m in report["measurements"]}
+    assert code == 0 and statuses["torch"] == "measured"
+    assert statuses["tensorrt"] == "skipped" and statuses["onnxruntime"] == "skipped"
+
+
+def test_verify_exits_1_when_no_backend_can_run(capsys):
+    code, out, err = run(capsys, "verify", "--model", SMALL, "--input-shape", "3,32,32",
+                         "--backend", "tensorrt", "--budget-s", "2")
+    assert code == 1 and out == "" and "no backend could run" in err
+
+
+def test_verify_exits_3_when_nothing_fits(capsys):
+    code, out, err = run(capsys, "verify", "--model", SMALL, "--input-shape", "3,32,32",
+                         "--backend", "torch", "--budget-s", "3", "--memory-budget-gb", "0.01")
+    assert code == 3 and out == "" and "ran out of memory at batch 1 in every precision" in err
+
+
+def test_verify_rejects_an_unknown_backend(capsys):
+    assert "unknown backend 'tvm'" in one_line_error(capsys, "verify", "--model", SMALL,
+                                                     "--input-shape", "3,32,32", "--backend", "tvm")
+
+
+def test_bench_table_knee_and_plot(capsys, tmp_path):
+    plot = tmp_path / "bench.png"
+    code, out, err = run(capsys, "bench", "--model", SMALL, "--input-shape", "3,32,32",
+                         "--sweep", "batch=1,2,4,8", "--precision", "fp32,bf16", "--budget-s", "0.2",
+                         "--plot", str(plot), "--json")
+    report = json.loads(out)
+    assert code == 0 and len(report["rows"]) == 8
+    for precision in ("fp32", "bf16"):
+        series = [row for row in report["rows"] if row["precision"] == precision]
+        knee = [row for row in series if row["knee"]]
+        assert len(knee) == 1
+        best = max(row["throughput_samples_s"] for row in series)
+        assert knee[0]["throughput_samples_s"] >= 0.95 * best
+        assert all(row["throughput_samples_s"] < 0.95 * best for row in series
+                   if row["batch_size"] < knee[0]["batch_size"])
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_rejects_a_bad_sweep(capsys):
+    assert "--sweep 'size=1,2'" in one_line_error(capsys, "bench", "--sweep", "size=1,2")
+    assert "positive whole numbers" in one_line_error(capsys, "bench", "--sweep", "batch=0,a")
+
+
+def test_ctrl_c_prints_partial_results_and_writes_nothing(capsys, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    original = Measurer.measure
+
+    def interrupted_on_the_second(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Measurer, "measure", interrupted_on_the_second)
+    plot = tmp_path / "bench.png"
+    code, out, err = run(capsys, "bench", "--model", SMALL, "--input-shape", "3,32,32",
+                         "--sweep", "batch=1,2,4", "--budget-s", "0.1", "--plot", str(plot))
+    assert code == 130 and "interrupted" in err and "fp32 batch 1" in err
+    assert not plot.exists() and list(tmp_path.iterdir()) == [tmp_path / "xdg"] or not plot.exists()
