@@ -404,11 +404,11 @@ def bench(model, input_shape, task, backend_name, sweeps, precisions, budget_s, 
     from autotune.backend_api import RunConfig  # noqa: PLC0415
     from autotune.config import Request  # noqa: PLC0415
     from autotune.facts import machine_facts  # noqa: PLC0415
-    from autotune.measure import Measurer  # noqa: PLC0415
     from autotune.model_source import parse_model  # noqa: PLC0415
     from autotune.probe import probe as run_probe  # noqa: PLC0415
     from autotune.recommend import recommend as make_recommendation  # noqa: PLC0415
     from autotune.rules import decision_specs  # noqa: PLC0415
+    from autotune.verify import build_measurer  # noqa: PLC0415
 
     check_writable(plot)
     if importlib.util.find_spec("matplotlib") is None:
@@ -439,11 +439,10 @@ def bench(model, input_shape, task, backend_name, sweeps, precisions, budget_s, 
     base = RunConfig.from_settings(settings, task, resolution, model_request.optimizer, use_compile)
     if device == "cpu":
         base = replace(base, tf32=False, cudnn_benchmark=False, channels_last=False)
-    facts = machine_facts(machine, task, "throughput", "balanced", stats)
-    ladder_precisions = ("fp32", "bf16") if device == "cpu" else tuple(facts["gpu.precisions"])
-    measurer = Measurer(backend_name, runner, parse_model(model, input_shape), stats, device,
-                        ladder_precisions,
-                        memory_budget_bytes=memory_budget_gb * 2**30 if memory_budget_gb else None)
+    measurer = build_measurer(backend_name, runner, parse_model(model, input_shape), stats,
+                              machine_facts(machine, task, "throughput", "balanced", stats), device,
+                              model_request.optimizer,
+                              memory_budget_bytes=memory_budget_gb * 2**30 if memory_budget_gb else None)
     resolutions = sweep.get("resolution", [resolution])
     batches = sweep.get("batch", [base.batch_size])
     points = [(p.strip(), r, b) for p in wanted for r in resolutions for b in batches]

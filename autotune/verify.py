@@ -2,8 +2,8 @@
 
 For every backend asked for: measure the recommended configuration (through the OOM
 ladder, with the FP32 accuracy check), search the largest batch on a GPU, then explore
-within the time budget — batch up while throughput still rises by more than 5 % (past
-the S001-4 knee), down while it stays within 5 %, then the same for the alternative
+within the time budget — batch up while throughput still rises (past the S001-4 knee),
+or down when the rules' batch is past the peak, then the same for the alternative
 precision — and keep the fastest configuration that passes the accuracy budget. The recommendation is printed
 again with the measured choices and ``measured: true``.
 """
@@ -99,8 +99,10 @@ class VerifyContext:
     on_measurement: Callable[[Measurement], None] | None = None
 
 
-def _measurer(name: str, runner, context: VerifyContext, device: str) -> Measurer:
-    facts, stats, optimizer = context.facts, context.stats, context.optimizer
+def build_measurer(name: str, runner, model, stats: ModelStats, facts: dict[str, Any], device: str,
+                   optimizer: str = "adam", inputs_path: Path | None = None, accuracy_budget: float = 0.03,
+                   memory_budget_bytes: float | None = None) -> Measurer:
+    """A measurer that knows the memory model's prediction and the roofline for this GPU."""
     spec = gpudb.spec_named(facts["gpu.name"]) if device == "cuda" else None
     precisions = tuple(facts["gpu.precisions"]) if device == "cuda" else ("fp32", "bf16")
 
@@ -114,8 +116,14 @@ def _measurer(name: str, runner, context: VerifyContext, device: str) -> Measure
         return memory_model.roofline(stats, spec, config.resolution, config.precision,
                                      config.tf32, config.task).ceiling_samples_s
 
-    return Measurer(name, runner, context.model, stats, device, precisions, context.inputs_path,
-                    context.accuracy_budget, context.memory_budget_bytes, predict, ceiling)
+    return Measurer(name, runner, model, stats, device, precisions, inputs_path, accuracy_budget,
+                    memory_budget_bytes, predict, ceiling)
+
+
+def _measurer(name: str, runner, context: VerifyContext, device: str) -> Measurer:
+    return build_measurer(name, runner, context.model, context.stats, context.facts, device,
+                          context.optimizer, context.inputs_path, context.accuracy_budget,
+                          context.memory_budget_bytes)
 
 
 def _better(a: Measurement, b: Measurement | None, objective: str) -> bool:
@@ -219,9 +227,8 @@ def _choose(measurements: list[Measurement], context: VerifyContext) -> Measurem
 
 def _explore_batch(context: VerifyContext, config: RunConfig, current: Measurement, measure,
                    remaining: Callable[[], float], cost: float, largest: int | None) -> None:
-    """Up while throughput rises by more than 5 %; if the first step up did not pay, down
-    while throughput still rises (the rules' batch may be past this device's peak)."""
-    fraction = protocol()["knee_fraction"]
+    """Up while throughput still rises; if the first step up did not pay, down while it
+    rises (the rules' batch may be past this device's peak). Bounded by memory and time."""
     if context.recommendation.inputs["objective"] == "latency":
         batch = config.batch_size
         while current.ok and current.timing.p50_ms > context.latency_budget_ms and batch > 1 \
@@ -237,7 +244,7 @@ def _explore_batch(context: VerifyContext, config: RunConfig, current: Measureme
         started = time.monotonic()
         candidate = measure(replace(config, batch_size=batch * 2))
         cost = time.monotonic() - started
-        if not candidate.ok or candidate.throughput < best.throughput / fraction:
+        if not candidate.ok or candidate.throughput <= best.throughput:
             break
         best, batch = candidate, batch * 2
     if best is not current:
@@ -297,21 +304,17 @@ def measured_decisions(reports: list[BackendReport], recommendation: Recommendat
     if winner.roofline_percent is not None:
         speed += f", {winner.roofline_percent:.0f} % of the roofline"
     where = f"measured with {winner.backend} on {winner.device}: {speed}"
-    decisions = {}
-    rules_batch = settings["batch_size"]
-    if winner.config.batch_size == rules_batch:
-        reason = f"{where}; confirms the rules' batch {rules_batch}"
+    # The rules' own configuration is what each backend measured first.
+    baseline = next((m for r in measured if r.backend == winner.backend for m in r.measurements if m.ok),
+                    None)
+    if baseline is None or baseline.config == winner.config:
+        reason = f"{where}; confirms the rules' choice"
     else:
-        rules_speed = next((m for r in measured for m in r.measurements
-                            if m.ok and m.config.batch_size == rules_batch
-                            and m.config.precision == winner.config.precision), None)
-        ratio = (f", {winner.throughput / rules_speed.throughput:.2f}x the rules' batch {rules_batch}"
-                 if rules_speed else f" (the rules proposed {rules_batch})")
-        reason = where + ratio
-    decisions["batch_size"] = Decision("batch_size", winner.config.batch_size, "measured", "S002-8", reason)
+        reason = (f"{where}, {winner.throughput / baseline.throughput:.2f}x the rules' "
+                  f"{baseline.config.label()} ({baseline.throughput:.1f} samples/s)")
+    decisions = {"batch_size": Decision("batch_size", winner.config.batch_size, "measured", "S002-8", reason)}
     if winner.config.precision != settings["precision"]:
-        decisions["precision"] = Decision("precision", winner.config.precision, "measured", "S002-8",
-                                          f"{where} (the rules proposed {settings['precision']})")
+        decisions["precision"] = Decision("precision", winner.config.precision, "measured", "S002-8", reason)
     if winner.config.resolution and winner.config.resolution != settings["resolution"]:
         decisions["resolution"] = Decision("resolution", winner.config.resolution, "measured", "S000-7",
                                            f"{where}; the OOM ladder stepped down to it")

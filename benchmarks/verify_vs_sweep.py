@@ -10,7 +10,7 @@ exhaustive sweep over the same choices, measured in one run.
 
 The bar (issue 4): the pick reaches >= 95 % of the sweep's best median throughput.
 
-    python benchmarks/verify_vs_sweep.py [--passes 2] [--budget-s 60]
+    python benchmarks/verify_vs_sweep.py [--passes 4] [--budget-s 60]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from autotune.probe import probe_host
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--passes", type=int, default=2)
+    parser.add_argument("--passes", type=int, default=4)
     parser.add_argument("--budget-s", type=float, default=60)
     arguments = parser.parse_args()
     autotune = shutil.which("autotune", path=str(Path(sys.executable).parent)) or "autotune"
