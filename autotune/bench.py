@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from autotune.errors import UserError
+from autotune.output import publish
 from autotune.harness import protocol
 from autotune.measure import Measurement
 
@@ -97,7 +98,7 @@ def plot(measurements: list[Measurement], path: Path, title: str) -> None:
     os.close(descriptor)
     try:
         figure.savefig(temporary, dpi=110)
-        os.replace(temporary, path)
+        publish(temporary, path)
     finally:
         plt.close(figure)
         Path(temporary).unlink(missing_ok=True)

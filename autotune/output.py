@@ -74,6 +74,14 @@ def check_writable(path: Path) -> None:
         raise UserError(f"cannot write {path}: permission denied; choose a writable path")
 
 
+def publish(temporary: Path | str, path: Path) -> None:
+    """Move a finished temporary file into place, with the permissions a new file gets."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would surprise the user
+    os.replace(temporary, path)
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Write through a temporary file and rename, so no half-written file is ever left."""
     check_writable(path)
@@ -84,10 +92,7 @@ def write_atomically(path: Path, text: str) -> None:
         temporary = Path(name)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would surprise the user
-        os.replace(temporary, path)
+        publish(temporary, path)
     except OSError as error:
         if temporary is not None:
             temporary.unlink(missing_ok=True)
