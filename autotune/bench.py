@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from autotune.errors import UserError
-from autotune.output import publish
 from autotune.harness import protocol
 from autotune.measure import Measurement
+from autotune.output import publish
 
 SWEEP_KEYS = ("batch", "resolution")
 
