@@ -262,9 +262,10 @@ def _results_table(measurements, title: str, knees: set[int] | None = None) -> N
     from rich.table import Table  # noqa: PLC0415
 
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    numeric = ("p50 ms", "p90 ms", "p99 ms", "samples/s", "peak GB", "predicted GB", "roofline")
     for column in ("backend", "config", "p50 ms", "p90 ms", "p99 ms", "samples/s", "cv", "peak GB",
                    "predicted GB", "roofline", "result"):
-        table.add_column(column, justify="right" if column[0].isdigit() or " " in column else "left")
+        table.add_column(column, justify="right" if column in numeric else "left")
     for m in measurements:
         timing = m.timing
         cells = [f"{getattr(timing, f):.2f}" for f in ("p50_ms", "p90_ms", "p99_ms")] if timing else ["-"] * 3
@@ -513,9 +514,9 @@ def inspect(model, input_shape, resolution, optimizer, gpu_names, replay, as_jso
 
     settings = default_model_options()
     if optimizer is not None:
-        from autotune.config import _model_setting  # noqa: PLC0415
+        from autotune.config import model_setting  # noqa: PLC0415
 
-        settings["optimizer"] = _model_setting("optimizer", optimizer, "by flag")
+        settings["optimizer"] = model_setting("optimizer", optimizer, "by flag")
     stats = model_stats_for(parse_model(model, input_shape))
     report = inspection(stats, _machine(gpu_names, replay), resolution, settings["optimizer"],
                         settings["headroom"])

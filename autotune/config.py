@@ -67,7 +67,7 @@ class Request:
                                     f"got {value!r}")
                 self.gpus = names
             elif key in MODEL_SETTINGS:
-                self.model[key] = _model_setting(key, value, where)
+                self.model[key] = model_setting(key, value, where)
             elif key in decision_specs():
                 self.overrides[key] = (decision_specs()[key].coerce(value, where), where)
             else:
@@ -76,7 +76,8 @@ class Request:
                 raise UserError(f"unknown setting {key!r} {where}; {hint}")
 
 
-def _model_setting(key: str, value: Any, where: str) -> Any:
+def model_setting(key: str, value: Any, where: str) -> Any:
+    """One of MODEL_SETTINGS, checked; ``where`` names its origin for the error."""
     from autotune.model_stats import memory_constants  # noqa: PLC0415
 
     if key in ("model", "input_shape"):

@@ -15,7 +15,7 @@ from typing import Any
 
 from autotune.errors import UserError
 from autotune.profiles import load_profile
-from autotune.types import PRECISIONS, Gpu, Machine
+from autotune.types import PRECISIONS, Gpu, Host, Machine
 
 GIB = 2**30
 # Words that every second board carries: dropped so "RTX 3060", "GeForce RTX 3060" and
@@ -226,7 +226,7 @@ def simulated_gpu(spec: GpuSpec, index: int) -> Gpu:
     )
 
 
-def simulate(names: list[str] | tuple[str, ...], host) -> Machine:
+def simulate(names: list[str] | tuple[str, ...], host: Host) -> Machine:
     """The machine ``--gpu NAME`` (repeatable) describes, on this host's CPU."""
     gpus = tuple(simulated_gpu(resolve(name), index) for index, name in enumerate(names))
     return Machine(host=host, gpus=gpus, simulated=True)
