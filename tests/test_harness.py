@@ -169,11 +169,13 @@ def test_unsupported_precision_is_skipped_once():
     assert result.status == "failed" and len(result.steps) == 2
 
 
-def test_corrupted_half_precision_is_rejected_against_the_fp32_reference():
-    runner = ScriptedRunner(capacity=10**9, corrupt=("bf16",))
-    result = measurer(runner).measure(RunConfig("infer", "bf16", 4, 224), 0.01)
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_corrupted_half_precision_is_rejected_against_the_fp32_reference(precision):
+    runner = ScriptedRunner(capacity=10**9, corrupt=(precision,))
+    result = measurer(runner, ("fp32", precision)).measure(RunConfig("infer", precision, 4, 224), 0.01)
     assert result.status == "rejected" and "S002-6" in result.reason
-    clean = measurer(ScriptedRunner(capacity=10**9)).measure(RunConfig("infer", "bf16", 4, 224), 0.01)
+    clean = measurer(ScriptedRunner(capacity=10**9), ("fp32", precision)).measure(
+        RunConfig("infer", precision, 4, 224), 0.01)
     assert clean.ok and clean.accuracy.passed
 
 
@@ -199,3 +201,22 @@ def test_batch_search_bisects_only_when_the_prediction_was_wrong():
     true_largest = (100_000 * 0.95 - 1_000) // 400
     assert trials[0] == 900 and result.batch_size == true_largest
     assert result.trial_count <= 12
+
+
+def test_user_inputs_from_npy_and_pt(tmp_path):
+    from autotune.errors import UserError
+    from autotune.measure import load_inputs
+
+    batch = np.random.default_rng(1).standard_normal((3, 3, 4, 4)).astype("float32")
+    np.save(tmp_path / "batch.npy", batch)
+    assert np.array_equal(load_inputs(tmp_path / "batch.npy", (3, 4, 4), 8), batch)
+    with pytest.raises(UserError, match="hold shape"):
+        load_inputs(tmp_path / "batch.npy", (3, 8, 8), 8)
+    (tmp_path / "batch.txt").write_text("1 2 3")
+    with pytest.raises(UserError, match=".npy or .pt"):
+        load_inputs(tmp_path / "batch.txt", (3,), 8)
+    torch = pytest.importorskip("torch")
+    torch.save(torch.from_numpy(batch), tmp_path / "batch.pt")
+    assert np.array_equal(load_inputs(tmp_path / "batch.pt", (3, 4, 4), 8), batch)
+    synthetic = load_inputs(None, (3, 4, 4), 8)
+    assert synthetic.shape == (8, 3, 4, 4) and np.array_equal(synthetic, load_inputs(None, (3, 4, 4), 8))

@@ -82,6 +82,16 @@ def test_int8_is_left_to_other_backends():
     assert result.status == "failed" and "not supported by the torch backend" in result.reason
 
 
+def test_verify_with_user_inputs(capsys, tmp_path):
+    import numpy as np
+
+    batch = np.random.default_rng(2).standard_normal((4, 3, 32, 32)).astype("float32")
+    np.save(tmp_path / "batch.npy", batch)
+    code, out, _ = run(capsys, "verify", "--model", SMALL, "--input-shape", "3,32,32", "--backend", "torch",
+                       "--budget-s", "3", "--inputs", str(tmp_path / "batch.npy"), "--json")
+    assert code == 0 and json.loads(out)["measured"] is True
+
+
 def test_verify_measures_and_prints_the_recommendation_again(capsys):
     started = time.monotonic()
     code, out, err = run(capsys, "verify", "--model", SMALL, "--input-shape", "3,32,32",
@@ -161,4 +171,22 @@ def test_ctrl_c_prints_partial_results_and_writes_nothing(capsys, tmp_path, monk
     code, out, err = run(capsys, "bench", "--model", SMALL, "--input-shape", "3,32,32",
                          "--sweep", "batch=1,2,4", "--budget-s", "0.1", "--plot", str(plot))
     assert code == 130 and "interrupted" in err and "fp32 batch 1" in err
-    assert not plot.exists() and list(tmp_path.iterdir()) == [tmp_path / "xdg"] or not plot.exists()
+    assert not plot.exists() and not [p for p in tmp_path.iterdir() if p.suffix == ".png"]
+
+
+def test_ctrl_c_during_verify_prints_partial_results_and_writes_nothing(capsys, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    original = Measurer.measure
+
+    def interrupted_on_the_second(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Measurer, "measure", interrupted_on_the_second)
+    target = tmp_path / "verified.yaml"
+    code, out, err = run(capsys, "verify", "--model", SMALL, "--input-shape", "3,32,32", "--backend",
+                         "torch", "--budget-s", "5", "-o", str(target))
+    assert code == 130 and out == "" and "interrupted" in err and "batch" in err
+    assert not target.exists()
