@@ -488,7 +488,7 @@ def _model_request(settings: dict[str, Any]):
     options = default_model_options() | {
         key: settings[key] for key in ("optimizer", "latency_budget_ms", "headroom") if key in settings
     }
-    return ModelRequest(stats=stats, **options)
+    return ModelRequest(stats=stats, input_shape_given="input_shape" in settings, **options)
 
 
 @cli.command()

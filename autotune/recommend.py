@@ -27,6 +27,8 @@ class ModelRequest:
     optimizer: str = "adam"
     latency_budget_ms: float = 30.0
     headroom: float = 0.9
+    #: The user's --input-shape: its height is the resolution to plan for, not a tier's.
+    input_shape_given: bool = False
 
 
 def _check_precision_overrides(
@@ -123,6 +125,11 @@ def recommend(
     fixed = {**(measured or {}), **{
         name: Decision(name, value, "override", "user", f"set by user ({where})")
         for name, (value, where) in overrides.items()}}
+    if model is not None and model.input_shape_given and model.stats.native_resolution \
+            and "resolution" not in fixed:
+        shape = ",".join(map(str, model.stats.input_shape))
+        fixed["resolution"] = Decision("resolution", model.stats.native_resolution, "input-shape", "user",
+                                       f"the model's input shape, set by user (--input-shape {shape})")
     ruleset = RuleSet([*extra_rules, *builtin_rules()])
     decisions, warnings = ruleset.decide(facts, fixed)
     summary: dict[str, Any] = {}

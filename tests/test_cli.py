@@ -269,3 +269,11 @@ def test_a_file_that_is_not_onnx_is_one_line_exit_2(capsys, tmp_path):
     path = tmp_path / "model.onnx"
     path.write_bytes(b"\x00\x01 not a protobuf")
     assert "is not an ONNX model" in one_line_error(capsys, "inspect", str(path))
+
+
+def test_an_explicit_input_shape_fixes_the_resolution(capsys):
+    code, out, _ = run(capsys, "recommend", "--gpu", "t4", "--model", "tests.test_model_stats:small_cnn",
+                       "--input-shape", "3,32,32")
+    config = yaml.safe_load(out)
+    assert code == 0 and config["settings"]["resolution"] == 32
+    assert "--input-shape 3,32,32" in config["reasons"]["resolution"]["reason"]
