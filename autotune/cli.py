@@ -365,7 +365,8 @@ def verify(backend_names, budget_s, inputs_path, accuracy_budget, memory_budget_
                    "or see the reasons above", err=True)
         sys.exit(1)
     final = make_recommendation(machine, request.inputs, request.overrides, plugins.plugin_rules(), model,
-                                measured=measured, measurements=tuple(r.to_dict() for r in reports))
+                                measured=measured, measurements=tuple(r.to_dict() for r in reports),
+                                measured_latency_ms=verifying.batch_one_latency_ms(reports, measured))
     if as_json:
         click.echo(json.dumps(final.to_dict(), indent=2))
     else:

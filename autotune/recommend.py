@@ -86,9 +86,10 @@ def _model_plan(model: ModelRequest, facts: dict[str, Any], settings: dict[str, 
     return plan.decisions(request), figures
 
 
-def _model_summary(stats: ModelStats, resolution: int | None, optimizer: str, task: str) -> dict[str, Any]:
+def _model_summary(stats: ModelStats, resolution: int | None, optimizer: str, task: str,
+                   latency_ms: float | None = None) -> dict[str, Any]:
     resolution = resolution if stats.native_resolution else None
-    verdict, explanation = lightweight_verdict(stats, resolution)
+    verdict, explanation = lightweight_verdict(stats, resolution, latency_ms)
     summary: dict[str, Any] = {
         "name": stats.name,
         "parameters": stats.parameters,
@@ -109,13 +110,15 @@ def recommend(
     model: ModelRequest | None = None,
     measured: Mapping[str, Decision] | None = None,
     measurements: tuple[dict[str, Any], ...] = (),
+    measured_latency_ms: float | None = None,
 ) -> Recommendation:
     """Every decision for ``machine``; ``extra_rules`` (from plugins) are tried first.
 
     With ``model``, the memory model then re-plans batch size, resolution and (when
     nothing else fits) precision for that model, and the rules run again around it.
     ``measured`` decisions (from ``autotune verify``) stand over the rules and the
-    memory model; the user's overrides stand over everything.
+    memory model; the user's overrides stand over everything. ``measured_latency_ms``
+    (batch 1, measured) joins the lightweight verdict (S002-4).
     """
     overrides = overrides or {}
     stats = model.stats if model else None
@@ -142,7 +145,7 @@ def recommend(
             figures = {}
         settings = {d.name: d.value for d in decisions}
         summary = _model_summary(model.stats, settings["resolution"], model.optimizer,
-                                 inputs["task"]) | figures
+                                 inputs["task"], measured_latency_ms) | figures
     text = machine.summary()
     if machine.note:
         text += f" ({machine.note})"

@@ -326,3 +326,11 @@ def measured_decisions(reports: list[BackendReport], recommendation: Recommendat
                                          "ordered by measured throughput: " + ", ".join(
                                              f"{r.backend} {r.best.throughput:.1f}/s" for r in order))
     return decisions
+
+
+def batch_one_latency_ms(reports: list[BackendReport], decisions: dict[str, Decision]) -> float | None:
+    """The measured p50 at batch 1 in the chosen precision, for the S002-4 latency class."""
+    precision = decisions["precision"].value if "precision" in decisions else None
+    ones = [m for r in reports for m in r.measurements
+            if m.ok and m.config.batch_size == 1 and precision in (None, m.config.precision)]
+    return min((m.timing.p50_ms for m in ones), default=None)

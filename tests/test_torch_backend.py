@@ -190,3 +190,11 @@ def test_ctrl_c_during_verify_prints_partial_results_and_writes_nothing(capsys, 
                          "torch", "--budget-s", "5", "-o", str(target))
     assert code == 130 and out == "" and "interrupted" in err and "batch" in err
     assert not target.exists()
+
+
+def test_verify_with_latency_objective_adds_the_measured_latency_to_the_verdict(capsys):
+    code, out, _ = run(capsys, "verify", "--model", SMALL, "--input-shape", "3,32,32", "--backend", "torch",
+                       "--budget-s", "3", "--objective", "latency", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["settings"]["batch_size"] == 1
+    assert "ms: small (S002-4)" in report["model"]["lightweight_reason"]
