@@ -143,3 +143,9 @@ def test_mig_slices_size_the_recommendation():
     # The smallest slice has 4.75 GiB: the low-memory floor applies.
     assert settings["resolution"] == 160
     assert settings["batch_size"] == 1
+
+
+def test_training_on_a_cpu_only_machine_uses_torch():
+    # ONNX Runtime serves models; it does not train them.
+    settings = settings_for(replayed("no_driver.yaml"), task="train")
+    assert settings["backends"] == ["torch"] and settings["device"] == "cpu"
