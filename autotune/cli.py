@@ -587,6 +587,7 @@ def plugins_command(as_json: bool) -> None:
             "from": f"{distribution[0]} {distribution[1]}" if distribution else "registered in code",
             "framework": backend.framework,
             "framework_version": backend.installed_version(),
+            "measurable": backend.runner is not None,
             "description": backend.description,
         })
     if as_json:
@@ -594,8 +595,9 @@ def plugins_command(as_json: bool) -> None:
         return
     for row in rows:
         installed = row["framework_version"] or "not installed"
+        measures = "verify/bench measure it" if row["measurable"] else "recommended, not measured"
         click.echo(f"{row['backend']:<12} plugin {row['plugin']} ({row['from']}); "
-                   f"{row['framework']}: {installed} - {row['description']}")
+                   f"{row['framework']}: {installed}; {measures} - {row['description']}")
 
 
 @cli.command()

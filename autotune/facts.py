@@ -7,11 +7,13 @@ Decisions made earlier in the same recommendation are facts too, under their own
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autotune import gpudb
-from autotune.model_stats import ModelStats
 from autotune.types import PRECISIONS, Gpu, Machine
+
+if TYPE_CHECKING:
+    from autotune.model_stats import ModelStats
 
 #: fact name -> what it means (shown by ``autotune rules --facts``).
 FACTS: dict[str, str] = {

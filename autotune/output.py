@@ -6,7 +6,6 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +83,8 @@ def publish(temporary: Path | str, path: Path) -> None:
 
 def write_atomically(path: Path, text: str) -> None:
     """Write through a temporary file and rename, so no half-written file is ever left."""
+    import tempfile  # noqa: PLC0415 - only writing a file needs it
+
     check_writable(path)
     parent = path.parent if str(path.parent) else Path(".")
     temporary: Path | None = None

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import autotune
 from autotune import gpudb
 from autotune.errors import UserError
 from autotune.facts import machine_facts
-from autotune.model_stats import ModelStats, lightweight_verdict, memory_constants
 from autotune.rules import RuleSet, builtin_rules
 from autotune.types import Decision, Machine, Recommendation, Rule
+
+if TYPE_CHECKING:  # the model path imports these itself: a plain recommend never needs them
+    from autotune.model_stats import ModelStats
 
 # Decisions whose value names a precision the hardware must run.
 _PRECISION_DECISIONS = ("precision", "alternative_precision", "quantization")
@@ -88,6 +90,8 @@ def _model_plan(model: ModelRequest, facts: dict[str, Any], settings: dict[str, 
 
 def _model_summary(stats: ModelStats, resolution: int | None, optimizer: str, task: str,
                    latency_ms: float | None = None) -> dict[str, Any]:
+    from autotune.model_stats import lightweight_verdict  # noqa: PLC0415
+
     resolution = resolution if stats.native_resolution else None
     verdict, explanation = lightweight_verdict(stats, resolution, latency_ms)
     summary: dict[str, Any] = {
@@ -162,6 +166,8 @@ def recommend(
 
 
 def default_model_options() -> dict[str, Any]:
+    from autotune.model_stats import memory_constants  # noqa: PLC0415
+
     constants = memory_constants()
     return {"optimizer": constants["default_optimizer"],
             "latency_budget_ms": float(constants["latency_budget_ms"]),
