@@ -62,3 +62,26 @@ def autotune_rules():
                          reference="https://wiki.example.com/gpu-policy",
                          reason="our shared 8 GB cards run two jobs each")]
     """
+
+
+@hookspec
+def autotune_model_inspectors():
+    """Declare how this plugin measures models without running them for real.
+
+    Called when ``--model`` or ``autotune inspect`` names a model whose stats are not
+    shipped in ``profiles/models.yaml``. The first inspector (in pluggy's order) whose
+    ``kinds`` include the model's kind measures it; its framework is imported only then.
+
+    :return: an iterable of :class:`autotune.types.ModelInspector`. ``kinds`` are
+        ``reference`` (a named reference model), ``callable`` (``package.module:callable``)
+        and ``onnx`` (an ``.onnx`` file); ``inspect`` is the ``"module:function"`` that
+        takes ``(ModelSource, resolutions)`` and returns :class:`autotune.model_stats.ModelStats`.
+        Names are unique across plugins.
+
+    Example::
+
+        @autotune.hookimpl
+        def autotune_model_inspectors():
+            return [ModelInspector(name="keras", framework="keras", kinds=("keras",),
+                                   inspect="autotune_keras.inspect:inspect_source")]
+    """

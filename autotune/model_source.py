@@ -68,14 +68,21 @@ def _torchvision_has(name: str) -> bool:
 
 
 def model_stats_for(source: ModelSource, resolutions: tuple[int, ...] = TIER_RESOLUTIONS) -> ModelStats:
-    """Stats for a model: from ``profiles/models.yaml`` when shipped there, else measured."""
+    """Stats for a model: from ``profiles/models.yaml`` when shipped there, else measured by
+    the first plugin whose model inspector handles its kind."""
     shipped = reference_models().get(source.spec) if source.kind == "reference" else None
     if shipped is not None and source.input_shape in (None, shipped.input_shape):
         return shipped
-    if source.kind == "onnx":
-        from autotune.onnx_inspect import inspect_onnx  # noqa: PLC0415
+    import importlib.util  # noqa: PLC0415
 
-        return inspect_onnx(Path(source.spec), source.input_shape)
-    from autotune.torch_inspect import inspect_source  # noqa: PLC0415
+    from autotune import plugins  # noqa: PLC0415
 
-    return inspect_source(source, resolutions)
+    inspectors = [inspector for _, inspector in plugins.model_inspectors() if source.kind in inspector.kinds]
+    if not inspectors:
+        raise UserError(f"no installed plugin measures {source.kind} models like {source.spec}; "
+                        "install autotune with its extras: pip install 'autotune[all]'")
+    inspector = inspectors[0]
+    if importlib.util.find_spec(inspector.framework) is None:
+        raise UserError(f"measuring {source.spec} needs {inspector.framework}, which is not installed; "
+                        "pip install 'autotune[all]'")
+    return inspector.load()(source, resolutions)

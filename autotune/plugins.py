@@ -22,7 +22,7 @@ import pluggy
 
 from autotune import hookspecs
 from autotune.errors import UserError
-from autotune.types import Backend, Rule
+from autotune.types import Backend, ModelInspector, Rule
 
 ENTRY_POINT_GROUP = "autotune"
 pm = pluggy.PluginManager("autotune")
@@ -102,3 +102,8 @@ def backends() -> dict[str, tuple[str, Backend]]:
 def plugin_rules() -> list[Rule]:
     """Rules from plugins, in the order they are tried; each knows which plugin gave it."""
     return [replace(rule, origin=f"plugin {plugin}") for plugin, rule in _gather("autotune_rules", "id")]
+
+
+def model_inspectors() -> list[tuple[str, ModelInspector]]:
+    """(plugin name, inspector), in the order they are asked."""
+    return _gather("autotune_model_inspectors", "name")

@@ -53,6 +53,20 @@ class Backend:
 
 
 @dataclass(frozen=True)
+class ModelInspector:
+    """How a plugin measures models of some kinds (see the ``autotune_model_inspectors`` hook)."""
+
+    name: str
+    framework: str
+    kinds: tuple[str, ...]
+    inspect: str  # "module:function" taking (ModelSource, resolutions), returning ModelStats
+
+    def load(self):
+        module_name, _, function_name = self.inspect.partition(":")
+        return getattr(importlib.import_module(module_name), function_name)
+
+
+@dataclass(frozen=True)
 class MigSlice:
     """One MIG instance carved out of a GPU."""
 

@@ -1,7 +1,7 @@
 """The ONNX Runtime backend: CUDA, TensorRT or CPU execution providers."""
 
 from autotune import hookimpl
-from autotune.types import Backend
+from autotune.types import Backend, ModelInspector
 
 
 @hookimpl
@@ -13,5 +13,17 @@ def autotune_backends():
             # onnxruntime-gpu and onnxruntime install the same import name.
             distributions=("onnxruntime-gpu", "onnxruntime"),
             description="ONNX Runtime with the CUDA, TensorRT or CPU execution provider",
+        )
+    ]
+
+
+@hookimpl
+def autotune_model_inspectors():
+    return [
+        ModelInspector(
+            name="onnx",
+            framework="onnx",
+            kinds=("onnx",),
+            inspect="autotune_plugins.onnx_inspect:inspect_source",
         )
     ]

@@ -1,7 +1,7 @@
 """The PyTorch backend: eager PyTorch (optionally torch.compile) on CUDA or the CPU."""
 
 from autotune import hookimpl
-from autotune.types import Backend
+from autotune.types import Backend, ModelInspector
 
 
 @hookimpl
@@ -13,5 +13,17 @@ def autotune_backends():
             distributions=("torch",),
             description="PyTorch eager on CUDA or the CPU; trains and infers",
             runner="autotune_plugins.torch_runner:TorchRunner",
+        )
+    ]
+
+
+@hookimpl
+def autotune_model_inspectors():
+    return [
+        ModelInspector(
+            name="torch",
+            framework="torch",
+            kinds=("reference", "callable"),
+            inspect="autotune_plugins.torch_inspect:inspect_source",
         )
     ]

@@ -15,11 +15,11 @@ import time
 
 import numpy as np
 import torch
+from autotune_plugins.torch_inspect import factory_for, guess_input_shape
 from torch import nn
 
 from autotune.backend_api import RunConfig, UnsupportedConfig
 from autotune.model_stats import reference_models
-from autotune.torch_inspect import factory_for, guess_input_shape
 
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 OPTIMIZERS = {

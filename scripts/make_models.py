@@ -2,7 +2,7 @@
 
 Builds each reference model from torchvision (weights=None: the architecture is what
 costs memory and FLOPs, not the trained values) on the meta device and measures it with
-autotune/torch_inspect.py, so `autotune recommend --model resnet18` answers without
+plugins/torch_inspect.py, so `autotune recommend --model resnet18` answers without
 importing torch. Never edit the output by hand; a test recomputes one model and compares.
 """
 
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 import torchvision
+from autotune_plugins.torch_inspect import inspect_source
 
 from autotune.model_source import TIER_RESOLUTIONS, ModelSource
 from autotune.profiles import dump_yaml
-from autotune.torch_inspect import inspect_source
 
 REFERENCE_MODELS = ("resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large",
                     "efficientnet_b0", "vit_b_16")

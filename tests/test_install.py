@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,8 +12,12 @@ from tests.conftest import REPO
 
 
 def test_wheel_carries_the_profiles_and_plugins(tmp_path):
+    # Build from a clean copy: setuptools reuses a build/ folder, which could hold stale modules.
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".venv", "build", "*.egg-info", ".git", ".pytest_cache", ".hypothesis", "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
-                    str(REPO)], check=True, capture_output=True)
+                    str(source)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("autotune-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
@@ -20,6 +25,7 @@ def test_wheel_carries_the_profiles_and_plugins(tmp_path):
     for data in ("gpus.yaml", "rules.yaml", "architectures.yaml", "sources.yaml"):
         assert f"autotune_profiles/{data}" in names
     assert "autotune_plugins/torch_backend.py" in names
+    assert "autotune_plugins/torch_inspect.py" in names and "autotune/torch_inspect.py" not in names
     # Run from the unpacked wheel, away from the source tree.
     code = ("import autotune, autotune_profiles; from autotune.cli import main\n"
             "assert autotune_profiles.__file__.startswith({!r}), autotune_profiles.__file__\n"

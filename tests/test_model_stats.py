@@ -6,20 +6,20 @@ import pytest
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper  # noqa: E402
-from torch import nn  # noqa: E402
-
-from autotune.errors import UserError  # noqa: E402
-from autotune.model_source import ModelSource, parse_model  # noqa: E402
-from autotune.model_stats import lightweight_verdict, reference_models  # noqa: E402
-from autotune.onnx_inspect import inspect_onnx  # noqa: E402
-from autotune.torch_inspect import (  # noqa: E402
+from autotune_plugins.onnx_inspect import inspect_onnx  # noqa: E402
+from autotune_plugins.torch_inspect import (  # noqa: E402
     flops,
     inference_memory,
     inspect_module,
     inspect_source,
     saved_for_backward_bytes,
 )
+from onnx import TensorProto, helper  # noqa: E402
+from torch import nn  # noqa: E402
+
+from autotune.errors import UserError  # noqa: E402
+from autotune.model_source import ModelSource, parse_model  # noqa: E402
+from autotune.model_stats import lightweight_verdict, reference_models  # noqa: E402
 
 
 class SmallCnn(nn.Module):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 import os
@@ -13,7 +14,7 @@ import pytest
 from autotune import hookimpl, plugins
 from autotune.errors import UserError
 from autotune.recommend import recommend
-from autotune.types import Backend, Rule
+from autotune.types import Backend, ModelInspector, Rule
 from tests.conftest import simulated
 
 INPUTS = {"task": "infer", "objective": "throughput", "tier": "balanced"}
@@ -116,3 +117,33 @@ def test_trace_plugins_prints_every_hook_result():
         capture_output=True, text=True, env=os.environ | {"AUTOTUNE_TRACE_PLUGINS": "1"},
         check=True)
     assert "[autotune] autotune_backends from torch:" in result.stderr
+
+
+def fake_inspect(source, resolutions):
+    from autotune.model_stats import reference_models
+
+    return dataclasses.replace(reference_models()["resnet18"], name=f"inspected {source.spec}")
+
+
+def test_hook_autotune_model_inspectors_measures_models_of_its_kind(register_plugin):
+    from autotune.model_source import ModelSource, model_stats_for
+
+    class Inspector:
+        @hookimpl
+        def autotune_model_inspectors(self):
+            return [ModelInspector(name="fake", framework="yaml", kinds=("callable",),
+                                   inspect="tests.test_plugins:fake_inspect")]
+
+    register_plugin(Inspector(), "fake-inspector")
+    stats = model_stats_for(ModelSource("callable", "my.models:net", (3, 224, 224)))
+    assert stats.name == "inspected my.models:net"
+    names = [inspector.name for _, inspector in plugins.model_inspectors()]
+    assert names[0] == "fake" and {"torch", "onnx"} <= set(names)
+
+
+def test_a_model_kind_no_plugin_measures_is_a_user_error(register_plugin, monkeypatch):
+    from autotune.model_source import ModelSource, model_stats_for
+
+    monkeypatch.setattr(plugins, "model_inspectors", lambda: [])
+    with pytest.raises(UserError, match="no installed plugin measures callable models"):
+        model_stats_for(ModelSource("callable", "my.models:net"))

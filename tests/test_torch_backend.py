@@ -9,13 +9,13 @@ import pytest
 import yaml
 
 torch = pytest.importorskip("torch")
+from autotune_plugins.torch_inspect import inspect_source  # noqa: E402
 from autotune_plugins.torch_runner import TorchRunner  # noqa: E402
 from torch import nn  # noqa: E402
 
 from autotune.backend_api import RunConfig  # noqa: E402
 from autotune.measure import Measurer  # noqa: E402
 from autotune.model_source import parse_model  # noqa: E402
-from autotune.torch_inspect import inspect_source  # noqa: E402
 from tests.test_cli import one_line_error, run  # noqa: E402
 
 SMALL = "tests.test_model_stats:small_cnn"

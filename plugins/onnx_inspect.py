@@ -1,5 +1,6 @@
 """Measure an ONNX model from its graph: parameters, FLOPs, activations, traffic.
 
+Part of the onnxruntime plugin (its ``autotune_model_inspectors`` hook); imports onnx.
 ONNX's own shape inference gives every tensor's shape; FLOPs are counted for Conv,
 ConvTranspose, Gemm and MatMul (a multiply-add counts 2, as PyTorch's FlopCounterMode
 counts, bias ignored). Activations follow the graph in its (topological) order: a tensor
@@ -16,7 +17,7 @@ import onnx
 from onnx import shape_inference
 
 from autotune.errors import UserError
-from autotune.model_source import TIER_RESOLUTIONS
+from autotune.model_source import TIER_RESOLUTIONS, ModelSource
 from autotune.model_stats import ModelStats, ResolutionStats
 
 
@@ -183,3 +184,8 @@ def inspect_onnx(path: Path, input_shape: tuple[int, ...] | None) -> ModelStats:
         resolutions=tuple(measured),
         trainable=False,
     )
+
+
+def inspect_source(source: ModelSource, resolutions: tuple[int, ...] = TIER_RESOLUTIONS) -> ModelStats:
+    """The ``autotune_model_inspectors`` entry point: an ``.onnx`` file's stats."""
+    return inspect_onnx(Path(source.spec), source.input_shape)

@@ -5,8 +5,8 @@ run through PyTorch's own tools: ``torch.utils.flop_counter.FlopCounterMode`` co
 FLOPs, ``torch.autograd.graph.saved_tensors_hooks`` sees every tensor autograd keeps for
 backward, and a ``TorchDispatchMode`` follows every tensor an inference pass creates and
 frees, for its peak. The same functions run on real CPU tensors, which is how the tests
-check them. This module imports torch; nothing on the ``recommend`` path imports it
-unless a model outside ``profiles/models.yaml`` is asked for.
+check them. Part of the torch plugin (its ``autotune_model_inspectors`` hook): it imports
+torch, and is imported only when a model outside ``profiles/models.yaml`` is asked for.
 """
 
 from __future__ import annotations
