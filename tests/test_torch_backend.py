@@ -156,7 +156,9 @@ def test_bench_rejects_a_bad_sweep(capsys):
     assert "positive whole numbers" in one_line_error(capsys, "bench", "--sweep", "batch=0,a")
 
 
-def test_ctrl_c_prints_partial_results_and_writes_nothing(capsys, tmp_path, monkeypatch):
+@pytest.fixture
+def ctrl_c_on_the_second_measurement(monkeypatch):
+    """Ctrl-C arrives while the second configuration is being measured."""
     calls = {"n": 0}
     original = Measurer.measure
 
@@ -167,6 +169,10 @@ def test_ctrl_c_prints_partial_results_and_writes_nothing(capsys, tmp_path, monk
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Measurer, "measure", interrupted_on_the_second)
+
+
+@pytest.mark.usefixtures("ctrl_c_on_the_second_measurement")
+def test_ctrl_c_prints_partial_results_and_writes_nothing(capsys, tmp_path):
     plot = tmp_path / "bench.png"
     code, out, err = run(capsys, "bench", "--model", SMALL, "--input-shape", "3,32,32",
                          "--sweep", "batch=1,2,4", "--budget-s", "0.1", "--plot", str(plot))
@@ -174,17 +180,8 @@ def test_ctrl_c_prints_partial_results_and_writes_nothing(capsys, tmp_path, monk
     assert not plot.exists() and not [p for p in tmp_path.iterdir() if p.suffix == ".png"]
 
 
-def test_ctrl_c_during_verify_prints_partial_results_and_writes_nothing(capsys, tmp_path, monkeypatch):
-    calls = {"n": 0}
-    original = Measurer.measure
-
-    def interrupted_on_the_second(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Measurer, "measure", interrupted_on_the_second)
+@pytest.mark.usefixtures("ctrl_c_on_the_second_measurement")
+def test_ctrl_c_during_verify_prints_partial_results_and_writes_nothing(capsys, tmp_path):
     target = tmp_path / "verified.yaml"
     code, out, err = run(capsys, "verify", "--model", SMALL, "--input-shape", "3,32,32", "--backend",
                          "torch", "--budget-s", "5", "-o", str(target))
