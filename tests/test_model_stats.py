@@ -221,3 +221,16 @@ def test_onnx_dynamic_input_needs_a_shape(tmp_path):
 def test_inspect_module_rejects_an_input_the_model_cannot_take():
     with pytest.raises(UserError, match="does not fit model small"):
         inspect_module(SmallCnn(), "small", "test", (4, 32, 32), (32,))
+
+
+def test_inspect_an_onnx_file_from_the_command_line(tmp_path, capsys):
+    import json
+
+    from tests.test_cli import run
+
+    code, out, _ = run(capsys, "inspect", str(_onnx_file(tmp_path)), "--json", "--gpu", "t4")
+    report = json.loads(out)
+    assert code == 0 and report["name"] == "small" and report["flops_per_sample"] == 2 * (
+        4 * 8 * 8 * 27 + 5 * 256 + 7 * 5)
+    assert "training_state_gb" not in report
+    assert report["gpu"]["by_precision"]["fp16"]["largest_infer_batch"] > 0
