@@ -70,6 +70,14 @@ class Measurement:
         return data
 
 
+class RunFailed(Exception):
+    """The model raised something other than out-of-memory in this configuration."""
+
+
+def _first_line(error: BaseException) -> str:
+    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:200]}"
+
+
 class NothingFits(Exception):
     """Every rung of the OOM ladder ran out of memory or could not run."""
 
@@ -170,9 +178,11 @@ class Measurer:
             except UnsupportedConfig as error:
                 unsupported.add(rung.precision)
                 steps.append(f"{rung.precision}: not supported by the {self.backend} backend ({error})")
-            except Exception as error:
+            except Exception as error:  # the model's own code runs here
                 if not self.runner.is_out_of_memory(error):
-                    raise
+                    if session is not None:
+                        session.close()
+                    raise RunFailed(f"{rung.label()}: {_first_line(error)}") from error
                 steps.append(ladder.describe_step(rung, "out of memory"))
             if session is not None:
                 session.close()
@@ -186,10 +196,17 @@ class Measurer:
         except NothingFits as error:
             return Measurement(self.backend, self.device, config, "failed", "; ".join(error.steps),
                                steps=tuple(error.steps))
+        except RunFailed as error:
+            return Measurement(self.backend, self.device, config, "failed", str(error))
         try:
             timing = time_session(session, ran.batch_size, budget_s, on_iteration)
             peak = session.peak_memory_bytes()
             device_name = session.device_name
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:  # noqa: BLE001 - the model failed mid-measurement
+            return Measurement(self.backend, self.device, ran, "failed", _first_line(error),
+                               steps=tuple(steps))
         finally:
             session.close()
         accuracy = None

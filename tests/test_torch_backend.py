@@ -195,3 +195,25 @@ def test_verify_with_latency_objective_adds_the_measured_latency_to_the_verdict(
     report = json.loads(out)
     assert code == 0 and report["settings"]["batch_size"] == 1
     assert "ms: small (S002-4)" in report["model"]["lightweight_reason"]
+
+
+class FailsAboveBatchTwo(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        if x.shape[0] > 2:
+            raise ValueError("this model only takes two samples")
+        return self.fc(x)
+
+
+def fails_above_batch_two():
+    return FailsAboveBatchTwo()
+
+
+def test_a_model_that_raises_is_a_failed_measurement_not_a_traceback():
+    result = measurer("tests.test_torch_backend:fails_above_batch_two", "8").measure(
+        RunConfig("infer", "fp32", 4, None), budget_s=0.1)
+    assert result.status == "failed"
+    assert "ValueError: this model only takes two samples" in result.reason
