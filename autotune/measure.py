@@ -211,7 +211,12 @@ class Measurer:
             session.close()
         accuracy = None
         if check_accuracy and ran.precision != "fp32":
-            accuracy = compare(self.reference(ran), outputs, self.accuracy_budget)
+            try:
+                reference = self.reference(ran)
+            except Exception as error:  # noqa: BLE001 - the model's own code, in FP32
+                return Measurement(self.backend, self.device, ran, "failed",
+                                   f"the FP32 reference failed: {_first_line(error)}", timing=timing)
+            accuracy = compare(reference, outputs, self.accuracy_budget)
         status = "rejected" if accuracy is not None and not accuracy.passed else "ok"
         reason = accuracy.reason if accuracy is not None else ""
         if steps:
