@@ -8,14 +8,23 @@ Environment variables:
 * ``AUTOTUNE_LOAD_PLUGINS=torch,onnxruntime`` loads only the named entry points (an
   empty value loads none), as ``LLM_LOAD_PLUGINS`` does for llm.
 * ``AUTOTUNE_TRACE_PLUGINS=1`` prints every hook call and result to stderr.
+
+Finding entry points means reading every installed distribution's metadata, and
+importing ``importlib.metadata`` alone costs more than the rest of ``autotune
+recommend``. So the ``autotune`` group's entry points are cached (in the platform cache
+folder, ``~/.cache/autotune`` on Linux), keyed by ``sys.path`` and the modification
+times of its folders: installing, upgrading or removing a distribution changes its
+folder, and the next run reads the metadata again.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
+import importlib
+import json
 import os
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -29,6 +38,68 @@ pm = pluggy.PluginManager("autotune")
 pm.add_hookspecs(hookspecs)
 _loaded = False
 _distributions: dict[str, tuple[str, str]] = {}
+_CACHE_FORMAT = 1
+
+
+def _environment_fingerprint() -> list[list[Any]]:
+    """sys.path with the modification time of each folder on it (the working folder aside,
+    which changes all the time and holds no installed distribution)."""
+    here = os.path.abspath(os.getcwd())
+    stamps: list[list[Any]] = []
+    for entry in sys.path:
+        path = os.path.abspath(entry or ".")
+        try:
+            stamps.append([path, None if path == here else os.stat(path).st_mtime_ns])
+        except OSError:
+            stamps.append([path, None])
+    return stamps
+
+
+def _cache_file() -> Path:
+    """One file per environment (per sys.path), so several venvs do not evict each other."""
+    import hashlib  # noqa: PLC0415
+
+    import platformdirs  # noqa: PLC0415
+
+    key = hashlib.sha1("\0".join(sys.path).encode(), usedforsecurity=False).hexdigest()[:16]
+    return Path(platformdirs.user_cache_dir("autotune")) / f"entry_points-{key}.json"
+
+
+def entry_points() -> list[dict[str, Any]]:
+    """The ``autotune`` group: name, value ("module:attr"), distribution and version."""
+    fingerprint = _environment_fingerprint()
+    cache = _cache_file()
+    try:
+        data = json.loads(cache.read_text("utf-8"))
+        if data["format"] == _CACHE_FORMAT and data["fingerprint"] == fingerprint:
+            return data["entry_points"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no cache yet, or an unreadable one: read the metadata
+    import importlib.metadata  # noqa: PLC0415 - only on a cache miss
+
+    found = [
+        {"name": ep.name, "value": ep.value,
+         "distribution": ep.dist.name if ep.dist else None,
+         "version": ep.dist.version if ep.dist else None}
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    ]
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps({"format": _CACHE_FORMAT, "fingerprint": fingerprint,
+                                         "entry_points": found}), "utf-8")
+        os.replace(temporary, cache)
+    except OSError:
+        pass  # a read-only home: no cache, just slower
+    return found
+
+
+def _load(value: str) -> Any:
+    module_name, _, attribute = value.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in filter(None, attribute.split(".")):
+        target = getattr(target, part)
+    return target
 
 
 def load_plugins() -> pluggy.PluginManager:
@@ -42,21 +113,22 @@ def load_plugins() -> pluggy.PluginManager:
     _loaded = True
     wanted = os.environ.get("AUTOTUNE_LOAD_PLUGINS")
     names = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if names is not None and entry_point.name not in names:
+    for entry_point in entry_points():
+        name = entry_point["name"]
+        if names is not None and name not in names:
             continue
-        if pm.get_plugin(entry_point.name) is not None or pm.is_blocked(entry_point.name):
+        if pm.get_plugin(name) is not None or pm.is_blocked(name):
             continue
         try:
-            plugin = entry_point.load()
+            plugin = _load(entry_point["value"])
         except Exception as error:  # a broken third-party plugin must not take autotune down
             raise UserError(
-                f"plugin {entry_point.name!r} ({entry_point.value}) failed to load: {error}; "
+                f"plugin {name!r} ({entry_point['value']}) failed to load: {error}; "
                 "fix or uninstall it, or skip it with AUTOTUNE_LOAD_PLUGINS"
             ) from None
-        pm.register(plugin, name=entry_point.name)
-        if entry_point.dist is not None:
-            _distributions[entry_point.name] = (entry_point.dist.name, entry_point.dist.version)
+        pm.register(plugin, name=name)
+        if entry_point["distribution"]:
+            _distributions[name] = (entry_point["distribution"], entry_point["version"])
     pm.check_pending()
     return pm
 

@@ -7,7 +7,6 @@ probe -> :class:`Machine` (a :class:`Host` and its :class:`Gpu` list) -> facts -
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -44,10 +43,12 @@ class Backend:
         """The framework's installed version, or None when it is not installed here."""
         if importlib.util.find_spec(self.framework) is None:
             return None
+        from importlib import metadata  # noqa: PLC0415 - costly to import; only listing needs it
+
         for distribution in self.distributions or (self.framework,):
             try:
-                return importlib.metadata.version(distribution)
-            except importlib.metadata.PackageNotFoundError:
+                return metadata.version(distribution)
+            except metadata.PackageNotFoundError:
                 continue
         return "unknown version"
 

@@ -25,6 +25,7 @@ HOST = Host(cpu_model="Test CPU", logical_cores=16, physical_cores=8, available_
 def isolated_config(tmp_path, monkeypatch):
     """No test reads the developer's own config files, project folder or GPU selection."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.chdir(tmp_path)
 

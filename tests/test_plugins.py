@@ -147,3 +147,39 @@ def test_a_model_kind_no_plugin_measures_is_a_user_error(register_plugin, monkey
     monkeypatch.setattr(plugins, "model_inspectors", lambda: [])
     with pytest.raises(UserError, match="no installed plugin measures callable models"):
         model_stats_for(ModelSource("callable", "my.models:net"))
+
+
+def test_entry_points_are_cached_per_environment(tmp_path, monkeypatch):
+    first = plugins.entry_points()
+    assert {"torch", "onnxruntime", "tensorrt"} <= {ep["name"] for ep in first}
+    assert list((tmp_path / "xdg-cache" / "autotune").glob("entry_points-*.json"))
+
+    def must_not_read_metadata(*args, **kwargs):
+        raise AssertionError("the cache should have answered")
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", must_not_read_metadata)
+    assert plugins.entry_points() == first
+    # A new folder on sys.path is another environment: the metadata is read again.
+    monkeypatch.syspath_prepend(str(tmp_path / "elsewhere"))
+    with pytest.raises(AssertionError, match="the cache should have answered"):
+        plugins.entry_points()
+
+
+def test_a_corrupt_or_unwritable_cache_is_only_slower(tmp_path, monkeypatch):
+    cache = plugins._cache_file()
+    cache.parent.mkdir(parents=True)
+    cache.write_text("{not json")
+    assert {"torch"} <= {ep["name"] for ep in plugins.entry_points()}
+    monkeypatch.setenv("XDG_CACHE_HOME", "/proc/no-such-place")
+    assert {"torch"} <= {ep["name"] for ep in plugins.entry_points()}
+
+
+def test_a_cached_recommend_never_imports_importlib_metadata(tmp_path):
+    code = ("import sys\nfrom autotune.cli import main\n"
+            "try:\n    main(['recommend', '--gpu', 't4'])\nexcept SystemExit:\n    pass\n"
+            "print('importlib.metadata' in sys.modules, file=sys.stderr)\n")
+    environment = os.environ | {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                           cwd=tmp_path, check=True) for _ in range(2)]
+    assert runs[0].stderr.strip().endswith("True")  # the first run reads the metadata
+    assert runs[1].stderr.strip().endswith("False")  # the second is answered by the cache
