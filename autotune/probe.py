@@ -136,7 +136,8 @@ def _cgroup_cpu_limit() -> int | None:
 def probe_host() -> Host:
     """CPU model, core counts (logical, physical, usable by this process) and RAM."""
     logical = os.cpu_count() or 1
-    cpu_model, cores, flags = platform.processor() or platform.machine(), set(), set()
+    # platform.processor() runs `uname -p` in a subprocess on Linux: /proc/cpuinfo first.
+    cpu_model, cores, flags = "", set(), set()
     try:
         physical_id = "0"
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -150,7 +151,8 @@ def probe_host() -> Host:
             elif key == "core id":
                 cores.add((physical_id, value))
     except OSError:
-        pass  # not Linux: the platform module's answer stands
+        pass  # not Linux: the platform module answers below
+    cpu_model = cpu_model or platform.processor() or platform.machine()
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else logical
     cgroup_limit = _cgroup_cpu_limit()
     if cgroup_limit is not None:
