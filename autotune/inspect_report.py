@@ -39,15 +39,9 @@ def inspection(stats: ModelStats, machine: Machine, resolution: int | None,
         "lightweight_reason": explanation,
     }
     if stats.trainable:
-        constants = memory_model.memory_constants()
-        states = constants["optimizer_states"][optimizer]
-        report["training_state_gb"] = {
-            "optimizer": optimizer,
-            "weights": round(stats.parameters * 4 / GIB, 3),
-            "gradients": round(stats.parameters * 4 / GIB, 3),
-            "optimizer_states": round(stats.parameters * 4 * states / GIB, 3),
-            "amp_weight_copies": round(stats.parameters * 2 / GIB, 3),
-        }
+        state = memory_model.training_state_bytes(stats, optimizer, amp=True)
+        report["training_state_gb"] = {"optimizer": optimizer} | {
+            part: round(size / GIB, 3) for part, size in state.items()}
     if not machine.gpus:
         report["gpu"] = None
         return report

@@ -27,25 +27,30 @@ _LOWER_PRECISION = {"fp32": "fp16", "tf32": "fp16", "bf16": "int8", "fp16": "int
 _TRAIN_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 
 
-def _constants() -> dict:
-    return memory_constants()
+def training_state_bytes(stats: ModelStats, optimizer: str, amp: bool) -> dict[str, float]:
+    """What training keeps per parameter besides activations: FP32 master weights, one FP32
+    gradient, the optimizer's FP32 states, and under AMP autocast's half-precision copy of
+    each weight it casts."""
+    states = memory_constants()["optimizer_states"][optimizer]
+    return {
+        "weights": stats.parameters * 4,
+        "gradients": stats.parameters * 4,
+        "optimizer_states": stats.parameters * 4 * states,
+        "amp_weight_copies": stats.parameters * 2 if amp else 0,
+    }
 
 
 def static_bytes(stats: ModelStats, precision: str, task: str, optimizer: str) -> float:
     """Memory that does not grow with the batch: weights, training state, workspace."""
-    constants = _constants()
-    workspace = constants["workspace_gb"] * GIB
+    workspace = memory_constants()["workspace_gb"] * GIB
     if task != "train":
         return stats.weight_bytes(precision) + workspace
-    states = constants["optimizer_states"][optimizer]
-    # FP32 master weights, one FP32 gradient and the optimizer's FP32 states per parameter;
-    # autocast also caches a half-precision copy of each weight it casts.
-    amp_copy = 2 if precision in ("fp16", "bf16") else 0
-    return stats.parameters * (4 + 4 + 4 * states + amp_copy) + workspace
+    amp = precision in ("fp16", "bf16")
+    return sum(training_state_bytes(stats, optimizer, amp).values()) + workspace
 
 
 def per_sample_bytes(stats: ModelStats, resolution: int | None, precision: str, task: str) -> float:
-    dtype = _constants()["activation_dtype"][precision]
+    dtype = memory_constants()["activation_dtype"][precision]
     at = stats.at(resolution)
     activations = at.train_activation_bytes if task == "train" else at.infer_activation_bytes
     return activations[dtype]
@@ -59,7 +64,7 @@ def predict_peak_bytes(stats: ModelStats, batch: int, resolution: int | None, pr
 
 
 def usable_bytes(free_vram_bytes: float, headroom: float) -> float:
-    return free_vram_bytes * headroom - _constants()["cuda_context_gb"] * GIB
+    return free_vram_bytes * headroom - memory_constants()["cuda_context_gb"] * GIB
 
 
 def max_batch(stats: ModelStats, usable: float, resolution: int | None, precision: str,
@@ -99,8 +104,8 @@ class Roofline:
 def roofline(stats: ModelStats, spec: GpuSpec, resolution: int | None, precision: str,
              tf32: bool = False, task: str = "infer") -> Roofline:
     at = stats.at(resolution)
-    dtype = _constants()["activation_dtype"][precision]
-    factor = _constants()["train_cost_factor"] if task == "train" else 1
+    dtype = memory_constants()["activation_dtype"][precision]
+    factor = memory_constants()["train_cost_factor"] if task == "train" else 1
     flops = max(at.flops_per_sample, 1) * factor
     traffic = max(at.traffic_bytes.get(dtype, 0), 1) * factor
     return Roofline(
@@ -125,7 +130,7 @@ class SpeedModel:
         """The S001-4 knee scales with overhead / per-sample cost; a power of two."""
         anchor = _anchor_speed()
         ratio = (self.overhead_ms / self.per_sample_ms) / (anchor.overhead_ms / anchor.per_sample_ms)
-        knee = _constants()["anchor"]["knee_batch"] * ratio
+        knee = memory_constants()["anchor"]["knee_batch"] * ratio
         return 2 ** max(0, round(math.log2(max(knee, 1))))
 
 
@@ -139,19 +144,20 @@ def _fit(points: dict[int, float]) -> tuple[float, float]:
 
 
 def _anchor_speed() -> SpeedModel:
-    overhead, per_sample = _fit({int(k): float(v) for k, v in _constants()["anchor"]["latency_ms"].items()})
+    latencies = memory_constants()["anchor"]["latency_ms"]
+    overhead, per_sample = _fit({int(k): float(v) for k, v in latencies.items()})
     return SpeedModel(overhead, per_sample)
 
 
 def _anchor_spec() -> GpuSpec:
     from autotune.gpudb import resolve  # noqa: PLC0415
 
-    return resolve(_constants()["anchor"]["gpu"])
+    return resolve(memory_constants()["anchor"]["gpu"])
 
 
 def speed_model(stats: ModelStats, spec: GpuSpec, resolution: int | None, precision: str,
                 tf32: bool = False) -> SpeedModel:
-    anchor = _constants()["anchor"]
+    anchor = memory_constants()["anchor"]
     anchor_stats = reference_models()[anchor["model"]]
     anchor_ceiling = roofline(anchor_stats, _anchor_spec(), anchor["resolution"],
                               anchor["precision"]).ceiling_samples_s

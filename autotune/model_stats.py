@@ -13,9 +13,6 @@ from typing import Any
 
 from autotune.profiles import load_profile
 
-#: Activation figures are kept for these dtypes; bf16 has fp16's size.
-ACTIVATION_DTYPES = ("fp32", "fp16")
-
 
 @dataclass(frozen=True)
 class ResolutionStats:

@@ -11,10 +11,9 @@ torch, and is imported only when a model outside ``profiles/models.yaml`` is ask
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -158,17 +157,11 @@ def guess_input_shape(module: nn.Module) -> tuple[int, ...] | None:
     return None
 
 
-@contextlib.contextmanager
-def _on_meta() -> Iterator[None]:
-    with torch.device("meta"):
-        yield
-
-
 def build_on_meta(factory: Callable[[], object], name: str) -> nn.Module:
     """Call ``factory`` with meta as the default device (no memory, no init work); if
     the factory cannot build there (it loads weights, say), build on the CPU and move."""
     try:
-        with _on_meta():
+        with torch.device("meta"):
             module = factory()
     except Exception:  # noqa: BLE001 - any failure means "retry for real"
         module = None
