@@ -4,15 +4,13 @@ S001-4), and a plot of throughput and latency against batch."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from autotune.errors import UserError
 from autotune.harness import protocol
 from autotune.measure import Measurement
-from autotune.output import publish
+from autotune.output import atomic_file
 
 SWEEP_KEYS = ("batch", "resolution")
 
@@ -94,11 +92,8 @@ def plot(measurements: list[Measurement], path: Path, title: str) -> None:
         axis.legend()
     figure.suptitle(title)
     figure.tight_layout()
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(descriptor)
     try:
-        figure.savefig(temporary, dpi=110)
-        publish(temporary, path)
+        with atomic_file(path, suffix=".png") as temporary:
+            figure.savefig(temporary, dpi=110, format="png")
     finally:
         plt.close(figure)
-        Path(temporary).unlink(missing_ok=True)

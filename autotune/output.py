@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,35 +68,36 @@ def check_writable(path: Path) -> None:
     """Fail before any work when ``path`` cannot be written."""
     if path.is_dir():
         raise UserError(f"cannot write {path}: it is a folder; give a file name")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"cannot write {path}: folder {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    if not path.parent.is_dir():
+        raise UserError(f"cannot write {path}: folder {path.parent} does not exist; create it first")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UserError(f"cannot write {path}: permission denied; choose a writable path")
 
 
-def publish(temporary: Path | str, path: Path) -> None:
-    """Move a finished temporary file into place, with the permissions a new file gets."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would surprise the user
-    os.replace(temporary, path)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write through a temporary file and rename, so no half-written file is ever left."""
+@contextlib.contextmanager
+def atomic_file(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary path beside ``path`` to write; on success it replaces ``path`` with the
+    permissions a new file gets, on failure it vanishes: never a half-written file."""
     import tempfile  # noqa: PLC0415 - only writing a file needs it
 
     check_writable(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    temporary: Path | None = None
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(descriptor)
+    temporary = Path(name)
     try:
-        descriptor, name = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
-        temporary = Path(name)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        publish(temporary, path)
+        yield temporary
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would surprise the user
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all."""
+    try:
+        with atomic_file(path) as temporary:
+            temporary.write_text(text, "utf-8")
     except OSError as error:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
         raise UserError(f"cannot write {path}: {error.strerror}; choose a writable path") from None
