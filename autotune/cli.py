@@ -313,7 +313,6 @@ def verify(backend_names, budget_s, inputs_path, accuracy_budget, memory_budget_
     from autotune import verify as verifying
     from autotune.facts import machine_facts  # noqa: PLC0415
     from autotune.harness import protocol  # noqa: PLC0415
-    from autotune.model_source import parse_model  # noqa: PLC0415
     from autotune.probe import probe as run_probe  # noqa: PLC0415
     from autotune.recommend import recommend as make_recommendation  # noqa: PLC0415
 
@@ -332,8 +331,7 @@ def verify(backend_names, budget_s, inputs_path, accuracy_budget, memory_budget_
                             f"{measurement.throughput:.1f} samples/s")
 
         context = verifying.VerifyContext(
-            recommendation=recommendation, model=parse_model(request.model["model"],
-                                                             request.model.get("input_shape")),
+            recommendation=recommendation, model=model.source,
             stats=model.stats, facts=machine_facts(machine, **request.inputs, model=model.stats),
             budget_s=budget_s, optimizer=model.optimizer, latency_budget_ms=model.latency_budget_ms,
             inputs_path=inputs_path,
@@ -406,7 +404,6 @@ def bench(model, input_shape, task, backend_name, sweeps, precisions, budget_s, 
     from autotune.backend_api import RunConfig  # noqa: PLC0415
     from autotune.config import Request  # noqa: PLC0415
     from autotune.facts import machine_facts  # noqa: PLC0415
-    from autotune.model_source import parse_model  # noqa: PLC0415
     from autotune.probe import probe as run_probe  # noqa: PLC0415
     from autotune.recommend import recommend as make_recommendation  # noqa: PLC0415
     from autotune.rules import decision_specs  # noqa: PLC0415
@@ -441,7 +438,7 @@ def bench(model, input_shape, task, backend_name, sweeps, precisions, budget_s, 
     base = RunConfig.from_settings(settings, task, resolution, model_request.optimizer, use_compile)
     if device == "cpu":
         base = replace(base, tf32=False, cudnn_benchmark=False, channels_last=False)
-    measurer = build_measurer(backend_name, runner, parse_model(model, input_shape), stats,
+    measurer = build_measurer(backend_name, runner, model_request.source, stats,
                               machine_facts(machine, task, "throughput", "balanced", stats), device,
                               model_request.optimizer,
                               memory_budget_bytes=memory_budget_gb * 2**30 if memory_budget_gb else None)
@@ -485,11 +482,11 @@ def _model_request(settings: dict[str, Any]):
     from autotune.model_source import model_stats_for, parse_model  # noqa: PLC0415
     from autotune.recommend import ModelRequest, default_model_options  # noqa: PLC0415
 
-    stats = model_stats_for(parse_model(settings["model"], settings.get("input_shape")))
+    source = parse_model(settings["model"], settings.get("input_shape"))
     options = default_model_options() | {
         key: settings[key] for key in ("optimizer", "latency_budget_ms", "headroom") if key in settings
     }
-    return ModelRequest(stats=stats, input_shape_given="input_shape" in settings, **options)
+    return ModelRequest(stats=model_stats_for(source), source=source, **options)
 
 
 @cli.command()

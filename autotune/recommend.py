@@ -14,6 +14,7 @@ from autotune.rules import RuleSet, builtin_rules
 from autotune.types import Decision, Machine, Recommendation, Rule
 
 if TYPE_CHECKING:  # the model path imports these itself: a plain recommend never needs them
+    from autotune.model_source import ModelSource
     from autotune.model_stats import ModelStats
 
 # Decisions whose value names a precision the hardware must run.
@@ -29,8 +30,12 @@ class ModelRequest:
     optimizer: str = "adam"
     latency_budget_ms: float = 30.0
     headroom: float = 0.9
-    #: The user's --input-shape: its height is the resolution to plan for, not a tier's.
-    input_shape_given: bool = False
+    source: ModelSource | None = None  # what --model named, for the commands that run it
+
+    @property
+    def input_shape_given(self) -> bool:
+        """The user's --input-shape: its height is the resolution to plan for, not a tier's."""
+        return self.source is not None and self.source.input_shape is not None
 
 
 def _check_precision_overrides(
