@@ -1,10 +1,22 @@
-"""What a backend implements to be measured: a runner that opens sessions.
+"""What a backend implements to be measured: a runner that prepares a model once, then
+opens sessions from it cheaply.
 
 A plugin's :class:`autotune.types.Backend` names its runner as ``"module:Class"``; the
 core imports it only when something is measured, so listing backends never imports a
-framework. Everything backends share — timing, statistics, the OOM ladder, the accuracy
-check, the batch search — lives in the core (``harness``, ``ladder``, ``accuracy``,
-``batch_search``) and talks to backends through this protocol only.
+framework. Everything backends share — timing, statistics, the OOM ladder, the memory
+budget, the accuracy check, the batch search, exploration — lives in the core
+(``harness``, ``ladder``, ``accuracy``, ``batch_search``, ``measure``, ``verify``) and
+talks to backends through this protocol only.
+
+The lifecycle fits compiled runtimes as well as eager PyTorch:
+
+1. ``prepare(model, preparation)`` once per task, precision, input shape and options —
+   where a runtime exports, converts or builds an engine (and caches it on disk, see
+   :func:`autotune.cache.cached_file`). For eager PyTorch it is nearly free.
+2. ``open(prepared, config, memory_budget_bytes)`` per batch size: a session from the
+   prepared model. The OOM ladder, the batch search and exploration open many sessions
+   from one prepared model.
+3. ``session.step()`` / ``outputs()`` / ``peak_memory_bytes()`` / ``close()``.
 """
 
 from __future__ import annotations
@@ -18,47 +30,61 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """One configuration to run: what a recommendation fixes for a backend."""
+    """One configuration to run: what every runtime shares, plus the backend's own options.
+
+    ``options`` holds the backend options (see :class:`autotune.types.BackendOption`) as
+    sorted ``(name, value)`` pairs, so a configuration stays hashable and comparable.
+    """
 
     task: str  # infer | train
     precision: str
     batch_size: int
     resolution: int | None
-    amp: bool = False
-    amp_dtype: str = "none"
-    grad_scaler: bool = False
-    tf32: bool = False
-    cudnn_benchmark: bool = False
-    channels_last: bool = False
-    compile: bool = False
-    optimizer: str = "adam"
     cpu_threads: int | None = None
+    optimizer: str = "adam"
+    options: tuple[tuple[str, Any], ...] = ()
 
-    @classmethod
-    def from_settings(cls, settings: dict[str, Any], task: str, resolution: int | None,
-                      optimizer: str = "adam", compile: bool = False) -> RunConfig:
-        return cls(task=task, precision=settings["precision"], batch_size=settings["batch_size"],
-                   resolution=resolution, amp=settings["amp"], amp_dtype=settings["amp_dtype"],
-                   grad_scaler=settings["grad_scaler"], tf32=settings["tf32"],
-                   cudnn_benchmark=settings["cudnn_benchmark"],
-                   channels_last=settings["channels_last"], compile=compile, optimizer=optimizer,
-                   cpu_threads=settings.get("cpu_threads"))
+    def option(self, name: str, default: Any = None) -> Any:
+        return dict(self.options).get(name, default)
+
+    def with_options(self, **values: Any) -> RunConfig:
+        return replace(self, options=tuple(sorted((dict(self.options) | values).items())))
 
     def with_precision(self, precision: str) -> RunConfig:
-        """The same run in another precision, with AMP set the way the rules set it."""
-        half = precision in ("fp16", "bf16")
-        train_amp = self.task == "train" and half
-        return replace(self, precision=precision, amp=train_amp,
-                       amp_dtype={"fp16": "float16", "bf16": "bfloat16"}[precision] if train_amp else "none",
-                       grad_scaler=train_amp and precision == "fp16",
-                       channels_last=self.channels_last and half)
+        return replace(self, precision=precision)
 
-    def label(self) -> str:
+    def preparation(self) -> Preparation:
+        """What a prepared model covers: everything but the batch size."""
+        return Preparation(self.task, self.precision, self.resolution, self.options, self.optimizer)
+
+    def label(self, shown: tuple[str, ...] = ()) -> str:
+        """``fp16 batch 8 224px``, plus the named options (and ``cpu_threads``) when given."""
         resolution = f" {self.resolution}px" if self.resolution else ""
-        return f"{self.precision} batch {self.batch_size}{resolution}"
+        extra = []
+        for name in shown:
+            value = self.cpu_threads if name == "cpu_threads" else self.option(name)
+            if value is not None:
+                extra.append(f"{name}={str(value).lower() if isinstance(value, bool) else value}")
+        return f"{self.precision} batch {self.batch_size}{resolution}" + "".join(f" {e}" for e in extra)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["options"] = dict(self.options)
+        return data
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """What one prepared model is for: a runner prepares once per distinct value."""
+
+    task: str
+    precision: str
+    resolution: int | None
+    options: tuple[tuple[str, Any], ...] = ()
+    optimizer: str = "adam"
+
+    def option(self, name: str, default: Any = None) -> Any:
+        return dict(self.options).get(name, default)
 
 
 class Clock(Protocol):
@@ -69,7 +95,7 @@ class Clock(Protocol):
 
 
 class Session(Protocol):
-    """A model loaded in one configuration, ready to run steps."""
+    """A prepared model opened at one batch size, ready to run steps."""
 
     device_name: str
 
@@ -83,10 +109,18 @@ class Session(Protocol):
         """The model's outputs for ``inputs`` in this configuration, as FP32 numpy."""
 
     def peak_memory_bytes(self) -> int | None:
-        """Peak device memory since the session opened, or None where not measurable."""
+        """Peak device memory since the session opened, or None where the runtime has no
+        counter (the core then searches the batch by out-of-memory alone)."""
 
     def close(self) -> None:
         """Free everything the session holds (device memory included)."""
+
+
+class PreparedModel(Protocol):
+    """A model made ready for one :class:`Preparation` (an engine, a converted file, a module)."""
+
+    def close(self) -> None:
+        """Free what the prepared model holds; sessions opened from it are closed first."""
 
 
 class Runner(Protocol):
@@ -95,15 +129,30 @@ class Runner(Protocol):
     def device(self, wanted: str) -> str:
         """The device this runner will use when ``wanted`` ("cuda" or "cpu") is asked."""
 
-    def open(self, model: Any, config: RunConfig, device: str,
-             memory_budget_bytes: float | None = None,
-             predicted_peak_bytes: float | None = None) -> Session:
-        """Load ``model`` (a ModelSource) in ``config``. Raises the framework's own
-        out-of-memory error (see :meth:`is_out_of_memory`) when it does not fit, and
-        :class:`UnsupportedConfig` for a configuration this backend cannot run."""
+    def prepare(self, model: Any, preparation: Preparation, device: str,
+                max_batch_size: int) -> PreparedModel:
+        """Make ``model`` (a :class:`autotune.model_source.ModelSource`) ready to run as
+        ``preparation`` says, for batches up to ``max_batch_size``. Raises
+        :class:`UnsupportedConfig` for what this backend cannot run here."""
+
+    def open(self, prepared: PreparedModel, config: RunConfig,
+             memory_budget_bytes: float | None = None) -> Session:
+        """A session at ``config.batch_size``. Raises the framework's own out-of-memory
+        error (see :meth:`is_out_of_memory`) or :class:`OutOfMemory` when it does not fit.
+        Where :meth:`enforces_memory_budget` is true it holds the device to
+        ``memory_budget_bytes``; elsewhere the core enforces the budget on the memory
+        model's prediction."""
+
+    def enforces_memory_budget(self, device: str) -> bool:
+        """True when :meth:`open` can make the device fail above a memory budget."""
 
     def is_out_of_memory(self, error: BaseException) -> bool: ...
 
 
 class UnsupportedConfig(Exception):
     """A configuration this backend cannot run here (e.g. INT8 in eager PyTorch on CUDA)."""
+
+
+class OutOfMemory(Exception):
+    """Does not fit: raised by the core's memory-budget check, and by runners whose
+    framework has no out-of-memory error of its own."""

@@ -9,19 +9,21 @@ Quick start:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 import autotune
-from autotune.config import INPUT_CHOICES, build_request, check_not_a_config_file
-from autotune.errors import DoesNotFit, UserError
-from autotune.output import FORMATS, check_writable, render, write_atomically
-from autotune.types import Machine
+from autotune import api, render
+from autotune.config import INPUT_CHOICES, check_not_a_config_file
+from autotune.errors import AutotuneError, DoesNotFit, Interrupted, NoBackend, UserError
+from autotune.output import FORMATS, check_writable, write_atomically
+
+WHERE = "by flag"
 
 
 def _version_text() -> str:
@@ -47,114 +49,21 @@ def cli() -> None:
     pass
 
 
-def _machine(gpu_names: list[str] | tuple[str, ...], replay: Path | None = None) -> Machine:
-    """The simulated machine when GPU names are given, else this one (or a replayed one)."""
-    from autotune.probe import probe, probe_host  # noqa: PLC0415
-
-    if gpu_names:
-        from autotune import gpudb  # noqa: PLC0415
-
-        return gpudb.simulate(list(gpu_names), probe_host())
-    if replay is not None:
-        from autotune.nvml_recording import RecordedNvml  # noqa: PLC0415
-
-        return probe(RecordedNvml.from_file(replay))
-    return probe()
-
-
-def _gb(value: int) -> str:
-    return f"{value / 2**30:.1f} GB"
-
-
-def _describe(machine: Machine) -> str:
-    host = machine.host
-    lines = [
-        f"host: {host.cpu_model}, {host.physical_cores} physical / {host.logical_cores} logical "
-        f"cores ({host.available_cores} usable), {_gb(host.ram_bytes)} RAM, {host.os}",
-    ]
-    if machine.driver_version:
-        lines.append(f"driver: {machine.driver_version}, CUDA {machine.cuda_driver_version}")
-    if not machine.gpus:
-        lines.append(f"GPU: none ({machine.note or 'no NVIDIA GPU'}) -> CPU-only recommendations")
-    for gpu in machine.gpus:
-        known = f" [{gpu.spec_name}]" if gpu.spec_name else " [not in the spec database]"
-        lines.append(f"GPU {gpu.index}: {gpu.name}{known}{' (simulated)' if gpu.simulated else ''}")
-        facts = [
-            f"compute capability {gpu.compute_capability}, {gpu.architecture}",
-            f"{gpu.sm_count} SMs" if gpu.sm_count else "SM count unknown",
-            f"memory {_gb(gpu.vram_total_bytes)} total, {_gb(gpu.vram_free_bytes)} free",
-        ]
-        if gpu.memory_bandwidth_gb_s:
-            facts.append(f"bandwidth {gpu.memory_bandwidth_gb_s:.0f} GB/s")
-        if gpu.pcie_generation:
-            facts.append(f"PCIe {gpu.pcie_generation}.0 x{gpu.pcie_width}")
-        facts.append(f"NVLink links {gpu.nvlink_active_links}")
-        if gpu.power_limit_w:
-            facts.append(f"power limit {gpu.power_limit_w:.0f} W")
-        lines.append("  " + "; ".join(facts))
-        tensor = ", ".join(gpu.tensor_core_precisions) if gpu.tensor_cores else "none"
-        lines.append(f"  Tensor Cores: {tensor}; runs well: {', '.join(gpu.precisions)}")
-        if gpu.mig_enabled:
-            slices = ", ".join(f"{s.name} {_gb(s.memory_total_bytes)}" for s in gpu.mig_slices)
-            lines.append(f"  MIG on: {slices or 'no instances created'}")
-    return "\n".join(lines)
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
-@click.option("--gpu", "gpu_names", multiple=True, metavar="NAME",
-              help="Describe a simulated machine with this GPU from the spec database (repeatable).")
-@click.option("--record", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also save every NVML answer to FILE (YAML), for a bug report or a test.")
-@click.option("--replay", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Describe the machine recorded in FILE instead of this one.")
-def probe(as_json: bool, gpu_names: tuple[str, ...], record: Path | None, replay: Path | None) -> None:
-    """What this machine has: GPUs through NVML, CPU and memory."""
-    if record is not None and (gpu_names or replay):
-        raise UserError("--record saves this machine's NVML answers; drop --gpu and --replay")
-    if record is not None:
-        from autotune.nvml_recording import RecordingNvml  # noqa: PLC0415
-        from autotune.probe import probe as run_probe  # noqa: PLC0415
-
-        check_writable(record)
-        recorder = RecordingNvml()
-        machine = run_probe(recorder)
-        write_atomically(record, recorder.dump())
-    else:
-        machine = _machine(gpu_names, replay)
-    click.echo(json.dumps(machine.to_dict(), indent=2) if as_json else _describe(machine))
-
-
-def _explain_table(recommendation) -> None:
-    from rich import box  # noqa: PLC0415 - only --explain pays for rich
-    from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
-
-    table = Table(title=f"autotune recommend: {recommendation.machine}", title_justify="left",
-                  box=box.SIMPLE_HEAD)
-    table.add_column("decision", no_wrap=True)
-    table.add_column("value", max_width=20, overflow="fold")
-    table.add_column("rule", no_wrap=True)
-    table.add_column("source", no_wrap=True)
-    table.add_column("reason", ratio=1)
-    for decision in recommendation.decisions:
-        value = decision.value
-        text = ", ".join(value) if isinstance(value, list) else str(value).lower() \
-            if isinstance(value, bool) else str(value)
-        table.add_row(decision.name, text, decision.rule, decision.source, decision.reason)
-    console = Console(stderr=True)
-    console.width = max(console.width, 120)  # narrower, the reasons wrap word by word
-    console.print(table)
-    for warning in recommendation.warnings:
-        console.print(f"[bold yellow]warning:[/] {warning}")
-
-
-def _apply(options: list, function):
+def _apply(options: list, function: Callable) -> Callable:
     for option in reversed(options):
         function = option(function)
     return function
 
 
+GPU_OPTION = click.option("--gpu", "gpu_names", multiple=True, metavar="NAME",
+                          help="Use a simulated GPU from the spec database (repeatable).")
+REPLAY_OPTION = click.option("--replay", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                             help="Use the machine recorded in FILE (autotune probe --record).")
+CONFIG_OPTION = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+                             help="Read settings from this TOML or YAML file (over the project's own files).")
+SET_OPTION = click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
+                          help="Set any decision (tf32=false) or backend option (torch.channels_last=true); "
+                          "repeatable.")
 #: The options every command that builds a recommendation takes.
 REQUEST_OPTIONS = [
     click.option("--task", type=click.Choice(INPUT_CHOICES["task"]), help="infer (default) or train."),
@@ -162,13 +71,11 @@ REQUEST_OPTIONS = [
                  help="throughput (default) or latency."),
     click.option("--tier", type=click.Choice(INPUT_CHOICES["tier"]),
                  help="balanced (default), accuracy or low-resource (S000-5)."),
-    click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-                 help="Read settings from this TOML or YAML file (over the project's own files)."),
+    CONFIG_OPTION,
     click.option("--precision", help="Override the precision (fp32, tf32, bf16, fp16, fp8, int8, int4)."),
     click.option("--batch-size", help="Override the batch size."),
     click.option("--resolution", help="Override the input resolution in pixels."),
-    click.option("--set", "assignments", multiple=True, metavar="DECISION=VALUE",
-                 help="Override any decision, e.g. --set tf32=false (repeatable)."),
+    SET_OPTION,
     click.option("--model", help="Size batch and resolution for this model: a reference name "
                  "(resnet18, resnet50, vit_b_16...), package.module:callable, or a .onnx file."),
     click.option("--input-shape", help="One sample's shape without the batch, e.g. 3,224,224 "
@@ -190,18 +97,16 @@ _REQUEST_FLAGS = ("task", "objective", "tier", "precision", "batch_size", "resol
                   "input_shape", "optimizer", "latency_budget_ms", "headroom")
 
 
-def _request(options: dict[str, Any], default_model: str | None = None, **extra_flags: Any):
-    """The layered request (config files, then flags) from a command's options."""
-    flags = {key: options[key] for key in _REQUEST_FLAGS} | extra_flags
-    for assignment in options["assignments"]:
+def _settings(options: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The settings a command's flags give, ``--set NAME=VALUE`` included."""
+    settings = {key: options.pop(key) for key in _REQUEST_FLAGS if key in options} | extra
+    for assignment in options.pop("assignments", ()):
         key, separator, value = assignment.partition("=")
         if not separator:
-            raise UserError(f"--set {assignment!r} needs the form DECISION=VALUE, e.g. tf32=false")
-        flags[key.strip().replace("-", "_")] = value.strip()
-    request = build_request(options["config_file"], flags)
-    if default_model and "model" not in request.model:
-        request.model["model"] = default_model
-    return request
+            raise UserError(f"--set {assignment!r} needs the form DECISION=VALUE or BACKEND.OPTION=VALUE, "
+                            "e.g. tf32=false or torch.channels_last=true")
+        settings[key.strip().replace("-", "_")] = value.strip()
+    return {key: value for key, value in settings.items() if value not in (None, (), [])}
 
 
 def _check_output(options: dict[str, Any]) -> None:
@@ -212,9 +117,11 @@ def _check_output(options: dict[str, Any]) -> None:
 
 
 def _emit(recommendation, options: dict[str, Any]) -> None:
-    text = render(recommendation, options["output_format"])
+    from autotune.output import render as render_format  # noqa: PLC0415
+
+    text = render_format(recommendation, options["output_format"])
     if options["explain"]:
-        _explain_table(recommendation)
+        render.explain_table(recommendation)
     if options["output"] is not None:
         write_atomically(options["output"], text)
         click.echo(f"wrote {options['output']}", err=True)
@@ -223,85 +130,101 @@ def _emit(recommendation, options: dict[str, Any]) -> None:
 
 
 @cli.command()
-@click.option("--gpu", "gpu_names", multiple=True, metavar="NAME",
-              help="Recommend for a simulated GPU from the spec database (repeatable).")
-@click.option("--replay", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Recommend for the machine recorded in FILE (autotune probe --record).")
+@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+@GPU_OPTION
+@click.option("--record", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also save every NVML answer to FILE (YAML), for a bug report or a test.")
+@REPLAY_OPTION
+def probe(as_json: bool, gpu_names: tuple[str, ...], record: Path | None, replay: Path | None) -> None:
+    """What this machine has: GPUs through NVML, CPU and memory."""
+    if record is not None and (gpu_names or replay):
+        raise UserError("--record saves this machine's NVML answers; drop --gpu and --replay")
+    if record is not None:
+        from autotune.nvml_recording import RecordingNvml  # noqa: PLC0415
+        from autotune.probe import probe as probe_with  # noqa: PLC0415
+
+        check_writable(record)
+        recorder = RecordingNvml()
+        machine = probe_with(recorder)
+        write_atomically(record, recorder.dump())
+    else:
+        machine = api.probe(gpu_names, replay)
+    click.echo(json.dumps(machine.to_dict(), indent=2) if as_json else render.describe(machine))
+
+
+@cli.command()
+@GPU_OPTION
+@REPLAY_OPTION
 @click.option("--backend", help="Override the backend order, e.g. torch or tensorrt,onnxruntime.")
 @lambda function: _apply(REQUEST_OPTIONS + OUTPUT_OPTIONS, function)
-def recommend(gpu_names, replay, backend, **options) -> None:
+def recommend(gpu_names, replay, backend, config_file, **options) -> None:
     """How to run a model on this machine (or a simulated one), and why."""
     _check_output(options)
-    request = _request(options, backends=backend)
-    from autotune import plugins  # noqa: PLC0415
-    from autotune.recommend import recommend as make_recommendation  # noqa: PLC0415
-
-    machine = _machine(list(gpu_names) or request.gpus, replay)
-    recommendation = make_recommendation(machine, request.inputs, request.overrides,
-                                         plugins.plugin_rules(), _model_request(request.model))
-    _emit(recommendation, options)
+    settings = _settings(options, backends=backend, gpu=list(gpu_names))
+    _emit(api.recommend(config=config_file, replay=replay, where=WHERE, **settings), options)
 
 
 MEASURE_OPTIONS = [
     click.option("--budget-s", type=click.FloatRange(min=1), default=60, show_default=True,
                  help="Seconds of measuring per backend."),
-    click.option("--inputs", "inputs_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    click.option("--inputs", "inputs_path", type=click.Path(path_type=Path),
                  help="A .npy or .pt batch for the accuracy check (default: synthetic inputs)."),
     click.option("--accuracy-budget", type=click.FloatRange(min=0, max=1), default=None,
                  help="Accuracy loss allowed against FP32 (default 0.03, S002-6)."),
     click.option("--memory-budget-gb", type=click.FloatRange(min=0.01), default=None,
                  help="Pretend the device has only this much memory (runs the OOM ladder)."),
-    click.option("--compile", "use_compile", is_flag=True, help="Run the model through torch.compile."),
+    click.option("--compile", "use_compile", is_flag=True,
+                 help="Run the model through torch.compile (the same as --set torch.compile=true)."),
     click.option("--json", "as_json", is_flag=True, help="Print the results as JSON."),
 ]
 
 
-def _results_table(measurements, title: str, knees: set[int] | None = None) -> None:
-    from rich import box  # noqa: PLC0415
-    from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
+def _measuring(title: str, run: Callable[[Callable, Callable], Any]) -> Any:
+    """Run a measurement with a spinner; on a failure or Ctrl-C, show what was measured.
 
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
-    numeric = ("p50 ms", "p90 ms", "p99 ms", "samples/s", "peak GB", "predicted GB", "roofline")
-    for column in ("backend", "config", "p50 ms", "p90 ms", "p99 ms", "samples/s", "cv", "peak GB",
-                   "predicted GB", "roofline", "result"):
-        table.add_column(column, justify="right" if column in numeric else "left")
-    for m in measurements:
-        timing = m.timing
-        cells = [f"{getattr(timing, f):.2f}" for f in ("p50_ms", "p90_ms", "p99_ms")] if timing else ["-"] * 3
-        result = m.status if not m.reason else f"{m.status}: {m.reason}"
-        if knees is not None and id(m) in knees:
-            result = "knee; " + result
-        table.add_row(
-            m.backend, m.config.label(), *cells,
-            f"{m.throughput:.1f}" if timing else "-",
-            (f"{timing.cv:.1%}" + (" unstable" if timing.unstable else "")) if timing else "-",
-            f"{m.peak_memory_bytes / 2**30:.2f}" if m.peak_memory_bytes else "-",
-            f"{m.predicted_peak_bytes / 2**30:.2f}" if m.predicted_peak_bytes else "-",
-            f"{m.roofline_percent:.0f} %" if m.roofline_percent is not None else "-",
-            result,
-        )
-    console = Console(stderr=True)
-    console.width = max(console.width, 140)
-    console.print(table)
+    The spinner starts with the first measurement, so an error found before any (a bad
+    flag, an unknown backend) stays one clean line."""
+    progress = render.progress()
+    task = progress.add_task("measuring", total=None)
 
+    def describe(text: str) -> None:
+        if not progress.live.is_started:
+            progress.start()
+        progress.update(task, description=text)
 
-def _progress():
-    """A spinner with what is being measured, on stderr, gone when done."""
-    from rich.console import Console  # noqa: PLC0415
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+    def stop() -> None:
+        if progress.live.is_started:  # stopping one never started still prints a line
+            progress.stop()
 
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                    transient=True, console=Console(stderr=True))
+    def show(measurement) -> None:
+        describe(f"{measurement.backend}: {measurement.label} {measurement.throughput:.1f} samples/s")
+
+    try:
+        return run(show, lambda backend: describe(f"{backend}: starting"))
+    except Interrupted as interrupted:
+        stop()
+        render.results_table(interrupted.measurements, f"{title} (interrupted)")
+        raise click.Abort() from None
+    except (NoBackend, DoesNotFit) as failure:
+        stop()
+        if failure.measurements:
+            render.results_table(failure.measurements, title)
+        for report in getattr(failure, "reports", ()):
+            if report.status != "measured" or report.reason:
+                click.echo(f"{report.backend}: {report.status}"
+                           f"{': ' + report.reason if report.reason else ''}", err=True)
+        raise
+    finally:
+        stop()
 
 
 @cli.command()
 @click.option("--backend", "backend_names", metavar="NAMES",
-              help="torch, onnxruntime, tensorrt, a comma list, or all "
+              help="A registered backend (autotune plugins lists them), a comma list, or all "
               "(default: the recommendation's order).")
 @lambda function: _apply(MEASURE_OPTIONS + REQUEST_OPTIONS + OUTPUT_OPTIONS, function)
 def verify(backend_names, budget_s, inputs_path, accuracy_budget, memory_budget_gb, use_compile,
-           as_json, **options) -> None:
+           as_json, config_file, **options) -> None:
     """Apply the recommendation with each backend, measure it, and let measurement decide.
 
     \b
@@ -309,73 +232,28 @@ def verify(backend_names, budget_s, inputs_path, accuracy_budget, memory_budget_
     3 the model fits at no batch in any precision; 130 interrupted (nothing written).
     """
     _check_output(options)
-    from autotune import plugins  # noqa: PLC0415
-    from autotune import verify as verifying
-    from autotune.facts import machine_facts  # noqa: PLC0415
-    from autotune.harness import protocol  # noqa: PLC0415
-    from autotune.probe import probe as run_probe  # noqa: PLC0415
-    from autotune.recommend import recommend as make_recommendation  # noqa: PLC0415
-
-    request = _request(options, default_model="resnet18")
-    model = _model_request(request.model)
-    machine = run_probe()
-    recommendation = make_recommendation(machine, request.inputs, request.overrides,
-                                         plugins.plugin_rules(), model)
-    selection = verifying.select_backends(backend_names, plugins.backends(),
-                                          recommendation.settings["backends"])
-    with _progress() as progress:
-        task = progress.add_task("measuring", total=None)
-
-        def show(measurement) -> None:
-            progress.update(task, description=f"{measurement.backend}: {measurement.config.label()} "
-                            f"{measurement.throughput:.1f} samples/s")
-
-        context = verifying.VerifyContext(
-            recommendation=recommendation, model=model.source,
-            stats=model.stats, facts=machine_facts(machine, **request.inputs, model=model.stats),
-            budget_s=budget_s, optimizer=model.optimizer, latency_budget_ms=model.latency_budget_ms,
-            inputs_path=inputs_path,
-            accuracy_budget=protocol()["accuracy_budget"] if accuracy_budget is None else accuracy_budget,
-            memory_budget_bytes=memory_budget_gb * 2**30 if memory_budget_gb else None,
-            compile=use_compile, user_fixed=frozenset(request.overrides), on_measurement=show)
-        reports = []
-        try:
-            for name, backend in selection:
-                progress.update(task, description=f"{name}: starting")
-                reports.append(verifying.verify_backend(name, backend, context))
-        except verifying.Interrupted as interrupted:
-            done = [m for r in reports for m in r.measurements] + interrupted.measurements
-            _results_table(done, "autotune verify (interrupted)")
-            raise click.Abort() from None
-    measurements = [m for r in reports for m in r.measurements]
-    if measurements:
-        _results_table(measurements, f"autotune verify: {recommendation.machine}")
-    for report in reports:
+    settings = _settings(options, **({"torch.compile": True} if use_compile else {}))
+    verification = _measuring("autotune verify", lambda show, starting: api.verify(
+        backends=backend_names, budget_s=budget_s, inputs=inputs_path, accuracy_budget=accuracy_budget,
+        memory_budget_gb=memory_budget_gb, config=config_file, where=WHERE, on_measurement=show,
+        on_backend=starting, **settings))
+    if verification.measurements:
+        render.results_table(verification.measurements, f"autotune verify: {verification.proposed.machine}")
+    for report in verification.reports:
         if report.status != "measured" or report.reason:
             click.echo(f"{report.backend}: {report.status}{': ' + report.reason if report.reason else ''}",
                        err=True)
-    measured = verifying.measured_decisions(reports, recommendation)
-    if not measured:
-        if measurements and all(m.status == "failed" and "out of memory" in m.reason for m in measurements):
-            raise DoesNotFit(f"{model.stats.name} ran out of memory at batch 1 in every precision; "
-                             "free GPU memory or use a smaller model")
-        click.echo("autotune: error: no backend could run; install one (pip install 'autotune[torch]') "
-                   "or see the reasons above", err=True)
-        sys.exit(1)
-    final = make_recommendation(machine, request.inputs, request.overrides, plugins.plugin_rules(), model,
-                                measured=measured, measurements=tuple(r.to_dict() for r in reports),
-                                measured_latency_ms=verifying.batch_one_latency_ms(reports, measured))
     if as_json:
-        click.echo(json.dumps(final.to_dict(), indent=2))
+        click.echo(json.dumps(verification.recommendation.to_dict(), indent=2))
     else:
-        _emit(final, options)
+        _emit(verification.recommendation, options)
 
 
 @cli.command()
-@click.option("--model", default="resnet18", show_default=True,
-              help="A reference model, package.module:callable, or a .onnx file.")
+@click.option("--model", help="A reference model, package.module:callable, or a .onnx file "
+              "(default: the config's model, else resnet18).")
 @click.option("--input-shape", help="One sample's shape without the batch, e.g. 3,224,224.")
-@click.option("--task", type=click.Choice(INPUT_CHOICES["task"]), default="infer", show_default=True)
+@click.option("--task", type=click.Choice(INPUT_CHOICES["task"]), help="infer (default) or train.")
 @click.option("--backend", "backend_name", default="torch", show_default=True, help="The backend to run.")
 @click.option("--sweep", "sweeps", multiple=True, metavar="KEY=V1,V2",
               help="batch=1,2,4,8,16,32 (default) and/or resolution=160,224,320.")
@@ -385,108 +263,38 @@ def verify(backend_names, budget_s, inputs_path, accuracy_budget, memory_budget_
               help="Seconds per configuration (default 1.5).")
 @click.option("--memory-budget-gb", type=click.FloatRange(min=0.01), default=None,
               help="Pretend the device has only this much memory (runs the OOM ladder).")
-@click.option("--compile", "use_compile", is_flag=True, help="Run the model through torch.compile.")
+@click.option("--compile", "use_compile", is_flag=True,
+              help="Run the model through torch.compile (the same as --set torch.compile=true).")
+@CONFIG_OPTION
+@SET_OPTION
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=Path("autotune-bench.png"),
               show_default=True, help="Where to write the PNG plot.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
-def bench(model, input_shape, task, backend_name, sweeps, precisions, budget_s, memory_budget_gb,
-          use_compile, plot, as_json) -> None:
+def bench(backend_name, sweeps, precisions, budget_s, memory_budget_gb, use_compile, config_file, plot,
+          as_json, **options) -> None:
     """The S001-3 table for this machine: latency, throughput and memory per batch, the knee
-    marked, and a plot.
+    marked, and a plot. Settings come from the config files and --config as for verify.
 
     \b
     Exit codes: 0 measured; 1 nothing could run; 2 bad input; 130 interrupted (nothing written).
     """
-    from dataclasses import replace  # noqa: PLC0415
-
-    from autotune import bench as benching  # noqa: PLC0415
-    from autotune import plugins
-    from autotune.backend_api import RunConfig  # noqa: PLC0415
-    from autotune.config import Request  # noqa: PLC0415
-    from autotune.facts import machine_facts  # noqa: PLC0415
-    from autotune.probe import probe as run_probe  # noqa: PLC0415
-    from autotune.recommend import recommend as make_recommendation  # noqa: PLC0415
-    from autotune.rules import decision_specs  # noqa: PLC0415
-    from autotune.verify import build_measurer  # noqa: PLC0415
+    from autotune.bench import parse_sweep  # noqa: PLC0415
 
     check_writable(plot)
-    if importlib.util.find_spec("matplotlib") is None:
-        raise UserError("autotune bench plots with matplotlib, which is not installed; "
-                        "pip install 'autotune[bench]'")
-    sweep = benching.parse_sweep(sweeps or ["batch=1,2,4,8,16,32"])
-    registered = plugins.backends()
-    if backend_name not in registered:
-        raise UserError(f"unknown backend {backend_name!r}; registered: {', '.join(sorted(registered))}")
-    request = Request()
-    request.apply({"task": task, "model": model, **({"input_shape": input_shape} if input_shape else {})},
-                  "by flag")
-    model_request = _model_request(request.model)
-    machine = run_probe()
-    recommendation = make_recommendation(machine, request.inputs, {}, plugins.plugin_rules(), model_request)
-    settings = recommendation.settings
-    wanted = precisions.split(",") if precisions else list(dict.fromkeys(["fp32", settings["precision"]]))
-    for precision in wanted:
-        decision_specs()["precision"].coerce(precision.strip(), "in --precision")
-    try:
-        runner = registered[backend_name][1].load_runner()
-    except (ImportError, LookupError) as error:
-        click.echo(f"autotune: error: backend {backend_name} cannot run here ({error}); install it", err=True)
-        sys.exit(1)
-    device = runner.device(settings["device"])
-    stats = model_request.stats
-    resolution = settings["resolution"] if stats.native_resolution else None
-    base = RunConfig.from_settings(settings, task, resolution, model_request.optimizer, use_compile)
-    if device == "cpu":
-        base = replace(base, tf32=False, cudnn_benchmark=False, channels_last=False)
-    measurer = build_measurer(backend_name, runner, model_request.source, stats,
-                              machine_facts(machine, task, "throughput", "balanced", stats), device,
-                              model_request.optimizer,
-                              memory_budget_bytes=memory_budget_gb * 2**30 if memory_budget_gb else None)
-    resolutions = sweep.get("resolution", [resolution])
-    batches = sweep.get("batch", [base.batch_size])
-    points = [(p.strip(), r, b) for p in wanted for r in resolutions for b in batches]
-    measurements = []
-    try:
-        with _progress() as progress:
-            task_id = progress.add_task("bench", total=len(points))
-            for precision, point_resolution, batch in points:
-                progress.update(task_id, description=f"{precision} batch {batch}")
-                config = replace(base.with_precision(precision) if precision != base.precision else base,
-                                 batch_size=batch, resolution=point_resolution)
-                measurements.append(measurer.measure(config, budget_s, check_accuracy=False))
-                progress.advance(task_id)
-    except KeyboardInterrupt:
-        _results_table(measurements, "autotune bench (interrupted)", benching.knees(measurements))
-        raise click.Abort() from None
-    rows = benching.table_rows(measurements)
-    if not any(m.ok for m in measurements):
-        _results_table(measurements, "autotune bench")
-        click.echo("autotune: error: no configuration could run; see the reasons above", err=True)
-        sys.exit(1)
-    title = f"{stats.name} {task} on {measurements[0].device} ({backend_name})"
-    benching.plot(measurements, plot, title)
+    sweep = parse_sweep(sweeps or ["batch=1,2,4,8,16,32"])
+    settings = _settings(options, **({"torch.compile": True} if use_compile else {}))
+    result = _measuring("autotune bench", lambda show, _starting: api.bench(
+        backend=backend_name, batches=sweep.get("batch"), resolutions=sweep.get("resolution"),
+        precisions=precisions.split(",") if precisions else None, budget_s=budget_s,
+        memory_budget_gb=memory_budget_gb, plot=plot, config=config_file, where=WHERE,
+        on_measurement=show, **settings))
     if as_json:
-        click.echo(json.dumps({"model": stats.name, "task": task, "backend": backend_name,
-                               "device": measurements[0].device, "rows": rows, "plot": str(plot)}, indent=2))
+        click.echo(json.dumps({"model": result.model, "task": result.task, "backend": result.backend,
+                               "device": result.device, "rows": result.rows(), "plot": str(plot)}, indent=2))
     else:
-        _results_table(measurements, f"autotune bench: {title}", benching.knees(measurements))
+        render.results_table(result.measurements, f"autotune bench: {result.model} {result.task} on "
+                             f"{result.device} ({result.backend})", result.knees)
     click.echo(f"wrote {plot}", err=True)
-
-
-def _model_request(settings: dict[str, Any]):
-    """The memory model's request from ``--model`` and its options, or None."""
-    if "model" not in settings:
-        for key in settings:
-            raise UserError(f"{key} needs a model; add --model (or `model =` in the config)")
-        return None
-    from autotune.model_source import model_stats_for, parse_model  # noqa: PLC0415
-    from autotune.recommend import ModelRequest, default_model_options  # noqa: PLC0415
-
-    source = parse_model(settings["model"], settings.get("input_shape"))
-    options = default_model_options() | {
-        key: settings[key] for key in ("optimizer", "latency_budget_ms", "headroom") if key in settings
-    }
-    return ModelRequest(stats=model_stats_for(source), source=source, **options)
 
 
 @cli.command()
@@ -494,10 +302,8 @@ def _model_request(settings: dict[str, Any]):
 @click.option("--input-shape", help="One sample's shape without the batch, e.g. 3,224,224.")
 @click.option("--resolution", type=click.IntRange(min=8), help="Input size in pixels for the figures.")
 @click.option("--optimizer", default=None, help="Optimizer assumed for training memory (default adam).")
-@click.option("--gpu", "gpu_names", multiple=True, metavar="NAME",
-              help="Show limits and roofline for a simulated GPU instead of this machine's.")
-@click.option("--replay", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Show them for the machine recorded in FILE.")
+@GPU_OPTION
+@REPLAY_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def inspect(model, input_shape, resolution, optimizer, gpu_names, replay, as_json) -> None:
     """What MODEL costs: parameters, FLOPs, activation memory, verdict, roofline.
@@ -506,18 +312,10 @@ def inspect(model, input_shape, resolution, optimizer, gpu_names, replay, as_jso
     efficientnet_b0, vit_b_16), package.module:callable returning a torch.nn.Module, or
     an .onnx file.
     """
-    from autotune.inspect_report import inspection, render_text  # noqa: PLC0415
-    from autotune.model_source import model_stats_for, parse_model  # noqa: PLC0415
-    from autotune.recommend import default_model_options  # noqa: PLC0415
+    from autotune.inspect_report import render_text  # noqa: PLC0415
 
-    settings = default_model_options()
-    if optimizer is not None:
-        from autotune.config import model_setting  # noqa: PLC0415
-
-        settings["optimizer"] = model_setting("optimizer", optimizer, "by flag")
-    stats = model_stats_for(parse_model(model, input_shape))
-    report = inspection(stats, _machine(gpu_names, replay), resolution, settings["optimizer"],
-                        settings["headroom"])
+    report = api.inspect(model, input_shape=input_shape, resolution=resolution, optimizer=optimizer,
+                         gpu=gpu_names, replay=replay, where=WHERE)
     click.echo(json.dumps(report, indent=2) if as_json else render_text(report))
 
 
@@ -572,29 +370,12 @@ def rules(show_facts: bool, decision: str | None) -> None:
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def plugins_command(as_json: bool) -> None:
-    """Registered plugins, their version, and whether their framework is installed here."""
+    """Registered plugins, their version, whether their framework is installed here, and
+    each backend's own options (what --set BACKEND.OPTION=VALUE takes)."""
     from autotune import plugins  # noqa: PLC0415
 
-    rows = []
-    for name, (plugin, backend) in sorted(plugins.backends().items()):
-        distribution = plugins.plugin_distribution(plugin)
-        rows.append({
-            "backend": name,
-            "plugin": plugin,
-            "from": f"{distribution[0]} {distribution[1]}" if distribution else "registered in code",
-            "framework": backend.framework,
-            "framework_version": backend.installed_version(),
-            "measurable": backend.runner is not None,
-            "description": backend.description,
-        })
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    for row in rows:
-        installed = row["framework_version"] or "not installed"
-        measures = "verify/bench measure it" if row["measurable"] else "recommended, not measured"
-        click.echo(f"{row['backend']:<12} plugin {row['plugin']} ({row['from']}); "
-                   f"{row['framework']}: {installed}; {measures} - {row['description']}")
+    rows = render.plugin_rows(plugins.backends(), plugins.plugin_distribution)
+    click.echo(json.dumps(rows, indent=2) if as_json else render.plugins_text(rows))
 
 
 @cli.command()
@@ -611,11 +392,14 @@ def gpus() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors are one line on stderr and exit 2, never a traceback."""
+    """Entry point: errors are one line on stderr with their exit code, never a traceback."""
     try:
         result = cli.main(args=argv, prog_name="autotune", standalone_mode=False)
-    except UserError as error:
-        click.echo(f"autotune: error: {error}", err=True)
+    except AutotuneError as error:
+        if isinstance(error, Interrupted):
+            click.echo("autotune: interrupted", err=True)
+        else:
+            click.echo(f"autotune: error: {error}", err=True)
         sys.exit(error.exit_code)
     except click.ClickException as error:
         click.echo(f"autotune: error: {error.format_message()} (see autotune --help)", err=True)

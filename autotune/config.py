@@ -9,8 +9,10 @@ Layers, each overriding the one before, every value remembering where it was set
 3. ``--config FILE``;
 4. command-line flags.
 
-Keys are the inputs (``task``, ``objective``, ``tier``, ``gpu``) and any decision name
-(``autotune rules`` lists them), e.g. ``batch_size = 8``.
+Keys are the inputs (``task``, ``objective``, ``tier``, ``gpu``), the model settings,
+any decision name (``autotune rules`` lists them), e.g. ``batch_size = 8``, and backend
+options (``autotune plugins`` lists them) as ``torch.compile = true`` or in a table
+named after the backend (``[tool.autotune.torch]`` in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 import yaml
 
 from autotune.errors import UserError
-from autotune.profiles import read_yaml_text
+from autotune.files import CONFIG_MAX_BYTES, parse_user_yaml, read_user_file, yaml_error_text
 from autotune.rules import decision_specs
 
 if sys.version_info >= (3, 11):
@@ -50,6 +52,25 @@ class Request:
     gpus: list[str] = field(default_factory=list)
     overrides: dict[str, tuple[Any, str]] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)  # MODEL_SETTINGS that were set
+    #: backend name -> option name -> value: what the user set of each backend's own options
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def apply_option(self, backend_name: str, option_name: str, value: Any, where: str) -> None:
+        """One backend option (``torch.channels_last``), checked against its declaration."""
+        from autotune import plugins  # noqa: PLC0415 - only option keys need the registry
+
+        registered = plugins.backends()
+        if backend_name not in registered:
+            raise UserError(f"unknown backend {backend_name!r} in {backend_name}.{option_name} {where}; "
+                            f"registered: {', '.join(sorted(registered))} (autotune plugins lists them)")
+        backend = registered[backend_name][1]
+        try:
+            option = backend.option(option_name)
+        except KeyError:
+            names = ", ".join(option.name for option in backend.options) or "none"
+            raise UserError(f"backend {backend_name} has no option {option_name!r} ({where}); its options: "
+                            f"{names} (autotune plugins lists them)") from None
+        self.options.setdefault(backend_name, {})[option_name] = option.coerce(value, where, backend_name)
 
     def apply(self, values: dict[str, Any], where: str) -> None:
         """Merge one layer of settings, checking every key and value."""
@@ -70,6 +91,12 @@ class Request:
                 self.model[key] = model_setting(key, value, where)
             elif key in decision_specs():
                 self.overrides[key] = (decision_specs()[key].coerce(value, where), where)
+            elif isinstance(key, str) and "." in key:  # --set torch.channels_last=false
+                backend_name, _, option_name = key.partition(".")
+                self.apply_option(backend_name, option_name, value, where)
+            elif isinstance(value, dict):  # a [torch] table of options
+                for option_name, option_value in value.items():
+                    self.apply_option(str(key), str(option_name), option_value, where)
             else:
                 close = difflib.get_close_matches(str(key), known, n=1)
                 hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
@@ -103,29 +130,40 @@ def model_setting(key: str, value: Any, where: str) -> Any:
     return number
 
 
+def _config_fix(path: Path) -> str:
+    """What a config file at ``path`` should be, for the errors about the file itself."""
+    if path.name == "pyproject.toml":
+        return ("pyproject.toml should be UTF-8 TOML text; autotune reads settings such as "
+                "`batch_size = 8` from its [tool.autotune] table")
+    if path.suffix == ".toml":
+        return "a config file should be UTF-8 TOML text with settings such as `batch_size = 8`"
+    return "a config file should be UTF-8 YAML text with settings such as `batch_size: 8`"
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """The settings in one TOML or YAML file (for pyproject.toml, its [tool.autotune])."""
-    try:
-        text = path.read_text("utf-8")
-    except OSError as error:
-        raise UserError(f"cannot read config file {path}: {error.strerror}") from None
+    if path.suffix not in (".toml", ".yaml", ".yml"):
+        raise UserError(f"config file {path} has an unknown format; use a .toml or .yaml file")
+    text = read_user_file(path, "config file", max_bytes=CONFIG_MAX_BYTES, text=True, fix=_config_fix(path))
     if path.suffix == ".toml":
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
-            raise UserError(f"config file {path} is not valid TOML ({error}); fix its syntax") from None
+            first_line = str(error).splitlines()[0] if str(error) else "a syntax error"
+            raise UserError(f"config file {path} is not valid TOML ({first_line}); fix its syntax") from None
+        except RecursionError:
+            raise UserError(f"config file {path} is not valid TOML (nested too deeply); fix its "
+                            "syntax") from None
         if path.name == "pyproject.toml":
-            data = data.get("tool", {}).get("autotune", {})
-    elif path.suffix in (".yaml", ".yml"):
-        try:
-            data = read_yaml_text(text)
-        except yaml.YAMLError as error:
-            where = getattr(error, "problem_mark", None)
-            line = f" at line {where.line + 1}" if where else ""
-            raise UserError(f"config file {path} is not valid YAML{line}; fix its syntax") from None
-        data = {} if data is None else data
+            tool = data.get("tool", {})
+            data = tool.get("autotune", {}) if isinstance(tool, dict) else {}
     else:
-        raise UserError(f"config file {path} has an unknown format; use a .toml or .yaml file")
+        try:
+            data = parse_user_yaml(text)
+        except yaml.YAMLError as error:
+            raise UserError(f"config file {path} is not valid YAML{yaml_error_text(error)}; "
+                            "fix its syntax") from None
+        data = {} if data is None else data
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping of settings "
                         f"(e.g. `batch_size: 8`), not {type(data).__name__}")
@@ -149,15 +187,17 @@ def user_config_file() -> Path:
     return Path(platformdirs.user_config_dir("autotune")) / "autotune.toml"
 
 
-def build_request(config_file: Path | None, flags: dict[str, Any], folder: Path | None = None) -> Request:
-    """Layer the user config, this folder's files, ``--config`` and the flags."""
+def build_request(config_file: Path | None, flags: dict[str, Any], folder: Path | None = None,
+                  where: str = "by flag") -> Request:
+    """Layer the user config, this folder's files, ``--config`` and the flags (set ``where``:
+    "by flag" on the command line, "by argument" from the Python API)."""
     request = Request()
     folder = folder or Path.cwd()
     layers = [user_config_file(), *(folder / name for name in PROJECT_FILES)]
     for path in layers:
-        if path.is_file():
+        if path.exists():  # a directory or an unreadable file in its place is reported, not skipped
             request.apply(read_config_file(path), f"in {path.name if path.parent == folder else path}")
     if config_file is not None:
         request.apply(read_config_file(config_file), f"in {config_file}")
-    request.apply({k: v for k, v in flags.items() if v not in (None, (), [])}, "by flag")
+    request.apply({k: v for k, v in flags.items() if v not in (None, (), [])}, where)
     return request

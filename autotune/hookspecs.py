@@ -85,3 +85,32 @@ def autotune_model_inspectors():
             return [ModelInspector(name="keras", framework="keras", kinds=("keras",),
                                    inspect="autotune_keras.inspect:inspect_source")]
     """
+
+
+@hookspec
+def autotune_model_converters():
+    """Declare the model formats this plugin can convert to, for runners that need a file.
+
+    Called when a runner asks the core for a model in a format it can load (for example
+    the ONNX Runtime runner asks for ``onnx``) and the model is in another form (a
+    reference name or ``package.module:callable``). The core
+    (:func:`autotune.convert.convert_model`) asks the first converter, in pluggy's order,
+    whose ``source_kinds`` include the model's kind and whose ``target`` is the format
+    wanted; its framework is imported only then. A runner thereby receives an ``.onnx``
+    file without importing the plugin that made it.
+
+    :return: an iterable of :class:`autotune.types.ModelConverter`. ``convert`` is the
+        ``"module:function"`` that takes ``(ModelSource, ConversionRequest)`` and returns
+        the :class:`pathlib.Path` of the converted file, which it writes through
+        :func:`autotune.cache.cached_file` so a second call with the same model content,
+        settings and framework version is answered from the user cache directory. Names
+        are unique across plugins.
+
+    Example::
+
+        @autotune.hookimpl
+        def autotune_model_converters():
+            return [ModelConverter(name="torch-onnx", framework="torch",
+                                   source_kinds=("reference", "callable"), target="onnx",
+                                   convert="autotune_plugins.torch_convert:to_onnx")]
+    """

@@ -1,19 +1,48 @@
 """The out-of-memory ladder of S000-7: smaller batch, then lower resolution, then precision.
 
-A finite list of rungs, tried in order, so it can never loop forever; each failure is
-recorded as a step, and the caller says what finally fit.
+The one step-down policy: the memory model plans with it (``memory_model.plan``) and the
+measurement climbs down it (``measure.Measurer``). A finite list of rungs, tried in
+order, so it can never loop forever; each failure is recorded as a step, and the caller
+says what finally fit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from autotune.backend_api import RunConfig
 from autotune.model_source import TIER_RESOLUTIONS
 
-# A lower-precision model is the last resort (S000-7); training only steps to half precision.
-_NEXT_PRECISION = {"fp32": "bf16", "tf32": "bf16", "bf16": "fp16", "fp16": "int8", "int8": "int4"}
-_TRAINABLE = ("fp32", "tf32", "bf16", "fp16")
+#: Precisions by the memory they take, widest first. One step down the ladder goes to the
+#: next group; within a group the first the device runs is taken (FP16 before BF16: the
+#: same memory, and FP16 runs on more GPUs; BF16 where FP16 does not run well, a CPU).
+_MEMORY_GROUPS = (("fp32", "tf32"), ("fp16", "bf16"), ("int8",), ("int4",))
+#: Training only steps to half precision: autocast has no INT8 or INT4.
+TRAINABLE = ("fp32", "tf32", "bf16", "fp16")
+
+
+def lower_precisions(precision: str, task: str, precisions: Sequence[str]) -> list[str]:
+    """``precision``, then each lower-memory precision the device runs (S000-7)."""
+    chain = [precision]
+    group = next((i for i, members in enumerate(_MEMORY_GROUPS) if precision in members), None)
+    if group is None:
+        return chain
+    for members in _MEMORY_GROUPS[group + 1:]:
+        lower = next((p for p in members if p in precisions), None)
+        if lower is None:
+            continue
+        if task == "train" and lower not in TRAINABLE:
+            break
+        chain.append(lower)
+    return chain
+
+
+def lower_resolutions(resolution: int | None, fixed_resolution: bool = False) -> list[int | None]:
+    """``resolution``, then each smaller tier resolution (S000-5), unless the model is fixed."""
+    if resolution is None or fixed_resolution:
+        return [resolution]
+    return [resolution, *sorted((r for r in TIER_RESOLUTIONS if r < resolution), reverse=True)]
 
 
 def _halvings(batch: int) -> list[int]:
@@ -23,23 +52,13 @@ def _halvings(batch: int) -> list[int]:
     return batches
 
 
-def rungs(config: RunConfig, precisions: tuple[str, ...] | list[str],
-          fixed_resolution: bool = False) -> list[RunConfig]:
+def rungs(config: RunConfig, precisions: Sequence[str], fixed_resolution: bool = False) -> list[RunConfig]:
     """Every configuration to try, in order: ``config`` first."""
-    chain = [config.precision]
-    while chain[-1] in _NEXT_PRECISION:
-        lower = _NEXT_PRECISION[chain[-1]]
-        if config.task == "train" and lower not in _TRAINABLE:
-            break
-        chain.append(lower)
-    chain = [chain[0], *(p for p in chain[1:] if p in precisions)]
-    resolutions = [config.resolution]
-    if config.resolution is not None and not fixed_resolution:
-        resolutions += sorted((r for r in TIER_RESOLUTIONS if r < config.resolution), reverse=True)
     return [
-        replace(config.with_precision(precision) if precision != config.precision else config,
-                resolution=resolution, batch_size=batch)
-        for precision in chain for resolution in resolutions for batch in _halvings(config.batch_size)
+        replace(config.with_precision(precision), resolution=resolution, batch_size=batch)
+        for precision in lower_precisions(config.precision, config.task, precisions)
+        for resolution in lower_resolutions(config.resolution, fixed_resolution)
+        for batch in _halvings(config.batch_size)
     ]
 
 

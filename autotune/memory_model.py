@@ -16,15 +16,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from autotune import ladder
 from autotune.errors import DoesNotFit, UserError
 from autotune.gpudb import GpuSpec
 from autotune.model_stats import ModelStats, memory_constants, reference_models
 from autotune.types import Decision
 
 GIB = 2**30
-#: Step-down order of precisions when memory runs out (S000-7: a lower-precision model).
-_LOWER_PRECISION = {"fp32": "fp16", "tf32": "fp16", "bf16": "int8", "fp16": "int8", "int8": "int4"}
-_TRAIN_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 
 
 def training_state_bytes(stats: ModelStats, optimizer: str, amp: bool) -> dict[str, float]:
@@ -239,26 +237,6 @@ class MemoryPlan:
         return decisions
 
 
-def _lower_resolutions(stats: ModelStats, resolution: int | None) -> list[int | None]:
-    if resolution is None or stats.fixed_resolution:
-        return [resolution]
-    from autotune.model_source import TIER_RESOLUTIONS  # noqa: PLC0415
-
-    return [resolution, *sorted((r for r in TIER_RESOLUTIONS if r < resolution), reverse=True)]
-
-
-def _lower_precisions(request: PlanRequest) -> list[str]:
-    chain = [request.precision]
-    if "precision" in request.fixed:
-        return chain
-    while chain[-1] in _LOWER_PRECISION:
-        lower = _LOWER_PRECISION[chain[-1]]
-        if request.task == "train" and lower not in _TRAIN_PRECISIONS:
-            break
-        chain.append(lower)
-    return [p for p in chain if p == request.precision or p in request.gpu_precisions]
-
-
 def plan(stats: ModelStats, request: PlanRequest) -> MemoryPlan:
     """The configuration to run: raises :class:`UserError` when nothing fits."""
     if request.task == "train" and not stats.trainable:
@@ -271,11 +249,14 @@ def plan(stats: ModelStats, request: PlanRequest) -> MemoryPlan:
                             f"{request.resolution}; drop the resolution override")
         steps.append(f"{stats.name} takes only {stats.native_resolution} px inputs")
         request = replace(request, resolution=stats.native_resolution)
-    resolutions = (_lower_resolutions(stats, request.resolution)
-                   if "resolution" not in request.fixed else [request.resolution])
+    # The same step-down as the measurement's OOM ladder (S000-7), minus what the user fixed.
+    resolutions = ladder.lower_resolutions(request.resolution, stats.fixed_resolution
+                                           or "resolution" in request.fixed)
+    precisions = ([request.precision] if "precision" in request.fixed else
+                  ladder.lower_precisions(request.precision, request.task, request.gpu_precisions))
     needed = request.user_batch or 1
     smallest: tuple[float, str, int | None] | None = None
-    for precision in _lower_precisions(request):
+    for precision in precisions:
         for resolution in resolutions:
             fits = max_batch(stats, request.usable_bytes, resolution, precision, request.task,
                              request.optimizer)

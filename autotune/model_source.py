@@ -37,13 +37,23 @@ def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
     return tuple(int(part) for part in parts)
 
 
+def shape_at_resolution(input_shape: tuple[int, ...], resolution: int | None) -> tuple[int, ...]:
+    """One sample's shape with its height set to ``resolution`` and the width scaled to keep
+    the aspect ratio: the one shape helper the inspectors, the runners and the accuracy
+    inputs share. Inputs that are not images (not C, H, W) keep their shape."""
+    if resolution is None or len(input_shape) != 3:
+        return tuple(input_shape)
+    channels, height, width = input_shape
+    return (channels, resolution, max(1, round(width * resolution / height)))
+
+
 def parse_model(spec: str, input_shape: str | None = None) -> ModelSource:
     shape = parse_input_shape(input_shape)
     path = Path(spec)
     if spec.endswith(".onnx") or path.is_file():
-        if not path.is_file():
+        if not path.exists():
             raise UserError(f"model file {spec} does not exist; give the path of an .onnx file")
-        return ModelSource("onnx", str(path), shape)
+        return ModelSource("onnx", str(path), shape)  # the inspector reads it through autotune.files
     if ":" in spec:
         if not _CALLABLE.fullmatch(spec):
             raise UserError(f"model {spec!r} is not of the form package.module:callable")

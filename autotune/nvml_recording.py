@@ -23,7 +23,7 @@ import pynvml
 import yaml
 
 from autotune.errors import UserError
-from autotune.profiles import read_yaml_text
+from autotune.files import NVML_RECORDING_MAX_BYTES, parse_user_yaml, read_user_file, yaml_error_text
 
 
 def _error_name(error: pynvml.NVMLError) -> str:
@@ -36,6 +36,21 @@ def _error_from_name(name: str) -> pynvml.NVMLError:
     if error_class is None:
         return pynvml.NVMLError(pynvml.NVML_ERROR_UNKNOWN)
     return error_class()
+
+
+_RECORD_FIX = "record a new one with `autotune probe --record FILE`"
+
+
+def _is_answer(key: Any, answer: Any) -> bool:
+    """Whether one line of a recording has the shape RecordingNvml writes: a call's name
+    (``nvml...``) and a plain answer; a mapping (a structure, an error, a handle) has
+    names for keys, and an error or a handle is named by text."""
+    if not isinstance(key, str) or not key.startswith("nvml"):
+        return False
+    if isinstance(answer, dict):
+        return all(isinstance(name, str) for name in answer) and all(
+            isinstance(answer[name], str) for name in ("error", "handle") if name in answer)
+    return True
 
 
 def _call_key(function: str, args: tuple[Any, ...]) -> str:
@@ -59,16 +74,22 @@ class RecordedNvml:
 
     @classmethod
     def from_file(cls, path: str | Path) -> RecordedNvml:
+        """The recording in ``path``; a UserError naming the file when it is not one."""
+        path = Path(path)
+        text = read_user_file(path, "NVML recording", max_bytes=NVML_RECORDING_MAX_BYTES, text=True,
+                              fix=_RECORD_FIX)
         try:
-            answers = read_yaml_text(Path(path).read_text("utf-8"))
-        except OSError as error:
-            raise UserError(f"cannot read NVML recording {path}: {error.strerror}") from None
+            answers = parse_user_yaml(text)
         except yaml.YAMLError as error:
-            raise UserError(f"NVML recording {path} is not valid YAML ({error}); "
-                            "record a new one with `autotune probe --record FILE`") from None
+            raise UserError(f"NVML recording {path} is not valid YAML{yaml_error_text(error)}; "
+                            f"is it cut short? {_RECORD_FIX}") from None
         if not isinstance(answers, dict):
-            raise UserError(f"NVML recording {path} is not a mapping of calls to answers; "
-                            "record a new one with `autotune probe --record FILE`")
+            raise UserError(f"NVML recording {path} is not a mapping of calls to answers; {_RECORD_FIX}")
+        for key, answer in answers.items():
+            if not _is_answer(key, answer):
+                shown = f"{key}: {answer!r}" if isinstance(key, str) else repr(key)
+                raise UserError(f"NVML recording {path} holds {shown[:80]!r}, not an NVML call and its "
+                                f"answer (e.g. `nvmlDeviceGetCount: 1`); {_RECORD_FIX}")
         return cls(answers, origin=str(path))
 
     def __getattr__(self, name: str) -> Any:

@@ -1,7 +1,10 @@
 """The plugin manager: every backend and extra rule arrives through it.
 
 Built-in backends are ordinary plugins declared in this package's own
-``[project.entry-points.autotune]``, loaded exactly like a third party's.
+``[project.entry-points.autotune]``, loaded exactly like a third party's. Where those
+entry points are missing — a source checkout on ``PYTHONPATH``, a Ray job that ships the
+code as ``py_modules`` — the built-ins are registered from :data:`DEFAULT_PLUGINS`
+instead, as simonw/llm does with its ``DEFAULT_PLUGINS``.
 
 Environment variables:
 
@@ -31,9 +34,19 @@ import pluggy
 
 from autotune import hookspecs
 from autotune.errors import UserError
-from autotune.types import Backend, ModelInspector, Rule
+from autotune.types import Backend, ModelConverter, ModelInspector, Rule
 
 ENTRY_POINT_GROUP = "autotune"
+#: The built-in plugins by name: the same modules the entry points name.
+DEFAULT_PLUGINS = {
+    "torch": "autotune_plugins.torch_backend",
+    "onnxruntime": "autotune_plugins.onnxruntime_backend",
+    "tensorrt": "autotune_plugins.tensorrt_backend",
+}
+#: Whether installed ``autotune`` entry points are loaded. The test suite turns it off
+#: (tests/conftest.py), so a plugin installed on the developer's machine never changes a
+#: test's answer; a test that wants them sets it back.
+load_entry_points = True
 pm = pluggy.PluginManager("autotune")
 pm.add_hookspecs(hookspecs)
 _loaded = False
@@ -102,8 +115,19 @@ def _load(value: str) -> Any:
     return target
 
 
+def _import_plugin(name: str, value: str) -> Any:
+    try:
+        return _load(value)
+    except Exception as error:  # a broken third-party plugin must not take autotune down
+        raise UserError(
+            f"plugin {name!r} ({value}) failed to load: {error}; "
+            "fix or uninstall it, or skip it with AUTOTUNE_LOAD_PLUGINS"
+        ) from None
+
+
 def load_plugins() -> pluggy.PluginManager:
-    """Register every plugin of the ``autotune`` entry-point group, once per process.
+    """Register every plugin of the ``autotune`` entry-point group, then any built-in
+    plugin the entry points did not name, once per process.
 
     A plugin that fails to import is a :class:`UserError` naming it, not a traceback.
     """
@@ -113,22 +137,28 @@ def load_plugins() -> pluggy.PluginManager:
     _loaded = True
     wanted = os.environ.get("AUTOTUNE_LOAD_PLUGINS")
     names = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
-    for entry_point in entry_points():
+
+    def skip(name: str) -> bool:
+        return (names is not None and name not in names) or pm.get_plugin(name) is not None \
+            or pm.is_blocked(name)
+
+    for entry_point in entry_points() if load_entry_points else ():
         name = entry_point["name"]
-        if names is not None and name not in names:
+        if skip(name):
             continue
-        if pm.get_plugin(name) is not None or pm.is_blocked(name):
-            continue
-        try:
-            plugin = _load(entry_point["value"])
-        except Exception as error:  # a broken third-party plugin must not take autotune down
-            raise UserError(
-                f"plugin {name!r} ({entry_point['value']}) failed to load: {error}; "
-                "fix or uninstall it, or skip it with AUTOTUNE_LOAD_PLUGINS"
-            ) from None
-        pm.register(plugin, name=name)
+        pm.register(_import_plugin(name, entry_point["value"]), name=name)
         if entry_point["distribution"]:
             _distributions[name] = (entry_point["distribution"], entry_point["version"])
+    for name, module in DEFAULT_PLUGINS.items():
+        if skip(name):
+            continue
+        plugin = _import_plugin(name, module)
+        if pm.is_registered(plugin):  # registered under another name by an entry point
+            continue
+        pm.register(plugin, name=name)
+        import autotune  # noqa: PLC0415
+
+        _distributions[name] = ("autotune", autotune.__version__)
     pm.check_pending()
     return pm
 
@@ -179,3 +209,8 @@ def plugin_rules() -> list[Rule]:
 def model_inspectors() -> list[tuple[str, ModelInspector]]:
     """(plugin name, inspector), in the order they are asked."""
     return _gather("autotune_model_inspectors", "name")
+
+
+def model_converters() -> list[tuple[str, ModelConverter]]:
+    """(plugin name, converter), in the order they are asked."""
+    return _gather("autotune_model_converters", "name")

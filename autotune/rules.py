@@ -18,59 +18,47 @@ from autotune.errors import UserError
 from autotune.facts import FACTS
 from autotune.profiles import load_profile
 from autotune.types import Decision, Rule
+from autotune.values import coerce
 
 _SOURCE_ID = re.compile(r"S\d{3}-\d+")
-_TRUE_WORDS = {"true", "yes", "on", "1"}
-_FALSE_WORDS = {"false", "no", "off", "0"}
 
 
 @dataclass(frozen=True)
 class DecisionSpec:
-    """One decision a recommendation makes: its type and the values it may take."""
+    """One decision a recommendation makes: its type and the values it may take.
+
+    ``choices_from: backends`` (the ``backends`` decision) takes its choices from the
+    backends registered at run time, so a third-party runtime can be recommended.
+    """
 
     name: str
     type: str  # choice | bool | int | list
     help: str
-    choices: tuple[str, ...] = ()
+    static_choices: tuple[str, ...] = ()
     min: int | None = None
+    choices_from: str | None = None
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        if self.choices_from == "backends":
+            from autotune import plugins  # noqa: PLC0415 - only this decision needs the registry
+
+            return tuple(sorted(plugins.backends()))
+        return self.static_choices
 
     def coerce(self, value: Any, where: str) -> Any:
         """``value`` as this decision's type; strings from flags and env files convert.
 
         Raises :class:`UserError` naming the decision, ``where`` it was set, and the fix.
         """
-        def fail(expected: str) -> UserError:
-            return UserError(f"{self.name} {where} must be {expected}, got {value!r}")
+        return coerce(self.name, self.type, value, where, self.choices, self.min)
 
-        if self.type == "bool":
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in _TRUE_WORDS | _FALSE_WORDS:
-                return value.lower() in _TRUE_WORDS
-            raise fail("true or false")
-        if self.type == "int":
-            if isinstance(value, bool):
-                raise fail("a whole number")
-            try:
-                number = int(value) if isinstance(value, (int, str)) else None
-            except ValueError:
-                number = None
-            if number is None or (self.min is not None and number < self.min):
-                raise fail(f"a whole number of at least {self.min}")
-            return number
-        if self.type == "list":
-            items = value.split(",") if isinstance(value, str) else value
-            if not isinstance(items, (list, tuple)) or not items:
-                raise fail(f"a list drawn from {', '.join(self.choices)}")
-            items = [str(item).strip().lower() for item in items]
-            unknown = [item for item in items if item not in self.choices]
-            if unknown:
-                raise fail(f"a list drawn from {', '.join(self.choices)}")
-            return items
-        text = str(value).lower() if isinstance(value, str) else value
-        if text not in self.choices:
-            raise fail(f"one of {', '.join(self.choices)}")
-        return text
+    def proposal(self, value: Any) -> Any:
+        """A rule's value as the recommendation holds it: a rule may name backends that are
+        not registered here (a restricted AUTOTUNE_LOAD_PLUGINS, say), which drop out."""
+        if self.choices_from is None:
+            return value
+        return [item for item in value if item in self.choices]
 
 
 @functools.cache
@@ -81,8 +69,9 @@ def decision_specs() -> dict[str, DecisionSpec]:
             name=name,
             type=spec["type"],
             help=spec["help"],
-            choices=tuple(spec.get("choices", ())),
+            static_choices=tuple(spec.get("choices", ())),
             min=spec.get("min"),
+            choices_from=spec.get("choices_from"),
         )
         for name, spec in load_profile("rules.yaml")["decisions"].items()
     }
@@ -116,8 +105,12 @@ class CompiledRule:
             self.compute = Expression(rule.compute, facts) if rule.compute else None
         except ConditionError as error:
             raise UserError(f"rule {rule.id!r} ({rule.origin}): {error}") from None
-        if self.compute is None:
-            decision_specs()[rule.decision].coerce(rule.value, f"in rule {rule.id!r}")
+        spec = decision_specs()[rule.decision]
+        if self.compute is None and spec.choices_from is None:
+            spec.coerce(rule.value, f"in rule {rule.id!r}")
+        elif self.compute is None and not (isinstance(rule.value, list)
+                                           and all(isinstance(item, str) for item in rule.value)):
+            raise UserError(f"rule {rule.id!r} ({rule.origin}): {rule.decision} must be a list of names")
 
     @staticmethod
     def _problem(rule: Rule) -> str | None:
@@ -187,6 +180,7 @@ class RuleSet:
                 rule = compiled.rule
                 if rule.warning and rule.warning not in warnings:
                     warnings.append(rule.warning)
-                return Decision(name, compiled.value(facts), rule.id, rule.source, rule.reason)
+                value = decision_specs()[name].proposal(compiled.value(facts))
+                return Decision(name, value, rule.id, rule.source, rule.reason)
         raise UserError(f"no rule decides {name!r} for these facts; the rules need a fallback "
                         f"rule with `when: true` for {name!r}")

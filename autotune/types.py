@@ -16,6 +16,39 @@ PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4")
 
 
 @dataclass(frozen=True)
+class BackendOption:
+    """A setting only one runtime has (torch's ``channels_last``, say), declared in its
+    :class:`Backend` registration rather than in the core's run configuration.
+
+    The value a run gets is, in order: what the user set (``--set torch.NAME=VALUE``, or
+    ``NAME`` in a ``[torch]`` table of a config file), else the recommendation's
+    ``decision`` this option follows, else ``default``. On a device outside ``devices``
+    the option has no effect and keeps its default. ``explore``: ``autotune verify`` may
+    measure the option's other values and keep the faster one.
+    """
+
+    name: str
+    type: str  # bool | int | choice
+    help: str
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    decision: str | None = None
+    explore: bool = False
+    devices: tuple[str, ...] = ("cuda", "cpu")
+
+    def coerce(self, value: Any, where: str, backend: str) -> Any:
+        from autotune.values import coerce  # noqa: PLC0415
+
+        return coerce(f"{backend}.{self.name}", self.type, value, where, self.choices, minimum=0)
+
+    def alternatives(self, current: Any) -> tuple[Any, ...]:
+        """The other values exploration measures."""
+        if self.type == "bool":
+            return (not current,)
+        return tuple(choice for choice in self.choices if choice != current)
+
+
+@dataclass(frozen=True)
 class Backend:
     """A runtime a plugin provides, e.g. PyTorch or ONNX Runtime.
 
@@ -31,6 +64,14 @@ class Backend:
     #: "module:Class" of its :class:`autotune.backend_api.Runner`, imported only to measure;
     #: None for a backend that can be recommended but not measured by autotune.
     runner: str | None = None
+    #: Its runtime-specific settings (see :class:`BackendOption`).
+    options: tuple[BackendOption, ...] = ()
+
+    def option(self, name: str) -> BackendOption:
+        for option in self.options:
+            if option.name == name:
+                return option
+        raise KeyError(name)
 
     def load_runner(self):
         """A new runner instance; ImportError when its framework is not installed."""
@@ -64,6 +105,21 @@ class ModelInspector:
 
     def load(self):
         module_name, _, function_name = self.inspect.partition(":")
+        return getattr(importlib.import_module(module_name), function_name)
+
+
+@dataclass(frozen=True)
+class ModelConverter:
+    """How a plugin turns models of some kinds into a file format (``autotune_model_converters``)."""
+
+    name: str
+    framework: str
+    source_kinds: tuple[str, ...]
+    target: str  # the format written, e.g. "onnx"
+    convert: str  # "module:function" taking (ModelSource, ConversionRequest), returning a Path
+
+    def load(self):
+        module_name, _, function_name = self.convert.partition(":")
         return getattr(importlib.import_module(module_name), function_name)
 
 

@@ -1,39 +1,32 @@
-"""``autotune verify``: apply the recommendation with each backend and let measurement decide.
+"""Verification: apply the recommendation with each backend and let measurement decide.
 
-For every backend asked for: measure the recommended configuration (through the OOM
-ladder, with the FP32 accuracy check), search the largest batch on a GPU, then explore
-within the time budget — batch up while throughput still rises (past the S001-4 knee),
-or down when the rules' batch is past the peak, then the same for the alternative
-precision — and keep the fastest configuration that passes the accuracy budget. The recommendation is printed
-again with the measured choices and ``measured: true``.
+For every backend asked for: search the largest batch on a GPU, measure the recommended
+configuration (through the OOM ladder, with the FP32 accuracy check), then explore within
+the time budget — batch up while throughput still rises (past the S001-4 knee), or down
+when the rules' batch is past the peak; the alternative precision over its own batch
+range; then every option the backend marks explorable (and the thread count on a CPU) —
+and keep the fastest configuration that passes the accuracy budget. The recommendation
+is made again with the measured choices and ``measured: true``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from autotune import gpudb, memory_model
+from autotune import memory_model, runs
 from autotune.backend_api import RunConfig
 from autotune.batch_search import SearchResult, search_largest_batch
-from autotune.errors import UserError
+from autotune.errors import Interrupted, UserError
 from autotune.harness import protocol
-from autotune.measure import Measurement, Measurer
+from autotune.measure import Measurement, Measurer, Outcome
 from autotune.model_stats import ModelStats
 from autotune.types import Backend, Decision, Recommendation
 
 GIB = 2**30
-
-
-class Interrupted(Exception):
-    """Ctrl-C during measurement: carries what was measured so far."""
-
-    def __init__(self, measurements: list[Measurement]):
-        super().__init__("interrupted")
-        self.measurements = measurements
 
 
 @dataclass
@@ -44,34 +37,39 @@ class BackendReport:
     measurements: list[Measurement] = field(default_factory=list)
     best: Measurement | None = None
     search: SearchResult | None = None
+    registration: Backend | None = None
+    explored: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"backend": self.backend, "status": self.status}
         if self.reason:
             data["reason"] = self.reason
         if self.best is not None:
-            data["best"] = self.best.config.label()
+            data["best"] = self.best.label
+        if self.explored:
+            data["explored"] = list(self.explored)
         if self.search is not None:
             data["batch_search"] = {
                 "batch_size": self.search.batch_size, "trials": self.search.trial_count,
                 "predicted_peak_gb": round(self.search.predicted_peak_bytes / GIB, 3),
                 "measured_peak_gb": (round(self.search.measured_peak_bytes / GIB, 3)
                                      if self.search.measured_peak_bytes else None),
+                "by_out_of_memory": self.search.by_out_of_memory,
             }
         data["measurements"] = [m.to_dict() for m in self.measurements]
         return data
 
 
-def select_backends(names: str | None, registered: dict[str, tuple[str, Backend]],
+def select_backends(names: str | list[str] | None, registered: dict[str, tuple[str, Backend]],
                     recommended: list[str]) -> list[tuple[str, Backend]]:
     """``None``: the recommendation's order; ``all``: every registered backend; else a list."""
     if names is None:
         chosen = [n for n in recommended if n in registered]
-    elif names == "all":
+    elif names == "all" or names == ["all"]:
         chosen = [*[n for n in recommended if n in registered],
                   *sorted(n for n in registered if n not in recommended)]
     else:
-        chosen = [n.strip() for n in names.split(",") if n.strip()]
+        chosen = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
         unknown = [n for n in chosen if n not in registered]
         if unknown:
             raise UserError(f"unknown backend {unknown[0]!r}; registered: {', '.join(sorted(registered))} "
@@ -93,37 +91,11 @@ class VerifyContext:
     inputs_path: Path | None = None
     accuracy_budget: float = 0.03
     memory_budget_bytes: float | None = None
-    compile: bool = False
     user_fixed: frozenset[str] = frozenset()
+    #: backend name -> option name -> value, as the user set them
+    user_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     on_iteration: Callable[[], None] | None = None
     on_measurement: Callable[[Measurement], None] | None = None
-
-
-def build_measurer(name: str, runner, model, stats: ModelStats, facts: dict[str, Any], device: str,
-                   optimizer: str = "adam", inputs_path: Path | None = None, accuracy_budget: float = 0.03,
-                   memory_budget_bytes: float | None = None) -> Measurer:
-    """A measurer that knows the memory model's prediction and the roofline for this GPU."""
-    spec = gpudb.spec_named(facts["gpu.name"]) if device == "cuda" else None
-    precisions = tuple(facts["gpu.precisions"]) if device == "cuda" else ("fp32", "bf16")
-
-    def predict(config: RunConfig) -> float:
-        return memory_model.predict_peak_bytes(stats, config.batch_size, config.resolution,
-                                               config.precision, config.task, optimizer)
-
-    def ceiling(config: RunConfig) -> float | None:
-        if spec is None:
-            return None
-        return memory_model.roofline(stats, spec, config.resolution, config.precision,
-                                     config.tf32, config.task).ceiling_samples_s
-
-    return Measurer(name, runner, model, stats, device, precisions, inputs_path, accuracy_budget,
-                    memory_budget_bytes, predict, ceiling)
-
-
-def _measurer(name: str, runner, context: VerifyContext, device: str) -> Measurer:
-    return build_measurer(name, runner, context.model, context.stats, context.facts, device,
-                          context.optimizer, context.inputs_path, context.accuracy_budget,
-                          context.memory_budget_bytes)
 
 
 def _better(a: Measurement, b: Measurement | None, objective: str) -> bool:
@@ -134,29 +106,40 @@ def _better(a: Measurement, b: Measurement | None, objective: str) -> bool:
     return a.throughput > b.throughput
 
 
+def load_runner(backend: Backend) -> tuple[Any, str | None]:
+    """(runner, None), or (None, why it cannot measure here)."""
+    if backend.runner is None:
+        return None, "this plugin declares the backend but no runner to measure it"
+    if backend.installed_version() is None:
+        return None, f"{backend.framework} is not installed"
+    try:
+        return backend.load_runner(), None
+    except ImportError as error:
+        return None, f"{backend.framework} is not installed ({error.name or error})"
+
+
 def verify_backend(name: str, backend: Backend, context: VerifyContext) -> BackendReport:
     started = time.monotonic()
-    if backend.installed_version() is None:
-        return BackendReport(name, "skipped", f"{backend.framework} is not installed")
-    try:
-        runner = backend.load_runner()
-    except ImportError as error:
-        return BackendReport(name, "skipped", f"{backend.framework} is not installed ({error.name or error})")
-    except LookupError:
-        return BackendReport(name, "skipped", "this plugin declares the backend but no runner to measure it")
+    runner, why_not = load_runner(backend)
+    if runner is None:
+        return BackendReport(name, "skipped", why_not, registration=backend)
     settings = context.recommendation.settings
+    task = context.recommendation.inputs["task"]
     device = runner.device(settings["device"])
-    report = BackendReport(name, "measured")
+    report = BackendReport(name, "measured", registration=backend)
     if settings["device"] == "cuda" and device != "cuda":
         report.reason = f"{backend.framework} cannot use the GPU here; measured on the CPU"
-    measurer = _measurer(name, runner, context, device)
-    resolution = settings["resolution"] if context.stats.native_resolution else None
-    if context.stats.fixed_resolution:
-        resolution = context.stats.native_resolution
-    config = RunConfig.from_settings(settings, context.recommendation.inputs["task"], resolution,
-                                     context.optimizer, context.compile)
-    if device == "cpu":
-        config = replace(config, tf32=False, cudnn_benchmark=False, channels_last=False)
+    user_options = context.user_options.get(name, {})
+    config = runs.run_config(backend, settings, context.stats, task, device, context.optimizer, user_options)
+    knobs = runs.explorables(backend, config, device, context.facts, context.user_fixed | set(user_options))
+    report.explored = tuple(knob.name for knob in knobs)
+    usable = runs.usable_bytes(context.facts)
+    planned = memory_model.max_batch(context.stats, usable, config.resolution, config.precision, task,
+                                     context.optimizer)
+    measurer = runs.build_measurer(name, runner, context.model, context.stats, context.facts, device,
+                                   context.optimizer, context.inputs_path, context.accuracy_budget,
+                                   context.memory_budget_bytes, shown=report.explored, tf32=settings["tf32"],
+                                   max_batch_size=max(planned, config.batch_size))
 
     def remaining() -> float:
         return context.budget_s - (time.monotonic() - started)
@@ -174,35 +157,36 @@ def verify_backend(name: str, backend: Backend, context: VerifyContext) -> Backe
     largest = None
     try:
         if device == "cuda" and "batch_size" not in context.user_fixed:
-            report.search = _search(measurer, config, context)
+            report.search = _search(measurer, config, context, usable)
             largest = report.search.batch_size
             config = replace(config, batch_size=min(config.batch_size, largest))
         first = time.monotonic()
         current = measure(config)
-        if current.status == "failed" and "not supported" in current.reason \
+        if current.outcome is Outcome.UNSUPPORTED \
                 and settings["alternative_precision"] not in ("none", config.precision):
             config = config.with_precision(settings["alternative_precision"])
             current = measure(config)
-        if current.status == "failed":
+        if not current.ok and current.outcome is not Outcome.REJECTED:
             report.status, report.reason = "failed", current.reason
             return report
         cost = time.monotonic() - first
         config = current.config
         explore = "batch_size" not in context.user_fixed
         if explore:
-            _explore_batch(context, config, current, measure, remaining, cost, largest)
+            _explore_batch(context, config, current, measure, remaining, cost, largest, usable)
         alternative = settings["alternative_precision"]
         if alternative not in ("none", config.precision) and "precision" not in context.user_fixed \
                 and remaining() > cost:
             # Measurement decides between the rules' precision and the alternative: the
             # alternative starts at the best batch so far and explores its own batch range.
-            chosen = _choose([m for m in report.measurements if m.ok], context)
-            other_config = replace(config.with_precision(alternative), batch_size=chosen.config.batch_size)
+            passed = [m for m in report.measurements if m.ok]
+            batch = _choose(passed, context).config.batch_size if passed else config.batch_size
             started_other = time.monotonic()
-            other = measure(other_config)
+            other = measure(replace(config.with_precision(alternative), batch_size=batch))
             if other.ok and explore:
                 _explore_batch(context, other.config, other, measure, remaining,
-                               time.monotonic() - started_other, largest)
+                               time.monotonic() - started_other, largest, usable)
+        _explore_knobs(context, knobs, report, measure, remaining, cost)
         passed = [m for m in report.measurements if m.ok]
         if not passed:
             report.status = "failed"
@@ -212,6 +196,8 @@ def verify_backend(name: str, backend: Backend, context: VerifyContext) -> Backe
         return report
     except KeyboardInterrupt:
         raise Interrupted(report.measurements) from None
+    finally:
+        measurer.close()
 
 
 def _choose(measurements: list[Measurement], context: VerifyContext) -> Measurement:
@@ -226,7 +212,7 @@ def _choose(measurements: list[Measurement], context: VerifyContext) -> Measurem
 
 
 def _explore_batch(context: VerifyContext, config: RunConfig, current: Measurement, measure,
-                   remaining: Callable[[], float], cost: float, largest: int | None) -> None:
+                   remaining: Callable[[], float], cost: float, largest: int | None, usable: float) -> None:
     """Up while throughput still rises; if the first step up did not pay, down while it
     rises (the rules' batch may be past this device's peak). Bounded by memory and time."""
     if context.recommendation.inputs["objective"] == "latency":
@@ -237,9 +223,8 @@ def _explore_batch(context: VerifyContext, config: RunConfig, current: Measureme
             current = measure(replace(config, batch_size=batch))
         return
     best, batch = current, config.batch_size
-    limit = largest or memory_model.max_batch(
-        context.stats, _usable(context), config.resolution, config.precision, config.task,
-        context.optimizer) or 2 * batch
+    limit = largest or memory_model.max_batch(context.stats, usable, config.resolution, config.precision,
+                                              config.task, context.optimizer) or 2 * batch
     while batch * 2 <= limit and remaining() > cost * 2:
         started = time.monotonic()
         candidate = measure(replace(config, batch_size=batch * 2))
@@ -257,67 +242,83 @@ def _explore_batch(context: VerifyContext, config: RunConfig, current: Measureme
         best, batch = candidate, batch // 2
 
 
-def _usable(context: VerifyContext) -> float:
-    if context.facts["gpu.count"] == 0:
-        return context.facts["host.ram_gb"] * GIB * 0.5  # the CPU shares RAM with everything else
-    return memory_model.usable_bytes(context.facts["gpu.free_vram_gb"] * GIB, 0.9)
+def _explore_knobs(context: VerifyContext, knobs: list[runs.Explorable], report: BackendReport, measure,
+                   remaining: Callable[[], float], cost: float) -> None:
+    """Each explorable option (and the CPU's thread count) on top of the best so far: the
+    rules' value is a proposal, and the faster value measured here wins."""
+    for knob in knobs:
+        for value in knob.alternatives:
+            passed = [m for m in report.measurements if m.ok]
+            if not passed or remaining() <= cost:
+                return
+            best = _choose(passed, context).config
+            candidate = (replace(best, cpu_threads=value) if knob.name == "cpu_threads"
+                         else best.with_options(**{knob.name: value}))
+            started = time.monotonic()
+            measure(candidate)
+            cost = max(cost, time.monotonic() - started)
 
 
-def _search(measurer: Measurer, config: RunConfig, context: VerifyContext) -> SearchResult:
+def _search(measurer: Measurer, config: RunConfig, context: VerifyContext, usable: float) -> SearchResult:
     """Confirm the memory model's largest batch on the real device (GPU only)."""
-    usable = _usable(context)
     stats, optimizer = context.stats, context.optimizer
     predicted = memory_model.max_batch(stats, usable, config.resolution, config.precision, config.task,
                                        optimizer)
-
-    def trial(batch: int) -> int | None:
-        try:
-            session, ran, steps, _ = measurer.open_with_ladder(replace(config, batch_size=batch))
-        except Exception:  # noqa: BLE001 - NothingFits or a backend failure: did not fit
-            return None
-        try:
-            return None if steps else session.peak_memory_bytes()
-        finally:
-            session.close()
-
     return search_largest_batch(
-        trial, max(1, predicted),
+        lambda batch: measurer.fits(replace(config, batch_size=batch)), max(1, predicted),
         memory_model.static_bytes(stats, config.precision, config.task, optimizer), usable,
         lambda batch: memory_model.predict_peak_bytes(stats, batch, config.resolution, config.precision,
                                                       config.task, optimizer))
 
 
+def _option_decisions(report: BackendReport, winner: Measurement, settings: dict[str, Any],
+                      where: str) -> dict[str, Decision]:
+    """Explored options whose measured value differs from the decision they follow."""
+    decisions = {}
+    for name in report.explored:
+        if name == "cpu_threads":
+            decision, value = "cpu_threads", winner.config.cpu_threads
+        else:
+            decision, value = report.registration.option(name).decision, winner.config.option(name)
+        if decision is not None and decision in settings and value != settings[decision]:
+            shown = str(settings[decision]).lower()
+            decisions[decision] = Decision(decision, value, "measured", "S002-8",
+                                           f"{where}; the rules proposed {shown}, measured slower here")
+    return decisions
+
+
 def measured_decisions(reports: list[BackendReport], recommendation: Recommendation
                        ) -> dict[str, Decision]:
-    """The decisions measurement made: batch size and precision of the best configuration,
-    and the backend order by measured speed."""
+    """The decisions measurement made: batch size, precision and explored options of the
+    best configuration, and the backend order by measured speed."""
     measured = [r for r in reports if r.best is not None]
     if not measured:
         return {}
     objective = recommendation.inputs["objective"]
-    winner = measured[0].best
+    winning = measured[0]
     for report in measured[1:]:
-        if _better(report.best, winner, objective):
-            winner = report.best
+        if _better(report.best, winning.best, objective):
+            winning = report
+    winner = winning.best
     settings = recommendation.settings
     speed = f"{winner.throughput:.1f} samples/s, p50 {winner.timing.p50_ms:.1f} ms"
     if winner.roofline_percent is not None:
         speed += f", {winner.roofline_percent:.0f} % of the roofline"
     where = f"measured with {winner.backend} on {winner.device}: {speed}"
     # The rules' own configuration is what each backend measured first.
-    baseline = next((m for r in measured if r.backend == winner.backend for m in r.measurements if m.ok),
-                    None)
+    baseline = next((m for m in winning.measurements if m.ok), None)
     if baseline is None or baseline.config == winner.config:
         reason = f"{where}; confirms the rules' choice"
     else:
         reason = (f"{where}, {winner.throughput / baseline.throughput:.2f}x the rules' "
-                  f"{baseline.config.label()} ({baseline.throughput:.1f} samples/s)")
+                  f"{baseline.label} ({baseline.throughput:.1f} samples/s)")
     decisions = {"batch_size": Decision("batch_size", winner.config.batch_size, "measured", "S002-8", reason)}
     if winner.config.precision != settings["precision"]:
         decisions["precision"] = Decision("precision", winner.config.precision, "measured", "S002-8", reason)
     if winner.config.resolution and winner.config.resolution != settings["resolution"]:
         decisions["resolution"] = Decision("resolution", winner.config.resolution, "measured", "S000-7",
                                            f"{where}; the OOM ladder stepped down to it")
+    decisions |= _option_decisions(winning, winner, settings, where)
     order = sorted(measured, key=lambda r: -r.best.throughput)
     measured_names = [r.backend for r in order]
     ranked = measured_names + [b for b in settings["backends"] if b not in measured_names]

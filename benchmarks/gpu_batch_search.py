@@ -14,22 +14,27 @@ from __future__ import annotations
 import argparse
 import gc
 import time
+from dataclasses import replace
 
 import torch
 from autotune_plugins.torch_runner import TorchRunner
 
 from autotune import memory_model
 from autotune.backend_api import RunConfig
-from autotune.batch_search import search_largest_batch
+from autotune.batch_search import Trial, search_largest_batch
 from autotune.model_source import parse_model
 from autotune.model_stats import reference_models
+
+
+def open_session(runner: TorchRunner, model, config: RunConfig):
+    return runner.open(runner.prepare(model, config.preparation(), "cuda", config.batch_size), config)
 
 
 def peak_or_none(runner: TorchRunner, model, config: RunConfig) -> int | None:
     """One real step at ``config``: its peak memory, or None when it ran out of memory."""
     session = None
     try:
-        session = runner.open(model, config, "cuda")
+        session = open_session(runner, model, config)
         session.step()
         torch.cuda.synchronize()
         return session.peak_memory_bytes()
@@ -40,6 +45,11 @@ def peak_or_none(runner: TorchRunner, model, config: RunConfig) -> int | None:
             session.close()
         gc.collect()
         torch.cuda.empty_cache()
+
+
+def trial(runner: TorchRunner, model, config: RunConfig) -> Trial:
+    peak = peak_or_none(runner, model, config)
+    return Trial(peak is not None, peak)
 
 
 def true_largest(fits, high: int = 1 << 15) -> int:
@@ -55,7 +65,7 @@ def autotune_search(runner, model, stats, config: RunConfig, usable: float):
                                        config.task, "adam")
     started = time.monotonic()
     result = search_largest_batch(
-        lambda batch: peak_or_none(runner, model, RunConfig(**{**config.to_dict(), "batch_size": batch})),
+        lambda batch: trial(runner, model, replace(config, batch_size=batch)),
         max(1, predicted), memory_model.static_bytes(stats, config.precision, config.task, "adam"), usable,
         lambda batch: memory_model.predict_peak_bytes(stats, batch, config.resolution, config.precision,
                                                       config.task))
@@ -70,7 +80,7 @@ def accelerate_search(runner, model, config: RunConfig):
     @find_executable_batch_size(starting_batch_size=1024)
     def step(batch_size):
         trials.append(batch_size)
-        session = runner.open(model, RunConfig(**{**config.to_dict(), "batch_size": batch_size}), "cuda")
+        session = open_session(runner, model, replace(config, batch_size=batch_size))
         try:
             session.step()
             torch.cuda.synchronize()
@@ -97,7 +107,7 @@ def main() -> None:
     usable = memory_model.usable_bytes(free, 0.9)
     limit = usable * 0.95
     truth = true_largest(lambda b: (p := peak_or_none(
-        runner, model, RunConfig(**{**config.to_dict(), "batch_size": b}))) is not None and p <= limit)
+        runner, model, replace(config, batch_size=b))) is not None and p <= limit)
     result, seconds, predicted = autotune_search(runner, model, stats, config, usable)
     print(f"{torch.cuda.get_device_name()}: {arguments.model} {arguments.task} {arguments.precision} 224 px")
     print(f"true largest batch within {limit / 2**30:.2f} GB: {truth}")

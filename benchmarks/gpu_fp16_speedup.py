@@ -31,7 +31,7 @@ def main() -> None:
     for _ in range(repeats):
         for batch in DOCUMENT:
             for precision in ("fp32", "fp16"):
-                config = RunConfig("infer", precision, batch, 224, cudnn_benchmark=True)
+                config = RunConfig("infer", precision, batch, 224).with_options(cudnn_benchmark=True)
                 latencies.setdefault((precision, batch), []).append(
                     measurer.measure(config, check_accuracy=False).timing.p50_ms)
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, resnet18 224 px, "

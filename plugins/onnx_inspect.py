@@ -17,13 +17,17 @@ import onnx
 from onnx import shape_inference
 
 from autotune.errors import UserError
+from autotune.files import ONNX_MAX_BYTES, read_user_file
 from autotune.model_source import TIER_RESOLUTIONS, ModelSource
 from autotune.model_stats import ModelStats, ResolutionStats
 
 
 def _load(path: Path) -> onnx.ModelProto:
+    data = read_user_file(path, "ONNX model", max_bytes=ONNX_MAX_BYTES, text=False,
+                          fix="export one with torch.onnx.export")
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        # External weights are not read: the graph and its shapes are what autotune measures.
+        model = onnx.load_model_from_string(data)
     except Exception as error:  # noqa: BLE001 - protobuf's DecodeError and friends
         raise UserError(f"{path} is not an ONNX model ({type(error).__name__}); export one "
                         "with torch.onnx.export") from None

@@ -1,7 +1,18 @@
 """The PyTorch backend: eager PyTorch (optionally torch.compile) on CUDA or the CPU."""
 
 from autotune import hookimpl
-from autotune.types import Backend, ModelInspector
+from autotune.types import Backend, BackendOption, ModelConverter, ModelInspector
+
+#: What only PyTorch has. Those that follow a decision take the recommendation's value.
+OPTIONS = (
+    BackendOption("channels_last", "bool", "model and inputs in torch.channels_last memory format",
+                  default=False, decision="channels_last", explore=True),
+    BackendOption("cudnn_benchmark", "bool", "torch.backends.cudnn.benchmark: time convolution "
+                  "algorithms once per shape", default=False, decision="cudnn_benchmark", devices=("cuda",)),
+    BackendOption("tf32", "bool", "TF32 for FP32 matmuls and convolutions (fp32_precision on torch >= 2.9, "
+                  "allow_tf32 before)", default=False, decision="tf32", devices=("cuda",)),
+    BackendOption("compile", "bool", "run the model through torch.compile", default=False),
+)
 
 
 @hookimpl
@@ -13,6 +24,7 @@ def autotune_backends():
             distributions=("torch",),
             description="PyTorch eager on CUDA or the CPU; trains and infers",
             runner="autotune_plugins.torch_runner:TorchRunner",
+            options=OPTIONS,
         )
     ]
 
@@ -25,5 +37,18 @@ def autotune_model_inspectors():
             framework="torch",
             kinds=("reference", "callable"),
             inspect="autotune_plugins.torch_inspect:inspect_source",
+        )
+    ]
+
+
+@hookimpl
+def autotune_model_converters():
+    return [
+        ModelConverter(
+            name="torch-onnx",
+            framework="torch",
+            source_kinds=("reference", "callable"),
+            target="onnx",
+            convert="autotune_plugins.torch_convert:to_onnx",
         )
     ]

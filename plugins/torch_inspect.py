@@ -22,7 +22,7 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
 from autotune.errors import UserError
-from autotune.model_source import ModelSource
+from autotune.model_source import ModelSource, shape_at_resolution
 from autotune.model_stats import ModelStats, ResolutionStats
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
@@ -204,11 +204,6 @@ def _sample(shape: tuple[int, ...], batch: int, dtype: torch.dtype) -> torch.Ten
     return torch.empty((batch, *shape), device="meta", dtype=dtype)
 
 
-def _at_resolution(shape: tuple[int, ...], resolution: int) -> tuple[int, ...]:
-    channels, height, width = shape
-    return (channels, resolution, max(1, round(width * resolution / height)))
-
-
 def measure_resolution(module: nn.Module, shape: tuple[int, ...], resolution: int | None,
                        trainable: bool = True) -> tuple[ResolutionStats, int]:
     """Per-sample stats at one input shape (batch 2 minus batch 1), and the operator count."""
@@ -250,7 +245,7 @@ def inspect_module(module: nn.Module, name: str, source_text: str, input_shape: 
         for resolution in sorted(set(resolutions) | {input_shape[1]}):
             try:
                 with torch.inference_mode():
-                    module(_sample(_at_resolution(input_shape, resolution), 1, torch.float32))
+                    module(_sample(shape_at_resolution(input_shape, resolution), 1, torch.float32))
                 accepted.append(resolution)
             except Exception:  # noqa: BLE001 - a model fixed to its native size (ViT)
                 continue
@@ -258,7 +253,7 @@ def inspect_module(module: nn.Module, name: str, source_text: str, input_shape: 
         accepted = [None]
     measured, operators = [], 0
     for resolution in accepted:
-        shape = input_shape if resolution is None else _at_resolution(input_shape, resolution)
+        shape = input_shape if resolution is None else shape_at_resolution(input_shape, resolution)
         try:
             stats, count = measure_resolution(module, shape, resolution)
         except Exception as error:  # noqa: BLE001 - the model's own code, on the meta device

@@ -18,7 +18,8 @@ import torch
 from autotune_plugins.torch_inspect import factory_for, guess_input_shape
 from torch import nn
 
-from autotune.backend_api import RunConfig, UnsupportedConfig
+from autotune.backend_api import Preparation, RunConfig, UnsupportedConfig
+from autotune.model_source import shape_at_resolution
 from autotune.model_stats import reference_models
 
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -56,17 +57,62 @@ class CudaClock:
         return self._start.elapsed_time(self._end)
 
 
+def autocast_plan(task: str, precision: str) -> tuple[bool, torch.dtype | None, bool]:
+    """(autocast on, its dtype, GradScaler on): training in FP16/BF16 runs under autocast
+    with FP32 master weights (S003-1); only FP16 needs loss scaling. Inference casts the
+    model itself (S001-5) and needs neither."""
+    if task != "train" or precision not in ("fp16", "bf16"):
+        return False, None, False
+    return True, DTYPES[precision], precision == "fp16"
+
+
+class _Tf32:
+    """TF32 for FP32 matmuls and convolutions, through the API the installed torch has:
+    ``fp32_precision`` since torch 2.9 (``allow_tf32`` is on its way out), else the old
+    flags. Remembers the previous settings so a session leaves the process as it found it."""
+
+    def __init__(self) -> None:
+        self.modern = hasattr(torch.backends.cuda.matmul, "fp32_precision") and hasattr(
+            getattr(torch.backends.cudnn, "conv", None), "fp32_precision")
+        if self.modern:
+            self.saved = (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision)
+        else:
+            self.saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+
+    def set(self, enabled: bool) -> None:
+        if self.modern:
+            precision = "tf32" if enabled else "ieee"
+            torch.backends.cuda.matmul.fp32_precision = precision
+            torch.backends.cudnn.conv.fp32_precision = precision
+        else:
+            torch.backends.cuda.matmul.allow_tf32 = enabled
+            torch.backends.cudnn.allow_tf32 = enabled
+
+    def restore(self) -> None:
+        if self.modern:
+            torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = self.saved
+        else:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self.saved
+
+
+class TorchPrepared:
+    """The FP32 CPU model and the shape one sample takes in this preparation. Eager PyTorch
+    has nothing to compile ahead, so preparing costs a dictionary lookup; the module is
+    copied to the device, cast and (optionally) compiled when a session opens."""
+
+    def __init__(self, base: nn.Module, shape: tuple[int, ...], preparation: Preparation, device: str):
+        self.base, self.shape, self.preparation, self.device = base, shape, preparation, device
+
+    def close(self) -> None:
+        pass  # the base model is the runner's, shared by every preparation
+
+
 class TorchSession:
-    def __init__(self, base: nn.Module, shape: tuple[int, ...], config: RunConfig, device: str,
-                 memory_budget_bytes: float | None, predicted_peak_bytes: float | None):
-        if config.precision not in DTYPES:
-            raise UnsupportedConfig(f"eager PyTorch has no {config.precision} path for this model; "
-                                    "the tensorrt and onnxruntime backends run it")
-        if device == "cpu" and config.precision == "fp16":
-            raise UnsupportedConfig("FP16 on the CPU is emulated and slow; BF16 is the CPU's half precision")
+    def __init__(self, prepared: TorchPrepared, config: RunConfig, memory_budget_bytes: float | None):
+        device, shape = prepared.device, prepared.shape
         self.config, self.device = config, device
-        self._saved_flags = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
-                             torch.backends.cudnn.allow_tf32, torch.get_num_threads())
+        self._tf32 = _Tf32()
+        self._saved_flags = (torch.backends.cudnn.benchmark, torch.get_num_threads())
         if device == "cuda":
             self.device_name = torch.cuda.get_device_name()
             if memory_budget_bytes is not None:
@@ -77,31 +123,22 @@ class TorchSession:
             if config.cpu_threads:
                 torch.set_num_threads(config.cpu_threads)
             self.device_name = f"CPU ({torch.get_num_threads()} threads)"
-            if memory_budget_bytes is not None and predicted_peak_bytes is not None \
-                    and predicted_peak_bytes > memory_budget_bytes:
-                # The CPU has no allocator limit to hit: the memory budget is enforced on the
-                # memory model's prediction, raising the error a GPU would.
-                raise torch.OutOfMemoryError(
-                    f"predicted {predicted_peak_bytes / 2**30:.2f} GB exceeds the memory budget of "
-                    f"{memory_budget_bytes / 2**30:.2f} GB")
-        torch.backends.cudnn.benchmark = config.cudnn_benchmark
-        allow_tf32 = config.tf32 or config.precision == "tf32"
-        torch.backends.cuda.matmul.allow_tf32 = allow_tf32
-        torch.backends.cudnn.allow_tf32 = allow_tf32
+        torch.backends.cudnn.benchmark = bool(config.option("cudnn_benchmark", False))
+        self._tf32.set(bool(config.option("tf32", False)) or config.precision == "tf32")
 
         self.cast_dtype = DTYPES[config.precision] if config.task == "infer" else torch.float32
-        self.amp_dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(config.amp_dtype)
-        self.memory_format = (torch.channels_last if config.channels_last and len(shape) == 3
+        self.amp, self.amp_dtype, grad_scaler = autocast_plan(config.task, config.precision)
+        self.memory_format = (torch.channels_last if config.option("channels_last", False) and len(shape) == 3
                               else torch.contiguous_format)
-        module = copy.deepcopy(base).to(device=device, dtype=self.cast_dtype,
-                                        memory_format=self.memory_format)
-        self.module = torch.compile(module) if config.compile else module
+        module = copy.deepcopy(prepared.base).to(device=device, dtype=self.cast_dtype,
+                                                 memory_format=self.memory_format)
+        self.module = torch.compile(module) if config.option("compile", False) else module
         generator = torch.Generator().manual_seed(1)
         self.batch = self._to_device(torch.randn((config.batch_size, *shape), generator=generator))
         if config.task == "train":
             self.module.train()
             self.optimizer = OPTIMIZERS[config.optimizer](self.module.parameters())
-            self.scaler = torch.amp.GradScaler(device, enabled=config.grad_scaler)
+            self.scaler = torch.amp.GradScaler(device, enabled=grad_scaler)
             self.target = None
         else:
             self.module.eval()
@@ -123,13 +160,16 @@ class TorchSession:
             return nn.functional.cross_entropy(output.float(), self.target)
         return nn.functional.mse_loss(output.float(), self.target)
 
+    def _autocast(self):
+        return torch.autocast(self.device, dtype=self.amp_dtype or torch.float32, enabled=self.amp)
+
     def step(self) -> None:
         if self.config.task == "infer":
             with torch.inference_mode():
                 self.module(self.batch)
             return
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.device, dtype=self.amp_dtype or torch.float32, enabled=self.config.amp):
+        with self._autocast():
             loss = self._loss(self.module(self.batch))
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -143,8 +183,7 @@ class TorchSession:
         self.module.eval()
         results = []
         try:
-            with torch.inference_mode(), torch.autocast(
-                    self.device, dtype=self.amp_dtype or torch.float32, enabled=self.config.amp):
+            with torch.inference_mode(), self._autocast():
                 for start in range(0, len(inputs), self.config.batch_size):
                     chunk = self._to_device(torch.from_numpy(inputs[start:start + self.config.batch_size]))
                     results.append(self.module(chunk).float().cpu().numpy())
@@ -158,10 +197,9 @@ class TorchSession:
     def close(self) -> None:
         for name in ("module", "batch", "optimizer", "scaler", "target"):
             self.__dict__.pop(name, None)
-        benchmark, matmul_tf32, cudnn_tf32, threads = self._saved_flags
+        benchmark, threads = self._saved_flags
         torch.backends.cudnn.benchmark = benchmark
-        torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
-        torch.backends.cudnn.allow_tf32 = cudnn_tf32
+        self._tf32.restore()
         torch.set_num_threads(threads)
         if self.device == "cuda":
             torch.cuda.synchronize()
@@ -170,7 +208,7 @@ class TorchSession:
 
 
 class TorchRunner:
-    """Builds each model once (FP32, on the CPU, seeded), then a session per configuration."""
+    """Builds each model once (FP32, on the CPU, seeded); a session per configuration."""
 
     def __init__(self) -> None:
         self._models: dict[str, tuple[nn.Module, tuple[int, ...]]] = {}
@@ -179,7 +217,13 @@ class TorchRunner:
         return "cuda" if wanted == "cuda" and torch.cuda.is_available() else "cpu"
 
     def is_out_of_memory(self, error: BaseException) -> bool:
+        # torch.OutOfMemoryError is the allocator's; cuDNN and cuBLAS report theirs as a
+        # RuntimeError whose only mark is the text.
         return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+    def enforces_memory_budget(self, device: str) -> bool:
+        # set_per_process_memory_fraction caps the CUDA caching allocator; the CPU has no cap.
+        return device == "cuda"
 
     def _base(self, model) -> tuple[nn.Module, tuple[int, ...]]:
         if model.spec not in self._models:
@@ -192,10 +236,15 @@ class TorchRunner:
             self._models[model.spec] = (module.float().cpu(), tuple(shape))
         return self._models[model.spec]
 
-    def open(self, model, config: RunConfig, device: str, memory_budget_bytes: float | None = None,
-             predicted_peak_bytes: float | None = None) -> TorchSession:
+    def prepare(self, model, preparation: Preparation, device: str, max_batch_size: int) -> TorchPrepared:
+        if preparation.precision not in DTYPES:
+            raise UnsupportedConfig(f"eager PyTorch has no {preparation.precision} path for this model; "
+                                    "the tensorrt and onnxruntime backends run it")
+        if device == "cpu" and preparation.precision == "fp16":
+            raise UnsupportedConfig("FP16 on the CPU is emulated and slow; BF16 is the CPU's half precision")
         base, shape = self._base(model)
-        if config.resolution is not None and len(shape) == 3:
-            channels, height, width = shape
-            shape = (channels, config.resolution, max(1, round(width * config.resolution / height)))
-        return TorchSession(base, shape, config, device, memory_budget_bytes, predicted_peak_bytes)
+        return TorchPrepared(base, shape_at_resolution(shape, preparation.resolution), preparation, device)
+
+    def open(self, prepared: TorchPrepared, config: RunConfig,
+             memory_budget_bytes: float | None = None) -> TorchSession:
+        return TorchSession(prepared, config, memory_budget_bytes)

@@ -13,6 +13,11 @@ from autotune.probe import probe
 from autotune.recommend import recommend
 from autotune.types import Host, Machine
 
+# Tests see the built-in plugins only (registered from plugins.DEFAULT_PLUGINS), never a
+# plugin that happens to be installed on this machine; a test that wants the installed
+# entry points runs autotune in a subprocess.
+plugins.load_entry_points = False
+
 RECORDINGS = Path(__file__).parent / "nvml"
 REPO = Path(__file__).resolve().parent.parent
 SHARED_SOURCES = REPO.parent / "shared" / "SOURCES.md"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import pytest
@@ -57,7 +58,7 @@ def test_batch_search_needs_two_trials_and_lands_near_the_true_largest(cuda):
     free, _ = cuda.cuda.mem_get_info()
     usable = memory_model.usable_bytes(free, 0.9)
     truth = true_largest(lambda b: (p := peak_or_none(
-        runner, model, RunConfig(**{**config.to_dict(), "batch_size": b}))) is not None
+        runner, model, dataclasses.replace(config, batch_size=b))) is not None
         and p <= usable * 0.95)
     result, _, _ = autotune_search(runner, model, stats, config, usable)
     assert result.trial_count <= 2

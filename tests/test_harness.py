@@ -10,7 +10,7 @@ import pytest
 from autotune import ladder
 from autotune.accuracy import compare
 from autotune.backend_api import RunConfig, UnsupportedConfig
-from autotune.batch_search import search_largest_batch
+from autotune.batch_search import Trial, search_largest_batch
 from autotune.harness import Timing, percentile, time_session
 from autotune.measure import Measurer
 from autotune.model_stats import reference_models
@@ -115,12 +115,21 @@ def test_training_ladder_stops_at_half_precision():
     assert [r.precision for r in ladder.rungs(config, ("fp32", "fp16", "int8", "int4"))] == ["fp16"]
 
 
+class ScriptedPrepared:
+    def __init__(self, preparation):
+        self.preparation = preparation
+
+    def close(self):
+        pass
+
+
 class ScriptedRunner:
     """Runs out of memory above ``capacity`` samples; cannot run ``unsupported`` precisions."""
 
     def __init__(self, capacity, unsupported=(), corrupt=()):
         self.capacity, self.unsupported, self.corrupt = capacity, unsupported, corrupt
         self.sessions = []
+        self.prepared = []
 
     def device(self, wanted):
         return "cpu"
@@ -128,9 +137,16 @@ class ScriptedRunner:
     def is_out_of_memory(self, error):
         return isinstance(error, MemoryError)
 
-    def open(self, model, config, device, memory_budget_bytes=None, predicted_peak_bytes=None):
-        if config.precision in self.unsupported:
-            raise UnsupportedConfig(f"no {config.precision}")
+    def enforces_memory_budget(self, device):
+        return False
+
+    def prepare(self, model, preparation, device, max_batch_size):
+        if preparation.precision in self.unsupported:
+            raise UnsupportedConfig(f"no {preparation.precision}")
+        self.prepared.append(preparation)
+        return ScriptedPrepared(preparation)
+
+    def open(self, prepared, config, memory_budget_bytes=None):
         if config.batch_size * (config.resolution or 1) ** 2 > self.capacity:
             raise MemoryError("out of memory")
         session = ScriptedSession([5.0] * 10_000, corrupt=config.precision in self.corrupt)
@@ -185,7 +201,7 @@ def _search(true_per_sample, predicted_batch, static=1_000, usable=100_000):
     def trial(batch):
         trials.append(batch)
         peak = static + batch * true_per_sample
-        return None if peak > usable else peak
+        return Trial(False) if peak > usable else Trial(True, peak)
 
     result = search_largest_batch(trial, predicted_batch, static, usable, lambda b: static + b * 100)
     return result, trials

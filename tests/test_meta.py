@@ -20,7 +20,8 @@ NUMERIC_GPU_FIELDS = ("vram_gb", "memory_bandwidth_gb_s", "memory_bus_width_bits
 
 
 def test_there_are_hooks():
-    assert HOOKS == ["autotune_backends", "autotune_model_inspectors", "autotune_rules"]
+    assert HOOKS == ["autotune_backends", "autotune_model_converters", "autotune_model_inspectors",
+                     "autotune_rules"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)

@@ -10,7 +10,7 @@ import yaml
 
 torch = pytest.importorskip("torch")
 from autotune_plugins.torch_inspect import inspect_source  # noqa: E402
-from autotune_plugins.torch_runner import TorchRunner  # noqa: E402
+from autotune_plugins.torch_runner import TorchRunner, autocast_plan  # noqa: E402
 from torch import nn  # noqa: E402
 
 from autotune.backend_api import RunConfig  # noqa: E402
@@ -59,7 +59,7 @@ def test_real_cpu_runs(task, precision):
     if precision == "bf16":
         assert result.accuracy.passed and result.accuracy.cosine_similarity > 0.99
     if task == "train" and precision == "bf16":
-        assert config.amp and config.amp_dtype == "bfloat16" and not config.grad_scaler
+        assert autocast_plan(config.task, config.precision) == (True, torch.bfloat16, False)
 
 
 def test_corrupted_half_precision_output_is_rejected():

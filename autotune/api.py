@@ -1,0 +1,275 @@
+"""The Python API: what every command does, callable without click.
+
+The CLI, the import hook and a Ray worker all call these functions. Each takes the same
+settings the commands take — as keyword arguments (``task="train"``, ``batch_size=8``,
+``precision="fp16"``, ``torch={"channels_last": False}``) — layered over the same
+config files (the user's ``autotune.toml``, this folder's ``pyproject.toml``,
+``autotune.yaml`` and ``autotune.toml``, then ``config=FILE``); see :mod:`autotune.config`.
+They return typed results and raise typed errors (:mod:`autotune.errors`): ``UserError``
+for bad input, ``DoesNotFit``, ``NoBackend``, and ``Interrupted`` carrying what was
+measured before Ctrl-C. Nothing here prints or exits.
+
+    >>> import autotune
+    >>> recommendation = autotune.recommend(model="resnet50", task="train", gpu="t4")
+    >>> recommendation.settings["precision"], recommendation.settings["batch_size"]
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from autotune.config import Request, build_request
+from autotune.errors import DoesNotFit, Interrupted, NoBackend, UserError
+from autotune.types import Machine, Recommendation
+
+WHERE = "by argument"
+
+
+def probe(gpu: str | Sequence[str] = (), replay: str | Path | None = None) -> Machine:
+    """This machine; a simulated one with ``gpu`` names from the spec database; or the
+    machine recorded in ``replay`` (``autotune probe --record``)."""
+    from autotune.probe import probe as probe_nvml  # noqa: PLC0415
+    from autotune.probe import probe_host  # noqa: PLC0415
+
+    names = [gpu] if isinstance(gpu, str) else list(gpu)
+    if names:
+        from autotune import gpudb  # noqa: PLC0415
+
+        return gpudb.simulate(names, probe_host())
+    if replay is not None:
+        from autotune.nvml_recording import RecordedNvml  # noqa: PLC0415
+
+        return probe_nvml(RecordedNvml.from_file(Path(replay)))
+    return probe_nvml()
+
+
+def settings_request(settings: Mapping[str, Any], config: str | Path | None = None,
+                     where: str = WHERE, default_model: str | None = None) -> Request:
+    """The layered settings every function starts from: config files, then ``config``,
+    then ``settings`` (reported as set ``where``)."""
+    request = build_request(Path(config) if config is not None else None, dict(settings), where=where)
+    if default_model and "model" not in request.model:
+        request.model["model"] = default_model
+    return request
+
+
+def model_request(request: Request):
+    """The memory model's :class:`~autotune.recommend.ModelRequest` for the request's model, or None."""
+    if "model" not in request.model:
+        for key in request.model:
+            raise UserError(f"{key} needs a model; add --model (or `model =` in the config)")
+        return None
+    from autotune.model_source import model_stats_for, parse_model  # noqa: PLC0415
+    from autotune.recommend import ModelRequest, default_model_options  # noqa: PLC0415
+
+    settings = request.model
+    source = parse_model(settings["model"], settings.get("input_shape"))
+    options = default_model_options() | {
+        key: settings[key] for key in ("optimizer", "latency_budget_ms", "headroom") if key in settings
+    }
+    return ModelRequest(stats=model_stats_for(source), source=source, **options)
+
+
+def _recommend(machine: Machine, request: Request, model, **measured: Any) -> Recommendation:
+    from autotune import plugins  # noqa: PLC0415
+    from autotune.recommend import recommend as make_recommendation  # noqa: PLC0415
+
+    return make_recommendation(machine, request.inputs, request.overrides, plugins.plugin_rules(), model,
+                               **measured)
+
+
+def recommend(model: str | None = None, *, config: str | Path | None = None, gpu: str | Sequence[str] = (),
+              replay: str | Path | None = None, where: str = WHERE, **settings: Any) -> Recommendation:
+    """How to run ``model`` (or any model) on this machine, a simulated ``gpu``, or a
+    ``replay``-ed one, with every decision's rule, source and reason."""
+    request = settings_request({"model": model, "gpu": gpu, **settings}, config, where)
+    return _recommend(probe(request.gpus, replay), request, model_request(request))
+
+
+def inspect(model: str, *, input_shape: str | None = None, resolution: int | None = None,
+            optimizer: str | None = None, gpu: str | Sequence[str] = (),
+            replay: str | Path | None = None, where: str = WHERE) -> dict[str, Any]:
+    """What ``model`` costs — parameters, FLOPs, activation memory, lightweight verdict —
+    and, with a GPU, its memory limits and roofline there (plain values)."""
+    from autotune.config import model_setting  # noqa: PLC0415
+    from autotune.inspect_report import inspection  # noqa: PLC0415
+    from autotune.model_source import model_stats_for, parse_model  # noqa: PLC0415
+    from autotune.recommend import default_model_options  # noqa: PLC0415
+
+    options = default_model_options()
+    if optimizer is not None:
+        options["optimizer"] = model_setting("optimizer", optimizer, where)
+    stats = model_stats_for(parse_model(model, input_shape))
+    return inspection(stats, probe(gpu, replay), resolution, options["optimizer"], options["headroom"])
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What ``verify`` found: the measured recommendation, the rules' one it started from,
+    and each backend's report with its measurements."""
+
+    recommendation: Recommendation
+    proposed: Recommendation
+    reports: tuple[Any, ...]  # verify.BackendReport
+
+    @property
+    def measurements(self) -> list[Any]:
+        return [m for report in self.reports for m in report.measurements]
+
+
+def verify(model: str | None = None, *, backends: str | Sequence[str] | None = None, budget_s: float = 60.0,
+           inputs: str | Path | None = None, accuracy_budget: float | None = None,
+           memory_budget_gb: float | None = None, config: str | Path | None = None, where: str = WHERE,
+           on_measurement: Callable[[Any], None] | None = None,
+           on_backend: Callable[[str], None] | None = None, **settings: Any) -> Verification:
+    """Apply the recommendation with each backend (``backends``: names, ``"all"``, or None
+    for the recommendation's order), measure it on this machine within ``budget_s`` per
+    backend, and let measurement decide. ``on_measurement`` sees each measurement as it
+    lands, ``on_backend`` each backend's name as it starts."""
+    from autotune import plugins  # noqa: PLC0415
+    from autotune import verify as verifying  # noqa: PLC0415
+    from autotune.facts import machine_facts  # noqa: PLC0415
+    from autotune.harness import protocol  # noqa: PLC0415
+    from autotune.measure import Outcome  # noqa: PLC0415
+
+    request = settings_request({"model": model, **settings}, config, where, default_model="resnet18")
+    chosen = model_request(request)
+    machine = probe()
+    proposed = _recommend(machine, request, chosen)
+    _check_inputs(inputs, chosen, proposed)
+    selection = verifying.select_backends(backends, plugins.backends(), proposed.settings["backends"])
+    context = verifying.VerifyContext(
+        recommendation=proposed, model=chosen.source, stats=chosen.stats,
+        facts=machine_facts(machine, **request.inputs, model=chosen.stats), budget_s=budget_s,
+        optimizer=chosen.optimizer, latency_budget_ms=chosen.latency_budget_ms,
+        inputs_path=Path(inputs) if inputs is not None else None,
+        accuracy_budget=protocol()["accuracy_budget"] if accuracy_budget is None else accuracy_budget,
+        memory_budget_bytes=memory_budget_gb * 2**30 if memory_budget_gb else None,
+        user_fixed=frozenset(request.overrides), user_options=request.options,
+        on_measurement=on_measurement)
+    reports = []
+    try:
+        for name, backend in selection:
+            if on_backend:
+                on_backend(name)
+            reports.append(verifying.verify_backend(name, backend, context))
+    except Interrupted as interrupted:
+        raise Interrupted([m for r in reports for m in r.measurements] + interrupted.measurements) from None
+    measurements = tuple(m for r in reports for m in r.measurements)
+    measured = verifying.measured_decisions(reports, proposed)
+    if not measured:
+        if measurements and all(m.outcome is Outcome.OUT_OF_MEMORY for m in measurements):
+            raise DoesNotFit(f"{chosen.stats.name} ran out of memory at batch 1 in every precision; "
+                             "free GPU memory or use a smaller model", measurements)
+        raise NoBackend("no backend could run; install one (pip install 'autotune[torch]') or see the "
+                        "reasons above", measurements, tuple(reports))
+    final = _recommend(machine, request, chosen, measured=measured,
+                       measurements=tuple(r.to_dict() for r in reports),
+                       measured_latency_ms=verifying.batch_one_latency_ms(reports, measured))
+    return Verification(final, proposed, tuple(reports))
+
+
+def _check_inputs(inputs: str | Path | None, chosen, proposed: Recommendation) -> None:
+    """Read ``--inputs`` before any measuring, so a bad file is one line, not a failed measurement."""
+    if inputs is None:
+        return
+    from autotune.inputs import load_inputs  # noqa: PLC0415
+    from autotune.model_source import shape_at_resolution  # noqa: PLC0415
+    from autotune.runs import run_resolution  # noqa: PLC0415
+
+    resolution = run_resolution(chosen.stats, proposed.settings)
+    load_inputs(Path(inputs), shape_at_resolution(chosen.stats.input_shape, resolution), 1)
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """The S001-3 table for this machine: one measurement per point, the knees marked."""
+
+    model: str
+    task: str
+    backend: str
+    device: str
+    measurements: tuple[Any, ...]  # measure.Measurement
+    plot: Path | None
+
+    @property
+    def knees(self) -> set[int]:
+        from autotune.bench import knees  # noqa: PLC0415
+
+        return knees(list(self.measurements))
+
+    def rows(self) -> list[dict[str, Any]]:
+        from autotune.bench import table_rows  # noqa: PLC0415
+
+        return table_rows(list(self.measurements))
+
+
+def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence[int] | None = None,
+          resolutions: Sequence[int] | None = None, precisions: Sequence[str] | None = None,
+          budget_s: float | None = None, memory_budget_gb: float | None = None,
+          plot: str | Path | None = None, config: str | Path | None = None, where: str = WHERE,
+          on_measurement: Callable[[Any], None] | None = None, **settings: Any) -> BenchResult:
+    """Measure ``backend`` at every batch (default 1-32) x resolution x precision (default
+    FP32 and the recommended one), ``budget_s`` seconds each; with ``plot``, write the
+    throughput and latency plot there (PNG)."""
+    from autotune import bench as benching  # noqa: PLC0415
+    from autotune import plugins, runs  # noqa: PLC0415
+    from autotune.facts import machine_facts  # noqa: PLC0415
+    from autotune.output import check_writable  # noqa: PLC0415
+    from autotune.rules import decision_specs  # noqa: PLC0415
+    from autotune.verify import load_runner  # noqa: PLC0415
+
+    if plot is not None:
+        check_writable(Path(plot))
+        if importlib.util.find_spec("matplotlib") is None:
+            raise UserError("autotune bench plots with matplotlib, which is not installed; "
+                            "pip install 'autotune[bench]'")
+    registered = plugins.backends()
+    if backend not in registered:
+        raise UserError(f"unknown backend {backend!r}; registered: {', '.join(sorted(registered))}")
+    request = settings_request({"model": model, **settings}, config, where, default_model="resnet18")
+    chosen = model_request(request)
+    machine = probe()
+    task = request.inputs["task"]
+    recommended = _recommend(machine, request, chosen).settings
+    wanted = list(precisions) if precisions else list(dict.fromkeys(["fp32", recommended["precision"]]))
+    wanted = [decision_specs()["precision"].coerce(p.strip(), "in --precision") for p in wanted]
+    runner, why_not = load_runner(registered[backend][1])
+    if runner is None:
+        raise NoBackend(f"backend {backend} cannot run here ({why_not}); install it")
+    device = runner.device(recommended["device"])
+    stats = chosen.stats
+    base = runs.run_config(registered[backend][1], recommended, stats, task, device, chosen.optimizer,
+                           request.options.get(backend, {}))
+    batches = list(batches or [1, 2, 4, 8, 16, 32])
+    measurer = runs.build_measurer(backend, runner, chosen.source, stats,
+                                   machine_facts(machine, **request.inputs, model=stats), device,
+                                   chosen.optimizer, memory_budget_bytes=memory_budget_gb * 2**30
+                                   if memory_budget_gb else None, max_batch_size=max(batches),
+                                   tf32=recommended["tf32"])
+    points = [(p, r, b) for p in wanted for r in (resolutions or [base.resolution]) for b in batches]
+    measurements = []
+    try:
+        for precision, resolution, batch in points:
+            point = replace(base.with_precision(precision), batch_size=batch, resolution=resolution)
+            measurement = measurer.measure(point, budget_s, check_accuracy=False)
+            measurements.append(measurement)
+            if on_measurement:
+                on_measurement(measurement)
+    except KeyboardInterrupt:
+        raise Interrupted(measurements) from None
+    finally:
+        measurer.close()
+    if not any(m.ok for m in measurements):
+        raise NoBackend("no configuration could run; see the reasons above", tuple(measurements))
+    device_name = measurements[0].device
+    if plot is not None:
+        benching.plot(measurements, Path(plot), f"{stats.name} {task} on {device_name} ({backend})")
+    return BenchResult(stats.name, task, backend, device_name, tuple(measurements),
+                       Path(plot) if plot is not None else None)
+
+

@@ -1,0 +1,111 @@
+"""The accuracy batch: the user's ``--inputs`` file (``.npy`` or ``.pt``), or seeded synthetic inputs.
+
+numpy and torch are imported inside :func:`load_inputs`, so importing this module
+costs nothing. Every problem with the file is one UserError naming it.
+"""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from autotune.errors import UserError
+from autotune.files import INPUTS_MAX_BYTES, open_user_file
+
+if TYPE_CHECKING:
+    import numpy
+
+_SAVE_FIX = "save one batch with numpy.save or torch.save"
+
+
+def _first_sentence(error: BaseException) -> str:
+    """The library's own words, first sentence only: its advice is for programmers."""
+    text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    text = " ".join(text.split()).split(". ")[0].rstrip(".") or type(error).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _load_npy(path: Path) -> numpy.ndarray:
+    import numpy as np  # noqa: PLC0415
+
+    with open_user_file(path, "inputs", max_bytes=INPUTS_MAX_BYTES, fix=_SAVE_FIX) as file:
+        try:
+            data = np.load(file, allow_pickle=False)
+        except Exception as error:  # noqa: BLE001 - numpy raises ValueError, EOFError, OSError...
+            if "Object arrays" in str(error):
+                raise UserError(f"cannot read inputs {path}: it holds an array of Python objects, which "
+                                "autotune does not unpickle; save one float batch with numpy.save") from None
+            if "pickled" in str(error):  # no .npy header: numpy takes it for a pickle
+                raise UserError(f"cannot read inputs {path}: it is not a .npy file (no .npy header); "
+                                f"{_SAVE_FIX}") from None
+            raise UserError(f"cannot read inputs {path}: it is not a complete .npy file "
+                            f"({_first_sentence(error)}); {_SAVE_FIX}") from None
+        if isinstance(data, np.lib.npyio.NpzFile):
+            data.close()
+    if not isinstance(data, np.ndarray):  # an .npz archive under a .npy name
+        raise UserError(f"cannot read inputs {path}: it is an .npz archive, not one array; {_SAVE_FIX}")
+    if not np.issubdtype(data.dtype, np.floating):
+        raise UserError(f"inputs {path} hold {data.dtype} values; the model takes floats: "
+                        f"save the float batch it takes, e.g. numpy.save(path, batch.astype('float32'))")
+    return data
+
+
+def _load_pt(path: Path) -> numpy.ndarray:
+    import torch  # noqa: PLC0415
+
+    with open_user_file(path, "inputs", max_bytes=INPUTS_MAX_BYTES, fix=_SAVE_FIX) as file:
+        try:
+            with warnings.catch_warnings():  # torch's warnings would break the one-line error
+                warnings.simplefilter("ignore")
+                # weights_only: loading a tensor file runs no code from it.
+                data = torch.load(file, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise UserError(f"cannot read inputs {path}: it is not a torch.save file of plain tensors "
+                            "(autotune loads with weights_only=True, which refuses other objects); "
+                            "torch.save(batch, path) with the batch tensor alone") from None
+        except Exception as error:  # noqa: BLE001 - a truncated zip archive, an unknown format...
+            file.seek(0)
+            # torch.save writes a zip archive; anything else is some other file.
+            problem = ("a torch.save archive cut short or damaged" if file.read(4) == b"PK\x03\x04"
+                       else "not a torch.save file")
+            raise UserError(f"cannot read inputs {path}: it is {problem} ({_first_sentence(error)}); "
+                            f"{_SAVE_FIX}") from None
+    if not isinstance(data, torch.Tensor):
+        raise UserError(f"inputs {path} hold an object of type {type(data).__name__}, not one tensor; "
+                        "torch.save(batch, path) with the batch tensor alone")
+    if not data.is_floating_point():
+        raise UserError(f"inputs {path} hold {str(data.dtype).removeprefix('torch.')} values; the model "
+                        "takes floats: save the float batch it takes, e.g. torch.save(batch.float(), path)")
+    try:
+        return data.detach().float().numpy()
+    except Exception as error:  # noqa: BLE001 - a sparse or quantized tensor
+        raise UserError(f"inputs {path} hold a tensor autotune cannot read as an array "
+                        f"({_first_sentence(error)}); torch.save a plain dense tensor") from None
+
+
+def load_inputs(path: Path | None, shape: tuple[int, ...], count: int) -> numpy.ndarray:
+    """The accuracy batch as a float32 numpy array of ``(batch, *shape)``: the user's
+    ``.npy``/``.pt`` file, or ``count`` seeded synthetic samples when ``path`` is None.
+
+    Raises UserError, naming the file, when it cannot be read, is not one float array or
+    tensor, or does not hold samples of ``shape``.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    if path is None:
+        return np.random.default_rng(0).standard_normal((count, *shape), dtype=np.float32)
+    path = Path(path)
+    if path.suffix == ".npy":
+        data = _load_npy(path)
+    elif path.suffix == ".pt":
+        data = _load_pt(path)
+    else:
+        raise UserError(f"inputs {path} must be a .npy or .pt file holding one batch")
+    if data.ndim == 0 or tuple(data.shape[1:]) != tuple(shape):
+        raise UserError(f"inputs {path} hold shape {tuple(data.shape)}; the model takes "
+                        f"(batch, {', '.join(map(str, shape))}); pass matching --input-shape")
+    if data.shape[0] == 0:
+        raise UserError(f"inputs {path} hold no samples (shape {tuple(data.shape)}); {_SAVE_FIX}")
+    return data.astype("float32")

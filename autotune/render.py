@@ -1,0 +1,149 @@
+"""What the command line shows a person: the machine, the explain table, the results
+table, a progress spinner. rich is imported only by what draws a table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autotune.types import Machine, Recommendation
+
+
+def gb(value: int) -> str:
+    return f"{value / 2**30:.1f} GB"
+
+
+def describe(machine: Machine) -> str:
+    host = machine.host
+    lines = [
+        f"host: {host.cpu_model}, {host.physical_cores} physical / {host.logical_cores} logical "
+        f"cores ({host.available_cores} usable), {gb(host.ram_bytes)} RAM, {host.os}",
+    ]
+    if machine.driver_version:
+        lines.append(f"driver: {machine.driver_version}, CUDA {machine.cuda_driver_version}")
+    if not machine.gpus:
+        lines.append(f"GPU: none ({machine.note or 'no NVIDIA GPU'}) -> CPU-only recommendations")
+    for gpu in machine.gpus:
+        known = f" [{gpu.spec_name}]" if gpu.spec_name else " [not in the spec database]"
+        lines.append(f"GPU {gpu.index}: {gpu.name}{known}{' (simulated)' if gpu.simulated else ''}")
+        facts = [
+            f"compute capability {gpu.compute_capability}, {gpu.architecture}",
+            f"{gpu.sm_count} SMs" if gpu.sm_count else "SM count unknown",
+            f"memory {gb(gpu.vram_total_bytes)} total, {gb(gpu.vram_free_bytes)} free",
+        ]
+        if gpu.memory_bandwidth_gb_s:
+            facts.append(f"bandwidth {gpu.memory_bandwidth_gb_s:.0f} GB/s")
+        if gpu.pcie_generation:
+            facts.append(f"PCIe {gpu.pcie_generation}.0 x{gpu.pcie_width}")
+        facts.append(f"NVLink links {gpu.nvlink_active_links}")
+        if gpu.power_limit_w:
+            facts.append(f"power limit {gpu.power_limit_w:.0f} W")
+        lines.append("  " + "; ".join(facts))
+        tensor = ", ".join(gpu.tensor_core_precisions) if gpu.tensor_cores else "none"
+        lines.append(f"  Tensor Cores: {tensor}; runs well: {', '.join(gpu.precisions)}")
+        if gpu.mig_enabled:
+            slices = ", ".join(f"{s.name} {gb(s.memory_total_bytes)}" for s in gpu.mig_slices)
+            lines.append(f"  MIG on: {slices or 'no instances created'}")
+    return "\n".join(lines)
+
+
+def explain_table(recommendation: Recommendation) -> None:
+    from rich import box  # noqa: PLC0415 - only --explain pays for rich
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title=f"autotune recommend: {recommendation.machine}", title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    table.add_column("decision", no_wrap=True)
+    table.add_column("value", max_width=20, overflow="fold")
+    table.add_column("rule", no_wrap=True)
+    table.add_column("source", no_wrap=True)
+    table.add_column("reason", ratio=1)
+    for decision in recommendation.decisions:
+        value = decision.value
+        text = ", ".join(value) if isinstance(value, list) else str(value).lower() \
+            if isinstance(value, bool) else str(value)
+        table.add_row(decision.name, text, decision.rule, decision.source, decision.reason)
+    console = Console(stderr=True)
+    console.width = max(console.width, 120)  # narrower, the reasons wrap word by word
+    console.print(table)
+    for warning in recommendation.warnings:
+        console.print(f"[bold yellow]warning:[/] {warning}")
+
+
+def results_table(measurements, title: str, knees: set[int] | None = None) -> None:
+    from rich import box  # noqa: PLC0415
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    numeric = ("p50 ms", "p90 ms", "p99 ms", "samples/s", "peak GB", "predicted GB", "roofline")
+    for column in ("backend", "config", "p50 ms", "p90 ms", "p99 ms", "samples/s", "cv", "peak GB",
+                   "predicted GB", "roofline", "result"):
+        table.add_column(column, justify="right" if column in numeric else "left")
+    for m in measurements:
+        timing = m.timing
+        cells = [f"{getattr(timing, f):.2f}" for f in ("p50_ms", "p90_ms", "p99_ms")] if timing else ["-"] * 3
+        status = m.outcome.value.replace("_", " ")
+        result = status if not m.reason else f"{status}: {m.reason}"
+        if knees is not None and id(m) in knees:
+            result = "knee; " + result
+        table.add_row(
+            m.backend, m.label, *cells,
+            f"{m.throughput:.1f}" if timing else "-",
+            (f"{timing.cv:.1%}" + (" unstable" if timing.unstable else "")) if timing else "-",
+            f"{m.peak_memory_bytes / 2**30:.2f}" if m.peak_memory_bytes else "-",
+            f"{m.predicted_peak_bytes / 2**30:.2f}" if m.predicted_peak_bytes else "-",
+            f"{m.roofline_percent:.0f} %" if m.roofline_percent is not None else "-",
+            result,
+        )
+    console = Console(stderr=True)
+    console.width = max(console.width, 140)
+    console.print(table)
+
+
+def progress():
+    """A spinner with what is being measured, on stderr, gone when done."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                    transient=True, console=Console(stderr=True))
+
+
+
+
+def plugin_rows(backends: dict[str, tuple[str, Any]], distribution_of) -> list[dict[str, Any]]:
+    """``autotune plugins``: one row per backend, its options among them."""
+    rows = []
+    for name, (plugin, backend) in sorted(backends.items()):
+        distribution = distribution_of(plugin)
+        rows.append({
+            "backend": name,
+            "plugin": plugin,
+            "from": f"{distribution[0]} {distribution[1]}" if distribution else "registered in code",
+            "framework": backend.framework,
+            "framework_version": backend.installed_version(),
+            "measurable": backend.runner is not None,
+            "description": backend.description,
+            "options": [{"name": o.name, "type": o.type, "default": o.default, "choices": list(o.choices),
+                         "follows": o.decision, "explored": o.explore, "devices": list(o.devices),
+                         "help": o.help} for o in backend.options],
+        })
+    return rows
+
+
+def plugins_text(rows: list[dict[str, Any]]) -> str:
+    lines = []
+    for row in rows:
+        installed = row["framework_version"] or "not installed"
+        measures = "verify/bench measure it" if row["measurable"] else "recommended, not measured"
+        lines.append(f"{row['backend']:<12} plugin {row['plugin']} ({row['from']}); "
+                     f"{row['framework']}: {installed}; {measures} - {row['description']}")
+        for option in row["options"]:
+            default = (f"the {option['follows']} decision, else {option['default']}" if option["follows"]
+                       else option["default"])
+            where = "" if len(option["devices"]) > 1 else f"; {', '.join(option['devices'])} only"
+            explored = "; verify explores it" if option["explored"] else ""
+            lines.append(f"  --set {row['backend']}.{option['name']}=<{option['type']}>  "
+                         f"{option['help']} (default: {str(default).lower()}{where}{explored})")
+    return "\n".join(lines)
