@@ -32,8 +32,8 @@ WHERE = "by argument"
 def probe(gpu: str | Sequence[str] = (), replay: str | Path | None = None) -> Machine:
     """This machine; a simulated one with ``gpu`` names from the spec database; or the
     machine recorded in ``replay`` (``autotune probe --record``)."""
-    from autotune.probe import probe as probe_nvml  # noqa: PLC0415
-    from autotune.probe import probe_host  # noqa: PLC0415
+    from autotune.machine_probe import probe as probe_nvml  # noqa: PLC0415
+    from autotune.machine_probe import probe_host  # noqa: PLC0415
 
     names = [gpu] if isinstance(gpu, str) else list(gpu)
     if names:
@@ -58,13 +58,13 @@ def settings_request(settings: Mapping[str, Any], config: str | Path | None = No
 
 
 def model_request(request: Request):
-    """The memory model's :class:`~autotune.recommend.ModelRequest` for the request's model, or None."""
+    """The memory model's :class:`~autotune.recommendation.ModelRequest` for the request's model, or None."""
     if "model" not in request.model:
         for key in request.model:
             raise UserError(f"{key} needs a model; add --model (or `model =` in the config)")
         return None
     from autotune.model_source import model_stats_for, parse_model  # noqa: PLC0415
-    from autotune.recommend import ModelRequest, default_model_options  # noqa: PLC0415
+    from autotune.recommendation import ModelRequest, default_model_options  # noqa: PLC0415
 
     settings = request.model
     source = parse_model(settings["model"], settings.get("input_shape"))
@@ -76,7 +76,7 @@ def model_request(request: Request):
 
 def _recommend(machine: Machine, request: Request, model, **measured: Any) -> Recommendation:
     from autotune import plugins  # noqa: PLC0415
-    from autotune.recommend import recommend as make_recommendation  # noqa: PLC0415
+    from autotune.recommendation import recommend as make_recommendation  # noqa: PLC0415
 
     return make_recommendation(machine, request.inputs, request.overrides, plugins.plugin_rules(), model,
                                **measured)
@@ -98,7 +98,7 @@ def inspect(model: str, *, input_shape: str | None = None, resolution: int | Non
     from autotune.config import model_setting  # noqa: PLC0415
     from autotune.inspect_report import inspection  # noqa: PLC0415
     from autotune.model_source import model_stats_for, parse_model  # noqa: PLC0415
-    from autotune.recommend import default_model_options  # noqa: PLC0415
+    from autotune.recommendation import default_model_options  # noqa: PLC0415
 
     options = default_model_options()
     if optimizer is not None:
@@ -131,7 +131,7 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
     backend, and let measurement decide. ``on_measurement`` sees each measurement as it
     lands, ``on_backend`` each backend's name as it starts."""
     from autotune import plugins  # noqa: PLC0415
-    from autotune import verify as verifying  # noqa: PLC0415
+    from autotune import verification as verifying  # noqa: PLC0415
     from autotune.facts import machine_facts  # noqa: PLC0415
     from autotune.harness import protocol  # noqa: PLC0415
     from autotune.measure import Outcome  # noqa: PLC0415
@@ -198,12 +198,12 @@ class BenchResult:
 
     @property
     def knees(self) -> set[int]:
-        from autotune.bench import knees  # noqa: PLC0415
+        from autotune.benchmark import knees  # noqa: PLC0415
 
         return knees(list(self.measurements))
 
     def rows(self) -> list[dict[str, Any]]:
-        from autotune.bench import table_rows  # noqa: PLC0415
+        from autotune.benchmark import table_rows  # noqa: PLC0415
 
         return table_rows(list(self.measurements))
 
@@ -216,12 +216,12 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
     """Measure ``backend`` at every batch (default 1-32) x resolution x precision (default
     FP32 and the recommended one), ``budget_s`` seconds each; with ``plot``, write the
     throughput and latency plot there (PNG)."""
-    from autotune import bench as benching  # noqa: PLC0415
+    from autotune import benchmark as benching  # noqa: PLC0415
     from autotune import plugins, runs  # noqa: PLC0415
     from autotune.facts import machine_facts  # noqa: PLC0415
     from autotune.output import check_writable  # noqa: PLC0415
     from autotune.rules import decision_specs  # noqa: PLC0415
-    from autotune.verify import load_runner  # noqa: PLC0415
+    from autotune.verification import load_runner  # noqa: PLC0415
 
     if plot is not None:
         check_writable(Path(plot))

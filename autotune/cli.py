@@ -140,8 +140,8 @@ def probe(as_json: bool, gpu_names: tuple[str, ...], record: Path | None, replay
     if record is not None and (gpu_names or replay):
         raise UserError("--record saves this machine's NVML answers; drop --gpu and --replay")
     if record is not None:
+        from autotune.machine_probe import probe as probe_with  # noqa: PLC0415
         from autotune.nvml_recording import RecordingNvml  # noqa: PLC0415
-        from autotune.probe import probe as probe_with  # noqa: PLC0415
 
         check_writable(record)
         recorder = RecordingNvml()
@@ -278,7 +278,7 @@ def bench(backend_name, sweeps, precisions, budget_s, memory_budget_gb, use_comp
     \b
     Exit codes: 0 measured; 1 nothing could run; 2 bad input; 130 interrupted (nothing written).
     """
-    from autotune.bench import parse_sweep  # noqa: PLC0415
+    from autotune.benchmark import parse_sweep  # noqa: PLC0415
 
     check_writable(plot)
     sweep = parse_sweep(sweeps or ["batch=1,2,4,8,16,32"])

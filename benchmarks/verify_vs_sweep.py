@@ -27,10 +27,10 @@ from pathlib import Path
 from autotune_plugins.torch_runner import TorchRunner
 
 from autotune.backend_api import RunConfig
+from autotune.machine_probe import probe_host
 from autotune.measure import Measurer
 from autotune.model_source import parse_model
 from autotune.model_stats import reference_models
-from autotune.probe import probe_host
 
 
 def main() -> None:

@@ -8,9 +8,9 @@ import pytest
 
 from autotune import gpudb, plugins
 from autotune.config import INPUT_CHOICES
+from autotune.machine_probe import probe
 from autotune.nvml_recording import RecordedNvml
-from autotune.probe import probe
-from autotune.recommend import recommend
+from autotune.recommendation import recommend
 from autotune.types import Host, Machine
 
 # Tests see the built-in plugins only (registered from plugins.DEFAULT_PLUGINS), never a

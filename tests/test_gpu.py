@@ -31,7 +31,7 @@ def test_memory_model_is_within_10_percent_of_max_memory_allocated(cuda):
 
 
 def test_real_nvml_probe_describes_the_gpu(cuda):
-    from autotune.probe import probe
+    from autotune.machine_probe import probe
 
     machine = probe()
     assert machine.gpus, machine.note

@@ -13,7 +13,7 @@ from autotune import memory_model
 from autotune.errors import UserError
 from autotune.gpudb import resolve
 from autotune.model_stats import reference_models
-from autotune.recommend import ModelRequest, recommend
+from autotune.recommendation import ModelRequest, recommend
 from tests.conftest import replayed, simulated
 
 GIB = 2**30

@@ -8,7 +8,7 @@ import pytest
 
 from autotune.errors import UserError
 from autotune.output import parse, render, write_atomically
-from autotune.recommend import recommend
+from autotune.recommendation import recommend
 from tests.conftest import replayed, simulated
 
 MACHINES = {

@@ -13,7 +13,7 @@ import pytest
 
 from autotune import hookimpl, plugins
 from autotune.errors import UserError
-from autotune.recommend import recommend
+from autotune.recommendation import recommend
 from autotune.types import Backend, ModelInspector, Rule
 from tests.conftest import simulated
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pynvml
 import pytest
 
+from autotune.machine_probe import probe, probe_host
 from autotune.nvml_recording import RecordedNvml, RecordingNvml
-from autotune.probe import probe, probe_host
 from tests.conftest import HOST, RECORDINGS, replayed
 
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autotune import gpudb
-from autotune.recommend import recommend
+from autotune.recommendation import recommend
 from tests.conftest import HOST
 
 SPECS = gpudb.all_specs()
