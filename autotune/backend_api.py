@@ -53,18 +53,24 @@ class RunConfig:
     def with_precision(self, precision: str) -> RunConfig:
         return replace(self, precision=precision)
 
-    def preparation(self) -> Preparation:
+    def preparation(self, sample_shape: tuple[int, ...]) -> Preparation:
         """What a prepared model covers: everything but the batch size."""
-        return Preparation(self.task, self.precision, self.resolution, self.options, self.optimizer)
+        return Preparation(self.task, self.precision, tuple(sample_shape), self.resolution, self.options,
+                           self.optimizer, self.cpu_threads)
 
     def label(self, shown: tuple[str, ...] = ()) -> str:
-        """``fp16 batch 8 224px``, plus the named options (and ``cpu_threads``) when given."""
+        """``fp16 batch 8 224px``, plus the named options (and ``cpu_threads``): a bool
+        option by its name when on, any other as ``name=value``."""
         resolution = f" {self.resolution}px" if self.resolution else ""
         extra = []
         for name in shown:
             value = self.cpu_threads if name == "cpu_threads" else self.option(name)
-            if value is not None:
-                extra.append(f"{name}={str(value).lower() if isinstance(value, bool) else value}")
+            if name == "cpu_threads" and value:
+                extra.append(f"{value} threads")
+            elif value is True:
+                extra.append(name)
+            elif value not in (None, False):
+                extra.append(f"{name}={value}")
         return f"{self.precision} batch {self.batch_size}{resolution}" + "".join(f" {e}" for e in extra)
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,13 +81,20 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class Preparation:
-    """What one prepared model is for: a runner prepares once per distinct value."""
+    """What one prepared model is for: a runner prepares once per distinct value.
+
+    ``sample_shape`` is one input sample's shape without the batch, at ``resolution``
+    (the core's :func:`autotune.model_source.shape_at_resolution`); ``cpu_threads`` is
+    here because some runtimes fix their thread pool when a session is made.
+    """
 
     task: str
     precision: str
-    resolution: int | None
+    sample_shape: tuple[int, ...]
+    resolution: int | None = None
     options: tuple[tuple[str, Any], ...] = ()
     optimizer: str = "adam"
+    cpu_threads: int | None = None
 
     def option(self, name: str, default: Any = None) -> Any:
         return dict(self.options).get(name, default)

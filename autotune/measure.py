@@ -145,7 +145,7 @@ class Measurer:
     _references: dict = field(default_factory=dict)
 
     def _prepare(self, config: RunConfig):
-        key = config.preparation()
+        key = config.preparation(shape_at_resolution(self.stats.input_shape, config.resolution))
         held = self._prepared.get(key)
         if held is not None and held[1] >= config.batch_size:
             return held[0]

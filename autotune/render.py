@@ -79,7 +79,7 @@ def results_table(measurements, title: str, knees: set[int] | None = None) -> No
     numeric = ("p50 ms", "p90 ms", "p99 ms", "samples/s", "peak GB", "predicted GB", "roofline")
     for column in ("backend", "config", "p50 ms", "p90 ms", "p99 ms", "samples/s", "cv", "peak GB",
                    "predicted GB", "roofline", "result"):
-        table.add_column(column, justify="right" if column in numeric else "left")
+        table.add_column(column, justify="right" if column in numeric else "left", no_wrap=column == "config")
     for m in measurements:
         timing = m.timing
         cells = [f"{getattr(timing, f):.2f}" for f in ("p50_ms", "p90_ms", "p99_ms")] if timing else ["-"] * 3
@@ -97,7 +97,7 @@ def results_table(measurements, title: str, knees: set[int] | None = None) -> No
             result,
         )
     console = Console(stderr=True)
-    console.width = max(console.width, 140)
+    console.width = max(console.width, 160)
     console.print(table)
 
 

@@ -171,12 +171,18 @@ def verify_backend(name: str, backend: Backend, context: VerifyContext) -> Backe
             return report
         cost = time.monotonic() - first
         config = current.config
+        # Batch and precision leave time for one measurement per knob value.
+        reserved = cost * sum(len(knob.alternatives) for knob in knobs)
+
+        def before_knobs() -> float:
+            return remaining() - reserved
+
         explore = "batch_size" not in context.user_fixed
         if explore:
-            _explore_batch(context, config, current, measure, remaining, cost, largest, usable)
+            _explore_batch(context, config, current, measure, before_knobs, cost, largest, usable)
         alternative = settings["alternative_precision"]
         if alternative not in ("none", config.precision) and "precision" not in context.user_fixed \
-                and remaining() > cost:
+                and before_knobs() > cost:
             # Measurement decides between the rules' precision and the alternative: the
             # alternative starts at the best batch so far and explores its own batch range.
             passed = [m for m in report.measurements if m.ok]
@@ -184,7 +190,7 @@ def verify_backend(name: str, backend: Backend, context: VerifyContext) -> Backe
             started_other = time.monotonic()
             other = measure(replace(config.with_precision(alternative), batch_size=batch))
             if other.ok and explore:
-                _explore_batch(context, other.config, other, measure, remaining,
+                _explore_batch(context, other.config, other, measure, before_knobs,
                                time.monotonic() - started_other, largest, usable)
         _explore_knobs(context, knobs, report, measure, remaining, cost)
         passed = [m for m in report.measurements if m.ok]

@@ -22,12 +22,13 @@ from autotune_plugins.torch_runner import TorchRunner
 from autotune import memory_model
 from autotune.backend_api import RunConfig
 from autotune.batch_search import Trial, search_largest_batch
-from autotune.model_source import parse_model
+from autotune.model_source import parse_model, shape_at_resolution
 from autotune.model_stats import reference_models
 
 
 def open_session(runner: TorchRunner, model, config: RunConfig):
-    return runner.open(runner.prepare(model, config.preparation(), "cuda", config.batch_size), config)
+    shape = shape_at_resolution(reference_models()[model.spec].input_shape, config.resolution)
+    return runner.open(runner.prepare(model, config.preparation(shape), "cuda", config.batch_size), config)
 
 
 def peak_or_none(runner: TorchRunner, model, config: RunConfig) -> int | None:

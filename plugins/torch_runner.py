@@ -15,12 +15,10 @@ import time
 
 import numpy as np
 import torch
-from autotune_plugins.torch_inspect import factory_for, guess_input_shape
+from autotune_plugins.torch_inspect import factory_for
 from torch import nn
 
 from autotune.backend_api import Preparation, RunConfig, UnsupportedConfig
-from autotune.model_source import shape_at_resolution
-from autotune.model_stats import reference_models
 
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 OPTIMIZERS = {
@@ -211,7 +209,7 @@ class TorchRunner:
     """Builds each model once (FP32, on the CPU, seeded); a session per configuration."""
 
     def __init__(self) -> None:
-        self._models: dict[str, tuple[nn.Module, tuple[int, ...]]] = {}
+        self._models: dict[str, nn.Module] = {}
 
     def device(self, wanted: str) -> str:
         return "cuda" if wanted == "cuda" and torch.cuda.is_available() else "cpu"
@@ -225,15 +223,13 @@ class TorchRunner:
         # set_per_process_memory_fraction caps the CUDA caching allocator; the CPU has no cap.
         return device == "cuda"
 
-    def _base(self, model) -> tuple[nn.Module, tuple[int, ...]]:
+    def _base(self, model) -> nn.Module:
         if model.spec not in self._models:
             torch.manual_seed(0)
             module = factory_for(model)()
             if not isinstance(module, nn.Module):
                 raise TypeError(f"{model.spec} did not return a torch.nn.Module")
-            shipped = reference_models().get(model.spec)
-            shape = model.input_shape or (shipped.input_shape if shipped else guess_input_shape(module))
-            self._models[model.spec] = (module.float().cpu(), tuple(shape))
+            self._models[model.spec] = module.float().cpu()
         return self._models[model.spec]
 
     def prepare(self, model, preparation: Preparation, device: str, max_batch_size: int) -> TorchPrepared:
@@ -242,8 +238,7 @@ class TorchRunner:
                                     "the tensorrt and onnxruntime backends run it")
         if device == "cpu" and preparation.precision == "fp16":
             raise UnsupportedConfig("FP16 on the CPU is emulated and slow; BF16 is the CPU's half precision")
-        base, shape = self._base(model)
-        return TorchPrepared(base, shape_at_resolution(shape, preparation.resolution), preparation, device)
+        return TorchPrepared(self._base(model), preparation.sample_shape, preparation, device)
 
     def open(self, prepared: TorchPrepared, config: RunConfig,
              memory_budget_bytes: float | None = None) -> TorchSession:
