@@ -8,6 +8,7 @@ exploration never rebuild what a compiled runtime built once.
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +142,8 @@ class Measurer:
     #: The largest batch a prepared model should cover (the memory model's figure).
     max_batch_size: int = 1
     shown: tuple[str, ...] = ()
+    #: Seconds spent preparing so far (exports, engine builds): paid once per preparation.
+    preparing_s: float = 0.0
     _prepared: dict = field(default_factory=dict)
     _references: dict = field(default_factory=dict)
 
@@ -152,7 +155,11 @@ class Measurer:
         if held is not None:  # a larger batch than it was built for: prepare again
             held[0].close()
         max_batch = max(config.batch_size, self.max_batch_size)
-        prepared = self.runner.prepare(self.model, key, self.device, max_batch)
+        started = time.monotonic()
+        try:
+            prepared = self.runner.prepare(self.model, key, self.device, max_batch)
+        finally:
+            self.preparing_s += time.monotonic() - started
         self._prepared[key] = (prepared, max_batch)
         return prepared
 

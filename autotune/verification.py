@@ -160,7 +160,7 @@ def verify_backend(name: str, backend: Backend, context: VerifyContext) -> Backe
             report.search = _search(measurer, config, context, usable)
             largest = report.search.batch_size
             config = replace(config, batch_size=min(config.batch_size, largest))
-        first = time.monotonic()
+        first, preparing = time.monotonic(), measurer.preparing_s
         current = measure(config)
         if current.outcome is Outcome.UNSUPPORTED \
                 and settings["alternative_precision"] not in ("none", config.precision):
@@ -169,7 +169,9 @@ def verify_backend(name: str, backend: Backend, context: VerifyContext) -> Backe
         if not current.ok and current.outcome is not Outcome.REJECTED:
             report.status, report.reason = "failed", current.reason
             return report
-        cost = time.monotonic() - first
+        # What one more measurement costs once the model is prepared (an export or an engine
+        # build is paid once per preparation, not per batch).
+        cost = time.monotonic() - first - (measurer.preparing_s - preparing)
         config = current.config
         # Batch and precision leave time for one measurement per knob value.
         reserved = cost * sum(len(knob.alternatives) for knob in knobs)
