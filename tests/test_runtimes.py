@@ -87,8 +87,8 @@ def test_the_readme_backend_is_verified_preparing_once_per_preparation(ortcpu, c
 def test_the_readme_backend_benches_with_a_user_option(ortcpu, capsys, tmp_path):
     plot = tmp_path / "bench.png"
     code, out, err = run(capsys, "bench", *SMALL, "--backend", "ortcpu", "--sweep", "batch=1,4",
-                         "--precision", "fp32", "--budget-s", "0.2", "--set", "ortcpu.graph_optimization=basic",
-                         "--plot", str(plot), "--json")
+                         "--precision", "fp32", "--budget-s", "0.2",
+                         "--set", "ortcpu.graph_optimization=basic", "--plot", str(plot), "--json")
     rows = json.loads(out)["rows"]
     assert code == 0, err
     assert [row["batch_size"] for row in rows] == [1, 4]
