@@ -12,7 +12,7 @@ from autotune.accuracy import compare
 from autotune.backend_api import RunConfig, UnsupportedConfig
 from autotune.batch_search import Trial, search_largest_batch
 from autotune.harness import Timing, percentile, time_session
-from autotune.measure import Measurer
+from autotune.measure import Measurer, Outcome
 from autotune.model_stats import reference_models
 
 
@@ -236,3 +236,54 @@ def test_user_inputs_from_npy_and_pt(tmp_path):
     assert np.array_equal(load_inputs(tmp_path / "batch.pt", (3, 4, 4), 8), batch)
     synthetic = load_inputs(None, (3, 4, 4), 8)
     assert synthetic.shape == (8, 3, 4, 4) and np.array_equal(synthetic, load_inputs(None, (3, 4, 4), 8))
+
+
+def test_a_runtime_without_a_peak_counter_gets_an_out_of_memory_search():
+    # "Peak unknown" is not "out of memory": the batch doubles until a trial does not fit.
+    capacity = 300
+
+    def trial(batch):
+        return Trial(True, None) if batch <= capacity else Trial(False)
+
+    result = search_largest_batch(trial, 10, 1_000, 100_000, lambda b: 1_000 + b * 100)
+    assert result.by_out_of_memory and result.batch_size == capacity
+    assert result.trial_count <= 10
+
+
+def test_the_memory_budget_holds_for_any_runner_without_an_allocator_limit():
+    # The core enforces --memory-budget-gb on the memory model's prediction for every
+    # runner whose device has no limit of its own (ScriptedRunner never runs out here).
+    stats = dataclasses.replace(reference_models()["resnet18"], input_shape=(3, 4, 4))
+    runner = ScriptedRunner(capacity=10**9)
+    measurer = Measurer("scripted", runner, model=None, stats=stats, device="cpu", precisions=("fp32",),
+                        memory_budget_bytes=2.5e6, predict_peak=lambda c: 1e6 * c.batch_size)
+    result = measurer.measure(RunConfig("infer", "fp32", 8, None), budget_s=0.01)
+    assert result.ok and result.config.batch_size == 2
+    assert [step.split(": ")[1] for step in result.steps] == ["out of memory"] * 2
+    nothing = Measurer("scripted", runner, model=None, stats=stats, device="cpu", precisions=("fp32",),
+                       memory_budget_bytes=1e5, predict_peak=lambda c: 1e6 * c.batch_size).measure(
+        RunConfig("infer", "fp32", 8, None), budget_s=0.01)
+    assert nothing.outcome is Outcome.OUT_OF_MEMORY and nothing.status == "failed"
+
+
+def test_outcomes_are_typed():
+    unsupported = measurer(ScriptedRunner(capacity=10**9, unsupported=("fp32", "bf16"))).measure(
+        RunConfig("infer", "fp32", 4, 224), 0.01)
+    assert unsupported.outcome is Outcome.UNSUPPORTED
+    out_of_memory = measurer(ScriptedRunner(capacity=0)).measure(RunConfig("infer", "fp32", 2, 224), 0.01)
+    assert out_of_memory.outcome is Outcome.OUT_OF_MEMORY
+    assert out_of_memory.to_dict()["outcome"] == "out_of_memory"
+
+
+def test_a_model_is_prepared_once_per_preparation_not_per_rung():
+    runner = ScriptedRunner(capacity=2 * 224 * 224)
+    result = measurer(runner).measure(RunConfig("infer", "fp32", 8, 224), budget_s=0.01)
+    assert result.config.batch_size == 2 and len(runner.sessions) == 1  # batch 8 and 4 failed to open
+    assert len(runner.prepared) == 1  # three rungs, one preparation
+
+
+def test_the_ladder_is_the_memory_models_too():
+
+    assert ladder.lower_precisions("fp32", "infer", ("fp32", "tf32", "bf16", "fp16", "int8")) == \
+        ["fp32", "fp16", "int8"]
+    assert ladder.lower_precisions("fp32", "infer", ("fp32", "bf16")) == ["fp32", "bf16"]
