@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autotune.config import Request, build_request
 from autotune.errors import DoesNotFit, Interrupted, NoBackend, UserError
 from autotune.types import Machine, Recommendation
+
+if TYPE_CHECKING:  # the measuring modules load only when something is measured
+    from autotune.benchmark import BenchResult
+    from autotune.verification import Verification
 
 WHERE = "by argument"
 
@@ -107,20 +111,6 @@ def inspect(model: str, *, input_shape: str | None = None, resolution: int | Non
     return inspection(stats, probe(gpu, replay), resolution, options["optimizer"], options["headroom"])
 
 
-@dataclass(frozen=True)
-class Verification:
-    """What ``verify`` found: the measured recommendation, the rules' one it started from,
-    and each backend's report with its measurements."""
-
-    recommendation: Recommendation
-    proposed: Recommendation
-    reports: tuple[Any, ...]  # verify.BackendReport
-
-    @property
-    def measurements(self) -> list[Any]:
-        return [m for report in self.reports for m in report.measurements]
-
-
 def verify(model: str | None = None, *, backends: str | Sequence[str] | None = None, budget_s: float = 60.0,
            inputs: str | Path | None = None, accuracy_budget: float | None = None,
            memory_budget_gb: float | None = None, config: str | Path | None = None, where: str = WHERE,
@@ -170,7 +160,7 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
     final = _recommend(machine, request, chosen, measured=measured,
                        measurements=tuple(r.to_dict() for r in reports),
                        measured_latency_ms=verifying.batch_one_latency_ms(reports, measured))
-    return Verification(final, proposed, tuple(reports))
+    return verifying.Verification(final, proposed, tuple(reports))
 
 
 def _check_inputs(inputs: str | Path | None, chosen, proposed: Recommendation) -> None:
@@ -183,29 +173,6 @@ def _check_inputs(inputs: str | Path | None, chosen, proposed: Recommendation) -
 
     resolution = run_resolution(chosen.stats, proposed.settings)
     load_inputs(Path(inputs), shape_at_resolution(chosen.stats.input_shape, resolution), 1)
-
-
-@dataclass(frozen=True)
-class BenchResult:
-    """The S001-3 table for this machine: one measurement per point, the knees marked."""
-
-    model: str
-    task: str
-    backend: str
-    device: str
-    measurements: tuple[Any, ...]  # measure.Measurement
-    plot: Path | None
-
-    @property
-    def knees(self) -> set[int]:
-        from autotune.benchmark import knees  # noqa: PLC0415
-
-        return knees(list(self.measurements))
-
-    def rows(self) -> list[dict[str, Any]]:
-        from autotune.benchmark import table_rows  # noqa: PLC0415
-
-        return table_rows(list(self.measurements))
 
 
 def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence[int] | None = None,
@@ -269,7 +236,7 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
     device_name = measurements[0].device
     if plot is not None:
         benching.plot(measurements, Path(plot), f"{stats.name} {task} on {device_name} ({backend})")
-    return BenchResult(stats.name, task, backend, device_name, tuple(measurements),
-                       Path(plot) if plot is not None else None)
+    return benching.BenchResult(stats.name, task, backend, device_name, tuple(measurements),
+                                Path(plot) if plot is not None else None)
 
 

@@ -5,7 +5,9 @@ S001-4), and a plot of throughput and latency against batch."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from autotune.errors import UserError
 from autotune.harness import protocol
@@ -97,3 +99,26 @@ def plot(measurements: list[Measurement], path: Path, title: str) -> None:
             figure.savefig(temporary, dpi=110, format="png")
     finally:
         plt.close(figure)
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """The S001-3 table for this machine: one measurement per point, the knees marked."""
+
+    model: str
+    task: str
+    backend: str
+    device: str
+    measurements: tuple[Measurement, ...]
+    plot: Path | None
+
+    @property
+    def knees(self) -> set[int]:
+        from autotune.benchmark import knees  # noqa: PLC0415
+
+        return knees(list(self.measurements))
+
+    def rows(self) -> list[dict[str, Any]]:
+        from autotune.benchmark import table_rows  # noqa: PLC0415
+
+        return table_rows(list(self.measurements))

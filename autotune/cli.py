@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 import autotune
-from autotune import api, render
+from autotune import api
 from autotune.config import INPUT_CHOICES, check_not_a_config_file
 from autotune.errors import AutotuneError, DoesNotFit, Interrupted, NoBackend, UserError
 from autotune.output import FORMATS, check_writable, write_atomically
@@ -117,6 +117,7 @@ def _check_output(options: dict[str, Any]) -> None:
 
 
 def _emit(recommendation, options: dict[str, Any]) -> None:
+    from autotune import render  # noqa: PLC0415 - rich only where a table is drawn
     from autotune.output import render as render_format  # noqa: PLC0415
 
     text = render_format(recommendation, options["output_format"])
@@ -137,6 +138,8 @@ def _emit(recommendation, options: dict[str, Any]) -> None:
 @REPLAY_OPTION
 def probe(as_json: bool, gpu_names: tuple[str, ...], record: Path | None, replay: Path | None) -> None:
     """What this machine has: GPUs through NVML, CPU and memory."""
+    from autotune import render  # noqa: PLC0415 - rich only where a table is drawn
+
     if record is not None and (gpu_names or replay):
         raise UserError("--record saves this machine's NVML answers; drop --gpu and --replay")
     if record is not None:
@@ -184,6 +187,8 @@ def _measuring(title: str, run: Callable[[Callable, Callable], Any]) -> Any:
 
     The spinner starts with the first measurement, so an error found before any (a bad
     flag, an unknown backend) stays one clean line."""
+    from autotune import render  # noqa: PLC0415 - rich only where a table is drawn
+
     progress = render.progress()
     task = progress.add_task("measuring", total=None)
 
@@ -231,6 +236,8 @@ def verify(backend_names, budget_s, inputs_path, accuracy_budget, memory_budget_
     Exit codes: 0 measured; 1 no backend could run; 2 bad input;
     3 the model fits at no batch in any precision; 130 interrupted (nothing written).
     """
+    from autotune import render  # noqa: PLC0415 - rich only where a table is drawn
+
     _check_output(options)
     settings = _settings(options, **({"torch.compile": True} if use_compile else {}))
     verification = _measuring("autotune verify", lambda show, starting: api.verify(
@@ -278,6 +285,7 @@ def bench(backend_name, sweeps, precisions, budget_s, memory_budget_gb, use_comp
     \b
     Exit codes: 0 measured; 1 nothing could run; 2 bad input; 130 interrupted (nothing written).
     """
+    from autotune import render  # noqa: PLC0415 - rich only where a table is drawn
     from autotune.benchmark import parse_sweep  # noqa: PLC0415
 
     check_writable(plot)
@@ -372,7 +380,10 @@ def rules(show_facts: bool, decision: str | None) -> None:
 def plugins_command(as_json: bool) -> None:
     """Registered plugins, their version, whether their framework is installed here, and
     each backend's own options (what --set BACKEND.OPTION=VALUE takes)."""
-    from autotune import plugins  # noqa: PLC0415
+    from autotune import (
+        plugins,  # noqa: PLC0415
+        render,  # noqa: PLC0415 - rich only where a table is drawn
+    )
 
     rows = render.plugin_rows(plugins.backends(), plugins.plugin_distribution)
     click.echo(json.dumps(rows, indent=2) if as_json else render.plugins_text(rows))

@@ -60,6 +60,20 @@ class BackendReport:
         return data
 
 
+@dataclass(frozen=True)
+class Verification:
+    """What ``verify`` found: the measured recommendation, the rules' one it started from,
+    and each backend's report with its measurements."""
+
+    recommendation: Recommendation
+    proposed: Recommendation
+    reports: tuple[BackendReport, ...]
+
+    @property
+    def measurements(self) -> list[Measurement]:
+        return [m for report in self.reports for m in report.measurements]
+
+
 def select_backends(names: str | list[str] | None, registered: dict[str, tuple[str, Backend]],
                     recommended: list[str]) -> list[tuple[str, Backend]]:
     """``None``: the recommendation's order; ``all``: every registered backend; else a list."""
