@@ -208,8 +208,15 @@ def verify_backend(name: str, backend: Backend, context: VerifyContext) -> Backe
             if other.ok and explore:
                 _explore_batch(context, other.config, other, measure, before_knobs,
                                time.monotonic() - started_other, largest, usable)
+        before = _choose([m for m in report.measurements if m.ok] or [current], context)
         _explore_knobs(context, knobs, report, measure, remaining, cost)
         passed = [m for m in report.measurements if m.ok]
+        after = _choose(passed, context) if passed else before
+        if explore and after is not before:
+            # A knob changed the best configuration (channels_last, say): its batch range
+            # may differ too, and the time left is spent finding out.
+            _explore_batch(context, after.config, after, measure, remaining, cost, largest, usable)
+            passed = [m for m in report.measurements if m.ok]
         if not passed:
             report.status = "failed"
             report.reason = "no configuration passed the accuracy check: " + report.measurements[-1].reason

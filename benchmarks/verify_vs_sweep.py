@@ -4,7 +4,8 @@ exhaustive sweep over the same choices, measured in one run.
 1. `autotune verify --model resnet18 --backend torch --budget-s 60 --json` (a fresh
    process, timed): the configuration it picks and how long it took.
 2. The exhaustive sweep over verify's choices — batch 1..32 (powers of two) x the
-   precisions it may pick (FP32, and BF16 where the CPU has it) — `--passes` times,
+   precisions it may pick (FP32, and BF16 where the CPU has it) x channels_last off/on
+   (the torch option verify explores) — `--passes` times,
    interleaved, each configuration with the harness's default time budget. The picked
    configuration is one of the grid's points, so its throughput comes from the same run.
 
@@ -45,29 +46,35 @@ def main() -> None:
                             capture_output=True, text=True, check=True)
     verify_wall = time.monotonic() - started
     report = json.loads(result.stdout)
-    picked = (report["settings"]["precision"], report["settings"]["batch_size"])
-    threads = report["settings"]["cpu_threads"]
-    print(f"verify: picked {picked[0]} batch {picked[1]} in {verify_wall:.1f} s wall "
+    settings = report["settings"]
+    picked = (settings["precision"], settings["batch_size"], settings["channels_last"])
+    threads = settings["cpu_threads"]
+    print(f"verify: picked {picked[0]} batch {picked[1]} channels_last={picked[2]} "
+          f"in {verify_wall:.1f} s wall "
           f"(--budget-s {arguments.budget_s:g}; the wall time includes starting Python, importing "
           "torch and building the model)")
 
     precisions = ["fp32", "bf16"] if probe_host().bf16 else ["fp32"]
-    grid = [(p, b) for p in precisions for b in (1, 2, 4, 8, 16, 32)]
+    grid = [(p, b, c) for p in precisions for b in (1, 2, 4, 8, 16, 32) for c in (False, True)]
     measurer = Measurer("torch", TorchRunner(), parse_model("resnet18"), reference_models()["resnet18"],
                         "cpu", tuple(precisions))
     throughput: dict[tuple[str, int], list[float]] = {point: [] for point in grid}
     for _ in range(arguments.passes):
-        for precision, batch in grid:
-            config = RunConfig("infer", "fp32", batch, 224, cpu_threads=threads).with_precision(precision)
+        for precision, batch, channels_last in grid:
+            config = RunConfig("infer", precision, batch, 224, cpu_threads=threads).with_options(
+                channels_last=channels_last)
             measurement = measurer.measure(config, check_accuracy=False)
-            throughput[(precision, batch)].append(measurement.throughput)
+            throughput[(precision, batch, channels_last)].append(measurement.throughput)
     medians = {point: statistics.median(values) for point, values in throughput.items()}
-    for (precision, batch), value in medians.items():
-        marks = " <- verify's pick" if (precision, batch) == picked else ""
-        print(f"  {precision} batch {batch:>2}: {value:7.1f} samples/s (median of {arguments.passes}){marks}")
+    for (precision, batch, channels_last), value in medians.items():
+        marks = " <- verify's pick" if (precision, batch, channels_last) == picked else ""
+        layout = "channels_last " if channels_last else "              "
+        print(f"  {precision} batch {batch:>2} {layout}: {value:7.1f} samples/s "
+              f"(median of {arguments.passes}){marks}")
     best_point = max(medians, key=medians.get)
     ratio = medians[picked] / medians[best_point]
-    print(f"sweep best: {best_point[0]} batch {best_point[1]} {medians[best_point]:.1f} samples/s; "
+    print(f"sweep best: {best_point[0]} batch {best_point[1]} channels_last={best_point[2]} "
+          f"{medians[best_point]:.1f} samples/s; "
           f"verify's pick reaches {ratio:.1%} of it (bar: >= 95 %)")
 
 
