@@ -23,7 +23,7 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
-from autotune_plugins.torch_inspect import factory_for, guess_input_shape
+from autotune_plugins.torch_inspect import build_seeded, guess_input_shape
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
@@ -43,24 +43,14 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 def build_model(source: ModelSource, request: ConversionRequest) -> tuple[nn.Module, tuple[int, ...]]:
     """The model as the torch runner builds it (seed 0, FP32, CPU, eval) and one sample's shape."""
-    factory = factory_for(source)
-    with torch.random.fork_rng(devices=[]):  # the caller's random state stays its own
-        torch.manual_seed(0)
-        try:
-            module = factory()
-        except Exception as error:  # noqa: BLE001 - the user's code: report, don't crash
-            raise UserError(f"building model {source.spec} failed: {type(error).__name__}: {error}; "
-                            "check the callable runs on its own") from None
-    if not isinstance(module, nn.Module):
-        raise UserError(f"{source.spec} returned {type(module).__name__}, not a torch.nn.Module; "
-                        "point --model at a callable that returns the model")
+    module = build_seeded(source)
     shipped = reference_models().get(source.spec)
     shape = (request.input_shape or source.input_shape
              or (shipped.input_shape if shipped else guess_input_shape(module)))
     if shape is None:
         raise UserError(f"cannot guess the input shape of {source.spec}; pass --input-shape, "
                         "e.g. --input-shape 3,224,224 (one sample, no batch dimension)")
-    return module.float().cpu().eval(), tuple(shape)
+    return module.eval(), tuple(shape)
 
 
 def content_hash(module: nn.Module) -> str:

@@ -157,6 +157,20 @@ def guess_input_shape(module: nn.Module) -> tuple[int, ...] | None:
     return None
 
 
+def call_factory(factory: Callable[[], object], name: str) -> nn.Module:
+    """The user's factory, called: what it raises, or a result that is not a module, is a
+    one-line :class:`UserError` naming the model."""
+    try:
+        module = factory()
+    except Exception as error:  # noqa: BLE001 - the user's code: report, don't crash
+        raise UserError(f"building model {name} failed: {type(error).__name__}: {error}; "
+                        "check the callable runs on its own") from None
+    if not isinstance(module, nn.Module):
+        raise UserError(f"{name} returned {type(module).__name__}, not a torch.nn.Module; "
+                        "point --model at a callable that returns the model")
+    return module
+
+
 def build_on_meta(factory: Callable[[], object], name: str) -> nn.Module:
     """Call ``factory`` with meta as the default device (no memory, no init work); if
     the factory cannot build there (it loads weights, say), build on the CPU and move."""
@@ -165,16 +179,19 @@ def build_on_meta(factory: Callable[[], object], name: str) -> nn.Module:
             module = factory()
     except Exception:  # noqa: BLE001 - any failure means "retry for real"
         module = None
-    if module is None or any(not p.is_meta for p in getattr(module, "parameters", list)()):
-        try:
-            module = factory()
-        except Exception as error:  # noqa: BLE001 - the user's code: report, don't crash
-            raise UserError(f"building model {name} failed: {type(error).__name__}: {error}; "
-                            "check the callable runs on its own") from None
-    if not isinstance(module, nn.Module):
-        raise UserError(f"{name} returned {type(module).__name__}, not a torch.nn.Module; "
-                        "point --model at a callable that returns the model")
+    if not isinstance(module, nn.Module) or any(not p.is_meta for p in module.parameters()):
+        module = call_factory(factory, name)
     return module.to("meta")
+
+
+def build_seeded(source: ModelSource) -> nn.Module:
+    """The model for real, as every torch-side consumer builds it: seed 0 (so the runner
+    and the ONNX converter hold the same weights), FP32, on the CPU. The caller's random
+    state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        module = call_factory(factory_for(source), source.spec)
+    return module.float().cpu()
 
 
 def factory_for(source: ModelSource) -> Callable[[], object]:

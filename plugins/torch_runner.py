@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import torch
-from autotune_plugins.torch_inspect import factory_for
+from autotune_plugins.torch_inspect import build_seeded
 from torch import nn
 
 from autotune.backend_api import Preparation, RunConfig, UnsupportedConfig
@@ -225,11 +225,7 @@ class TorchRunner:
 
     def _base(self, model) -> nn.Module:
         if model.spec not in self._models:
-            torch.manual_seed(0)
-            module = factory_for(model)()
-            if not isinstance(module, nn.Module):
-                raise TypeError(f"{model.spec} did not return a torch.nn.Module")
-            self._models[model.spec] = module.float().cpu()
+            self._models[model.spec] = build_seeded(model)
         return self._models[model.spec]
 
     def prepare(self, model, preparation: Preparation, device: str, max_batch_size: int) -> TorchPrepared:

@@ -64,3 +64,20 @@ def register_plugin():
     yield register
     for plugin in registered:
         plugins.pm.unregister(plugin)
+
+
+@pytest.fixture
+def ctrl_c_on_the_second_measurement(monkeypatch):
+    """Ctrl-C arrives while the second configuration is being measured."""
+    from autotune.measure import Measurer
+
+    calls = {"n": 0}
+    original = Measurer.measure
+
+    def interrupted_on_the_second(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Measurer, "measure", interrupted_on_the_second)

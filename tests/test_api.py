@@ -81,20 +81,9 @@ def test_verify_without_a_runnable_backend_is_no_backend_with_the_reasons():
     assert [report.status for report in failure.value.reports] == ["skipped"]
 
 
-def test_verify_interrupted_carries_what_was_measured(monkeypatch):
+@pytest.mark.usefixtures("ctrl_c_on_the_second_measurement")
+def test_verify_interrupted_carries_what_was_measured():
     pytest.importorskip("torch")
-    from autotune.measure import Measurer
-
-    calls = {"n": 0}
-    original = Measurer.measure
-
-    def interrupted_on_the_second(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Measurer, "measure", interrupted_on_the_second)
     with pytest.raises(Interrupted) as interrupted:
         autotune.verify(**SMALL, backends="torch", budget_s=5)
     assert len(interrupted.value.measurements) == 1 and interrupted.value.measurements[0].ok

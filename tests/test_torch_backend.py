@@ -156,21 +156,6 @@ def test_bench_rejects_a_bad_sweep(capsys):
     assert "positive whole numbers" in one_line_error(capsys, "bench", "--sweep", "batch=0,a")
 
 
-@pytest.fixture
-def ctrl_c_on_the_second_measurement(monkeypatch):
-    """Ctrl-C arrives while the second configuration is being measured."""
-    calls = {"n": 0}
-    original = Measurer.measure
-
-    def interrupted_on_the_second(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Measurer, "measure", interrupted_on_the_second)
-
-
 @pytest.mark.usefixtures("ctrl_c_on_the_second_measurement")
 def test_ctrl_c_prints_partial_results_and_writes_nothing(capsys, tmp_path):
     plot = tmp_path / "bench.png"
