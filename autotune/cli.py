@@ -332,47 +332,16 @@ def inspect(model, input_shape, resolution, optimizer, gpu_names, replay, as_jso
 @click.option("--decision", help="Only the rules for this decision.")
 def rules(show_facts: bool, decision: str | None) -> None:
     """Every rule: its decision, condition, value, source and what the source says."""
-    from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
+    from autotune import plugins, render  # noqa: PLC0415
+    from autotune.rules import RuleSet, builtin_rules, decision_specs  # noqa: PLC0415
 
-    from autotune import plugins  # noqa: PLC0415
-    from autotune.facts import FACTS  # noqa: PLC0415
-    from autotune.rules import RuleSet, builtin_rules, decision_specs, source_texts  # noqa: PLC0415
-
-    console = Console(width=max(140, Console().width))
     if show_facts:
-        table = Table("fact", "meaning")
-        for name, meaning in FACTS.items():
-            table.add_row(name, meaning)
-        for name, spec in decision_specs().items():
-            table.add_row(name, f"the {name} decision, once made: {spec.help}")
-        console.print(table)
+        render.facts_table()
         return
     if decision is not None and decision not in decision_specs():
         raise UserError(f"unknown decision {decision!r}; known: {', '.join(decision_specs())}")
-    table = Table()
-    table.add_column("decision", overflow="fold")
-    table.add_column("rule", no_wrap=True)
-    for column in ("when", "value", "source"):
-        table.add_column(column, overflow="fold")
-    table.add_column("reason", ratio=1)
-    cited: dict[str, str] = {}
-    for rule in RuleSet([*plugins.plugin_rules(), *builtin_rules()]).rules:
-        if decision is not None and rule.decision != decision:
-            continue
-        cited[rule.source] = source_texts().get(rule.source, "")
-        if rule.reference:
-            cited[rule.reference] = ""
-        value = rule.compute if rule.compute is not None else json.dumps(rule.value)
-        when = str(rule.when).lower() if isinstance(rule.when, bool) else rule.when
-        table.add_row(rule.decision, f"{rule.id}\n[dim]{rule.origin}[/]", when, value,
-                      rule.source, rule.reason)
-    console.print(table)
-    console.print("Sources:", style="bold")
-    for source in sorted(cited):
-        if source != "practice":
-            console.print(f"  {source}: {cited[source]}" if cited[source] else f"  {source}",
-                          highlight=False)
+    rules = RuleSet([*plugins.plugin_rules(), *builtin_rules()]).rules
+    render.rules_table([rule for rule in rules if decision in (None, rule.decision)])
 
 
 @cli.command("plugins")

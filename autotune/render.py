@@ -147,3 +147,56 @@ def plugins_text(rows: list[dict[str, Any]]) -> str:
             lines.append(f"  --set {row['backend']}.{option['name']}=<{option['type']}>  "
                          f"{option['help']} (default: {str(default).lower()}{where}{explored})")
     return "\n".join(lines)
+
+
+def _wide_console():
+    from rich.console import Console  # noqa: PLC0415
+
+    return Console(width=max(140, Console().width))
+
+
+def facts_table() -> None:
+    """``autotune rules --facts``: every fact a rule's condition can test."""
+    from rich.table import Table  # noqa: PLC0415
+
+    from autotune.facts import FACTS  # noqa: PLC0415
+    from autotune.rules import decision_specs  # noqa: PLC0415
+
+    table = Table("fact", "meaning")
+    for name, meaning in FACTS.items():
+        table.add_row(name, meaning)
+    for name, spec in decision_specs().items():
+        table.add_row(name, f"the {name} decision, once made: {spec.help}")
+    _wide_console().print(table)
+
+
+def rules_table(rules: list) -> None:
+    """``autotune rules``: each rule, then what every source it cites says."""
+    import json  # noqa: PLC0415
+
+    from rich.table import Table  # noqa: PLC0415
+
+    from autotune.rules import source_texts  # noqa: PLC0415
+
+    console = _wide_console()
+    table = Table()
+    table.add_column("decision", overflow="fold")
+    table.add_column("rule", no_wrap=True)
+    for column in ("when", "value", "source"):
+        table.add_column(column, overflow="fold")
+    table.add_column("reason", ratio=1)
+    cited: dict[str, str] = {}
+    for rule in rules:
+        cited[rule.source] = source_texts().get(rule.source, "")
+        if rule.reference:
+            cited[rule.reference] = ""
+        value = rule.compute if rule.compute is not None else json.dumps(rule.value)
+        when = str(rule.when).lower() if isinstance(rule.when, bool) else rule.when
+        table.add_row(rule.decision, f"{rule.id}\n[dim]{rule.origin}[/]", when, value,
+                      rule.source, rule.reason)
+    console.print(table)
+    console.print("Sources:", style="bold")
+    for source in sorted(cited):
+        if source != "practice":
+            console.print(f"  {source}: {cited[source]}" if cited[source] else f"  {source}",
+                          highlight=False)

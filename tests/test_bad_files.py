@@ -85,6 +85,7 @@ NPY = Format("inputs", False, files.INPUTS_MAX_BYTES, _npy, _half, "not a comple
 PT = Format("inputs", False, files.INPUTS_MAX_BYTES, _pt, _half, "torch.save archive cut short", "torch")
 
 VERIFY = "verify --model tests.test_model_stats:small_cnn --input-shape 3,32,32 --backend torch --budget-s 1"
+BENCH = "bench --model tests.test_model_stats:small_cnn --input-shape 3,32,32 --sweep batch=1 --budget-s 0.1"
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ READERS = [
     Reader("inspect {file}", "model.onnx", ONNX),
     Reader("recommend --gpu t4 --model {file}", "model.onnx", ONNX, output=True),
     Reader(f"{VERIFY} --config {{file}}", "team.yaml", CONFIG_YAML, output=True),
+    Reader(f"{BENCH} --config {{file}}", "team.toml", CONFIG_TOML),  # its plot must not appear either
+    Reader(BENCH, "autotune.yaml", CONFIG_YAML),
     Reader(f"{VERIFY} --inputs {{file}}", "batch.npy", NPY, output=True),
     Reader(f"{VERIFY} --inputs {{file}}", "batch.pt", PT, output=True),
 ]

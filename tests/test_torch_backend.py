@@ -202,3 +202,22 @@ def test_a_model_that_raises_is_a_failed_measurement_not_a_traceback():
         RunConfig("infer", "fp32", 4, None), budget_s=0.1)
     assert result.status == "failed"
     assert "ValueError: this model only takes two samples" in result.reason
+
+
+def test_tf32_uses_the_current_pytorch_api_and_is_restored():
+    from autotune_plugins.torch_runner import _Tf32
+
+    modern = hasattr(torch.backends.cuda.matmul, "fp32_precision")
+    read = ((lambda: (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision))
+            if modern else (lambda: (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)))
+    before = read()
+    runner = TorchRunner()
+    source = parse_model(SMALL, "3,32,32")
+    config = RunConfig("infer", "fp32", 2, 32).with_options(tf32=True)
+    session = runner.open(runner.prepare(source, config.preparation((3, 32, 32)), "cpu", 2), config)
+    try:
+        assert _Tf32().modern is modern
+        assert read() == (("tf32", "tf32") if modern else (True, True))
+    finally:
+        session.close()
+    assert read() == before
