@@ -22,7 +22,6 @@ folder, and the next run reads the metadata again.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
@@ -34,7 +33,7 @@ import pluggy
 
 from autotune import hookspecs
 from autotune.errors import UserError
-from autotune.types import Backend, ModelConverter, ModelInspector, Rule
+from autotune.types import Backend, ModelConverter, ModelInspector, Rule, load_reference
 
 ENTRY_POINT_GROUP = "autotune"
 #: The built-in plugins by name: the same modules the entry points name.
@@ -107,17 +106,9 @@ def entry_points() -> list[dict[str, Any]]:
     return found
 
 
-def _load(value: str) -> Any:
-    module_name, _, attribute = value.partition(":")
-    target: Any = importlib.import_module(module_name)
-    for part in filter(None, attribute.split(".")):
-        target = getattr(target, part)
-    return target
-
-
 def _import_plugin(name: str, value: str) -> Any:
     try:
-        return _load(value)
+        return load_reference(value)
     except Exception as error:  # a broken third-party plugin must not take autotune down
         raise UserError(
             f"plugin {name!r} ({value}) failed to load: {error}; "

@@ -11,6 +11,17 @@ import importlib.util
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+
+def load_reference(reference: str) -> Any:
+    """What a ``"package.module:name.attr"`` (or a plain module) that a plugin or an entry
+    point declares points at, imported only now."""
+    module_name, _, attribute = reference.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in filter(None, attribute.split(".")):
+        target = getattr(target, part)
+    return target
+
+
 #: Every precision autotune can recommend, from widest to narrowest.
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4")
 
@@ -77,8 +88,7 @@ class Backend:
         """A new runner instance; ImportError when its framework is not installed."""
         if self.runner is None:
             raise LookupError(f"backend {self.name} declares no runner")
-        module_name, _, class_name = self.runner.partition(":")
-        return getattr(importlib.import_module(module_name), class_name)()
+        return load_reference(self.runner)()
 
     def installed_version(self) -> str | None:
         """The framework's installed version, or None when it is not installed here."""
@@ -104,8 +114,7 @@ class ModelInspector:
     inspect: str  # "module:function" taking (ModelSource, resolutions), returning ModelStats
 
     def load(self):
-        module_name, _, function_name = self.inspect.partition(":")
-        return getattr(importlib.import_module(module_name), function_name)
+        return load_reference(self.inspect)
 
 
 @dataclass(frozen=True)
@@ -119,8 +128,7 @@ class ModelConverter:
     convert: str  # "module:function" taking (ModelSource, ConversionRequest), returning a Path
 
     def load(self):
-        module_name, _, function_name = self.convert.partition(":")
-        return getattr(importlib.import_module(module_name), function_name)
+        return load_reference(self.convert)
 
 
 @dataclass(frozen=True)
