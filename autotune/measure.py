@@ -200,18 +200,23 @@ class Measurer:
                 session.close()
         return self._references[config.resolution]
 
+    def _first_step(self, session: Session, config: RunConfig) -> int | None:
+        """One step, waited for (a late OOM surfaces here), then the budget checked against
+        its peak; returns the peak."""
+        session.step()
+        clock = session.clock()
+        clock.start()
+        clock.stop()  # waits for the step's device work
+        peak = session.peak_memory_bytes()
+        self._check_budget(config, peak)
+        return peak
+
     def fits(self, config: RunConfig) -> Trial:
         """One batch-search trial: open ``config`` (no ladder), run a step, read the peak."""
         session = None
         try:
             session = self._open(config)
-            session.step()
-            clock = session.clock()
-            clock.start()
-            clock.stop()
-            peak = session.peak_memory_bytes()
-            self._check_budget(config, peak)
-            return Trial(True, peak)
+            return Trial(True, self._first_step(session, config))
         except Exception:  # noqa: BLE001 - out of memory, unsupported or failing: it did not fit
             return Trial(False)
         finally:
@@ -235,11 +240,7 @@ class Measurer:
             try:
                 session = self._open(rung)
                 outputs = session.outputs(self.inputs(rung.resolution)) if with_outputs else None
-                session.step()
-                clock = session.clock()
-                clock.start()
-                clock.stop()  # waits for the first step's device work: a late OOM surfaces here
-                self._check_budget(rung, session.peak_memory_bytes())
+                self._first_step(session, rung)
                 return session, rung, steps, outputs
             except UnsupportedConfig as error:
                 unsupported.add(rung.precision)

@@ -58,7 +58,8 @@ class DecisionSpec:
         not registered here (a restricted AUTOTUNE_LOAD_PLUGINS, say), which drop out."""
         if self.choices_from is None:
             return value
-        return [item for item in value if item in self.choices]
+        registered = self.choices
+        return [item for item in value if item in registered]
 
 
 @functools.cache

@@ -98,8 +98,8 @@ class TorchPrepared:
     has nothing to compile ahead, so preparing costs a dictionary lookup; the module is
     copied to the device, cast and (optionally) compiled when a session opens."""
 
-    def __init__(self, base: nn.Module, shape: tuple[int, ...], preparation: Preparation, device: str):
-        self.base, self.shape, self.preparation, self.device = base, shape, preparation, device
+    def __init__(self, base: nn.Module, shape: tuple[int, ...], device: str):
+        self.base, self.shape, self.device = base, shape, device
 
     def close(self) -> None:
         pass  # the base model is the runner's, shared by every preparation
@@ -234,7 +234,7 @@ class TorchRunner:
                                     "the tensorrt and onnxruntime backends run it")
         if device == "cpu" and preparation.precision == "fp16":
             raise UnsupportedConfig("FP16 on the CPU is emulated and slow; BF16 is the CPU's half precision")
-        return TorchPrepared(self._base(model), preparation.sample_shape, preparation, device)
+        return TorchPrepared(self._base(model), preparation.sample_shape, device)
 
     def open(self, prepared: TorchPrepared, config: RunConfig,
              memory_budget_bytes: float | None = None) -> TorchSession:
