@@ -17,6 +17,8 @@ measured before Ctrl-C. Nothing here prints or exits.
 from __future__ import annotations
 
 import importlib.util
+import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -71,7 +73,7 @@ def model_request(request: Request):
     from autotune.recommendation import ModelRequest, default_model_options  # noqa: PLC0415
 
     settings = request.model
-    source = parse_model(settings["model"], settings.get("input_shape"))
+    source = parse_model(settings["model"], settings.get("input_shape"), settings.get("input_spec"))
     options = default_model_options() | {
         key: settings[key] for key in ("optimizer", "latency_budget_ms", "headroom") if key in settings
     }
@@ -94,7 +96,8 @@ def recommend(model: str | None = None, *, config: str | Path | None = None, gpu
     return _recommend(probe(request.gpus, replay), request, model_request(request))
 
 
-def inspect(model: str, *, input_shape: str | None = None, resolution: int | None = None,
+def inspect(model: str, *, input_shape: str | None = None, input_spec: str | None = None,
+            resolution: int | None = None,
             optimizer: str | None = None, gpu: str | Sequence[str] = (),
             replay: str | Path | None = None, where: str = WHERE) -> dict[str, Any]:
     """What ``model`` costs — parameters, FLOPs, activation memory, lightweight verdict —
@@ -107,7 +110,7 @@ def inspect(model: str, *, input_shape: str | None = None, resolution: int | Non
     options = default_model_options()
     if optimizer is not None:
         options["optimizer"] = model_setting("optimizer", optimizer, where)
-    stats = model_stats_for(parse_model(model, input_shape))
+    stats = model_stats_for(parse_model(model, input_shape, input_spec))
     return inspection(stats, probe(gpu, replay), resolution, options["optimizer"], options["headroom"])
 
 
@@ -117,9 +120,13 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
            on_measurement: Callable[[Any], None] | None = None,
            on_backend: Callable[[str], None] | None = None, **settings: Any) -> Verification:
     """Apply the recommendation with each backend (``backends``: names, ``"all"``, or None
-    for the recommendation's order), measure it on this machine within ``budget_s`` per
-    backend, and let measurement decide. ``on_measurement`` sees each measurement as it
-    lands, ``on_backend`` each backend's name as it starts."""
+    for the recommendation's order), measure it on this machine within ``budget_s`` of wall
+    time per backend (its runner, model build or export, and every measurement included;
+    the model's stats are read once before, outside it), and let measurement decide.
+    ``on_measurement`` sees each measurement as it lands, ``on_backend`` each backend's
+    name as it starts. A backend whose budget cannot cover the recommended configuration
+    once is skipped and says how much it needs; when no backend measured, that is a
+    :class:`NoBackend` with the budget to ask for."""
     from autotune import plugins  # noqa: PLC0415
     from autotune import verification as verifying  # noqa: PLC0415
     from autotune.facts import machine_facts  # noqa: PLC0415
@@ -155,6 +162,12 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
         if measurements and all(m.outcome is Outcome.OUT_OF_MEMORY for m in measurements):
             raise DoesNotFit(f"{chosen.stats.name} ran out of memory at batch 1 in every precision; "
                              "free GPU memory or use a smaller model", measurements)
+        over_budget = [r for r in reports if r.over_budget]
+        if over_budget:
+            needed = ", ".join(f"{r.backend} needs about {r.budget_needed_s} s" for r in over_budget)
+            raise NoBackend(f"the {budget_s:g} s budget covers no configuration ({needed} to measure the "
+                            "recommended one once, see above); pass a larger --budget-s (about "
+                            f"{max(r.budget_needed_s for r in over_budget)} s)", measurements, tuple(reports))
         raise NoBackend("no backend could run; install one (pip install 'autotune[torch]') or see the "
                         "reasons above", measurements, tuple(reports))
     final = _recommend(machine, request, chosen, measured=measured,
@@ -168,11 +181,10 @@ def _check_inputs(inputs: str | Path | None, chosen, proposed: Recommendation) -
     if inputs is None:
         return
     from autotune.inputs import load_inputs  # noqa: PLC0415
-    from autotune.model_source import shape_at_resolution  # noqa: PLC0415
     from autotune.runs import run_resolution  # noqa: PLC0415
 
     resolution = run_resolution(chosen.stats, proposed.settings)
-    load_inputs(Path(inputs), shape_at_resolution(chosen.stats.input_shape, resolution), 1)
+    load_inputs(Path(inputs), chosen.stats.inputs.at(resolution), 1)
 
 
 def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence[int] | None = None,
@@ -181,11 +193,15 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
           plot: str | Path | None = None, config: str | Path | None = None, where: str = WHERE,
           on_measurement: Callable[[Any], None] | None = None, **settings: Any) -> BenchResult:
     """Measure ``backend`` at every batch (default 1-32) x resolution x precision (default
-    FP32 and the recommended one), ``budget_s`` seconds each; with ``plot``, write the
-    throughput and latency plot there (PNG)."""
+    FP32 and the recommended one), ``budget_s`` seconds of wall time each (the protocol's
+    default when None; a one-time model build or export is not charged to a point); with
+    ``plot``, write the throughput and latency plot there (PNG). A point whose minimum
+    protocol cannot fit its budget is an ``over_budget`` measurement that says why."""
     from autotune import benchmark as benching  # noqa: PLC0415
     from autotune import plugins, runs  # noqa: PLC0415
     from autotune.facts import machine_facts  # noqa: PLC0415
+    from autotune.harness import protocol  # noqa: PLC0415
+    from autotune.measure import Outcome  # noqa: PLC0415
     from autotune.output import check_writable  # noqa: PLC0415
     from autotune.rules import decision_specs  # noqa: PLC0415
     from autotune.verification import load_runner  # noqa: PLC0415
@@ -219,11 +235,18 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
                                    if memory_budget_gb else None, max_batch_size=max(batches),
                                    tf32=recommended["tf32"])
     points = [(p, r, b) for p in wanted for r in (resolutions or [base.resolution]) for b in batches]
+    point_budget_s = protocol()["config_budget_s"] if budget_s is None else budget_s
     measurements = []
+    wanted_budget_s = []  # per point over the budget: what it spent plus what it still needed
     try:
         for precision, resolution, batch in points:
             point = replace(base.with_precision(precision), batch_size=batch, resolution=resolution)
-            measurement = measurer.measure(point, budget_s, check_accuracy=False)
+            measurer.prepare(point)  # a build or an export is paid once, not charged to a point
+            started = time.monotonic()
+            measurement = measurer.measure(point, point_budget_s, check_accuracy=False,
+                                           deadline=started + point_budget_s)
+            if measurement.outcome is Outcome.OVER_BUDGET:
+                wanted_budget_s.append(time.monotonic() - started + (measurement.needed_s or 0.0))
             measurements.append(measurement)
             if on_measurement:
                 on_measurement(measurement)
@@ -232,6 +255,10 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
     finally:
         measurer.close()
     if not any(m.ok for m in measurements):
+        if wanted_budget_s:
+            raise NoBackend(f"no configuration ran within the {point_budget_s:g} s budget per point (see "
+                            "above); pass a larger --budget-s (about "
+                            f"{math.ceil(min(wanted_budget_s))} s for the quickest)", tuple(measurements))
         raise NoBackend("no configuration could run; see the reasons above", tuple(measurements))
     device_name = measurements[0].device
     if plot is not None:

@@ -25,7 +25,11 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import numpy as np
+
+    from autotune.model_inputs import ModelInputs
 
 
 @dataclass(frozen=True)
@@ -53,9 +57,9 @@ class RunConfig:
     def with_precision(self, precision: str) -> RunConfig:
         return replace(self, precision=precision)
 
-    def preparation(self, sample_shape: tuple[int, ...]) -> Preparation:
+    def preparation(self, inputs: ModelInputs) -> Preparation:
         """What a prepared model covers: everything but the batch size."""
-        return Preparation(self.task, self.precision, tuple(sample_shape), self.resolution, self.options,
+        return Preparation(self.task, self.precision, inputs, self.resolution, self.options,
                            self.optimizer, self.cpu_threads)
 
     def label(self, shown: tuple[str, ...] = ()) -> str:
@@ -83,14 +87,15 @@ class RunConfig:
 class Preparation:
     """What one prepared model is for: a runner prepares once per distinct value.
 
-    ``sample_shape`` is one input sample's shape without the batch, at ``resolution``
-    (the core's :func:`autotune.model_source.shape_at_resolution`); ``cpu_threads`` is
-    here because some runtimes fix their thread pool when a session is made.
+    ``inputs`` describes every input the model takes (names, one sample's shape without
+    the batch, dtypes, which values to feed: :class:`autotune.model_inputs.ModelInputs`),
+    already at ``resolution``; ``cpu_threads`` is here because some runtimes fix their
+    thread pool when a session is made.
     """
 
     task: str
     precision: str
-    sample_shape: tuple[int, ...]
+    inputs: ModelInputs
     resolution: int | None = None
     options: tuple[tuple[str, Any], ...] = ()
     optimizer: str = "adam"
@@ -118,8 +123,10 @@ class Session(Protocol):
     def clock(self) -> Clock:
         """A clock that times device work (CUDA events on a GPU, a monotonic clock on a CPU)."""
 
-    def outputs(self, inputs: np.ndarray) -> np.ndarray:
-        """The model's outputs for ``inputs`` in this configuration, as FP32 numpy."""
+    def outputs(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The model's output for ``inputs`` (one array per named input, a batch of any
+        size) in this configuration, as FP32 numpy: the one output the accuracy check
+        compares (``logits`` where the model returns several)."""
 
     def peak_memory_bytes(self) -> int | None:
         """Peak device memory since the session opened, or None where the runtime has no

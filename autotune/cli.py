@@ -10,6 +10,7 @@ Quick start:
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +65,11 @@ CONFIG_OPTION = click.option("--config", "config_file", type=click.Path(dir_okay
 SET_OPTION = click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
                           help="Set any decision (tf32=false) or backend option (torch.channels_last=true); "
                           "repeatable.")
+INPUT_SHAPE_OPTION = click.option("--input-shape", help="One float input's sample shape without the batch, "
+                                  "e.g. 3,640,640 (when it cannot be read from the model).")
+INPUT_SPEC_OPTION = click.option("--input-spec", help="Every input: name:dtype[dims] joined by ';', H=/W= "
+                                 "the resolution, S= the sequence length, e.g. 'input_ids:int64[S=128]:"
+                                 "tokens<30522; attention_mask:int64[S=128]:ones'.")
 #: The options every command that builds a recommendation takes.
 REQUEST_OPTIONS = [
     click.option("--task", type=click.Choice(INPUT_CHOICES["task"]), help="infer (default) or train."),
@@ -78,8 +84,8 @@ REQUEST_OPTIONS = [
     SET_OPTION,
     click.option("--model", help="Size batch and resolution for this model: a reference name "
                  "(resnet18, resnet50, vit_b_16...), package.module:callable, or a .onnx file."),
-    click.option("--input-shape", help="One sample's shape without the batch, e.g. 3,224,224 "
-                 "(when it cannot be guessed)."),
+    INPUT_SHAPE_OPTION,
+    INPUT_SPEC_OPTION,
     click.option("--optimizer", help="Optimizer assumed for training memory (default adam)."),
     click.option("--latency-budget-ms", help="Latency budget for --objective latency (default 30, S002-4)."),
     click.option("--headroom", help="Share of free GPU memory a plan may fill (default 0.9)."),
@@ -94,7 +100,7 @@ OUTPUT_OPTIONS = [
                  help="Write the config to FILE instead of stdout."),
 ]
 _REQUEST_FLAGS = ("task", "objective", "tier", "precision", "batch_size", "resolution", "model",
-                  "input_shape", "optimizer", "latency_budget_ms", "headroom")
+                  "input_shape", "input_spec", "optimizer", "latency_budget_ms", "headroom")
 
 
 def _settings(options: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -259,7 +265,8 @@ def verify(backend_names, budget_s, inputs_path, accuracy_budget, memory_budget_
 @cli.command()
 @click.option("--model", help="A reference model, package.module:callable, or a .onnx file "
               "(default: the config's model, else resnet18).")
-@click.option("--input-shape", help="One sample's shape without the batch, e.g. 3,224,224.")
+@INPUT_SHAPE_OPTION
+@INPUT_SPEC_OPTION
 @click.option("--task", type=click.Choice(INPUT_CHOICES["task"]), help="infer (default) or train.")
 @click.option("--backend", "backend_name", default="torch", show_default=True, help="The backend to run.")
 @click.option("--sweep", "sweeps", multiple=True, metavar="KEY=V1,V2",
@@ -307,13 +314,14 @@ def bench(backend_name, sweeps, precisions, budget_s, memory_budget_gb, use_comp
 
 @cli.command()
 @click.argument("model")
-@click.option("--input-shape", help="One sample's shape without the batch, e.g. 3,224,224.")
+@INPUT_SHAPE_OPTION
+@INPUT_SPEC_OPTION
 @click.option("--resolution", type=click.IntRange(min=8), help="Input size in pixels for the figures.")
 @click.option("--optimizer", default=None, help="Optimizer assumed for training memory (default adam).")
 @GPU_OPTION
 @REPLAY_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def inspect(model, input_shape, resolution, optimizer, gpu_names, replay, as_json) -> None:
+def inspect(model, input_shape, input_spec, resolution, optimizer, gpu_names, replay, as_json) -> None:
     """What MODEL costs: parameters, FLOPs, activation memory, verdict, roofline.
 
     MODEL is a reference model (resnet18, resnet50, mobilenet_v3_small, mobilenet_v3_large,
@@ -322,7 +330,8 @@ def inspect(model, input_shape, resolution, optimizer, gpu_names, replay, as_jso
     """
     from autotune.inspect_report import render_text  # noqa: PLC0415
 
-    report = api.inspect(model, input_shape=input_shape, resolution=resolution, optimizer=optimizer,
+    report = api.inspect(model, input_shape=input_shape, input_spec=input_spec, resolution=resolution,
+                         optimizer=optimizer,
                          gpu=gpu_names, replay=replay, where=WHERE)
     click.echo(json.dumps(report, indent=2) if as_json else render_text(report))
 
@@ -373,6 +382,10 @@ def gpus() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: errors are one line on stderr with their exit code, never a traceback."""
+    # --model mymodels:build names a module in the folder autotune runs from, as
+    # `python -m` and uvicorn find it; the console script alone would not.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         result = cli.main(args=argv, prog_name="autotune", standalone_mode=False)
     except AutotuneError as error:

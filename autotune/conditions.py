@@ -13,8 +13,9 @@ What it allows, and nothing more:
   lists ``[a, b]``;
 * comparisons ``== != < <= > >=``, membership ``in`` / ``not in``, ``and``, ``or``,
   ``not``, parentheses, arithmetic ``+ - * / //``;
-* the functions ``min``, ``max``, ``round``, ``int`` and ``pow2_floor`` (the largest
-  power of two not above its argument, at least 1).
+* the functions ``min``, ``max``, ``round``, ``int``, ``pow2_floor`` (the largest
+  power of two not above its argument, at least 1) and ``scale_tier(native, tier)`` (an
+  S000-5 tier resolution scaled to a model whose native size is ``native``).
 
 Expressions are parsed with Python's own :mod:`ast` and evaluated by walking the tree,
 never with ``eval``: only the node types above are accepted.
@@ -27,6 +28,8 @@ import math
 import operator
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
+
+from autotune.model_inputs import scale_tier
 
 
 class ConditionError(ValueError):
@@ -43,6 +46,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "round": round,
     "int": int,
     "pow2_floor": _pow2_floor,
+    "scale_tier": scale_tier,
 }
 _LITERAL_NAMES = {"true": True, "false": False, "True": True, "False": False}
 _COMPARE = {

@@ -41,7 +41,7 @@ INPUT_CHOICES: dict[str, tuple[str, ...]] = {
 }
 PROJECT_FILES = ("pyproject.toml", "autotune.yaml", "autotune.toml")
 #: Settings of the model-aware memory model (autotune recommend --model).
-MODEL_SETTINGS = ("model", "input_shape", "optimizer", "latency_budget_ms", "headroom")
+MODEL_SETTINGS = ("model", "input_shape", "input_spec", "optimizer", "latency_budget_ms", "headroom")
 
 
 @dataclass
@@ -107,12 +107,13 @@ def model_setting(key: str, value: Any, where: str) -> Any:
     """One of MODEL_SETTINGS, checked; ``where`` names its origin for the error."""
     from autotune.model_stats import memory_constants  # noqa: PLC0415
 
-    if key in ("model", "input_shape"):
+    if key in ("model", "input_shape", "input_spec"):
         if isinstance(value, list) and key == "input_shape":
             value = ",".join(str(item) for item in value)
         if not isinstance(value, str) or not value:
-            raise UserError(f"{key} {where} must be text, e.g. "
-                            f"{'resnet50' if key == 'model' else '3,224,224'}; got {value!r}")
+            example = {"model": "resnet50", "input_shape": "3,224,224",
+                       "input_spec": "input_ids:int64[S=128]; attention_mask:int64[S=128]"}[key]
+            raise UserError(f"{key} {where} must be text, e.g. {example}; got {value!r}")
         return value
     if key == "optimizer":
         optimizers = memory_constants()["optimizer_states"]

@@ -1,10 +1,11 @@
 """The measurement protocol every backend shares: warm up, time, summarise.
 
 Warm-up runs at least the ten iterations of S001-2, then until the timings settle; the
-timed iterations fill the configuration's time budget. Each iteration is timed by the
-session's clock: CUDA events on a GPU (the S001-2 code timed without synchronising, so
-it measured kernel launches, not kernels), a monotonic clock on a CPU. Constants live in
-``profiles/harness.yaml``.
+timed iterations fill the configuration's time budget and stop by it, by the wall clock
+(only the protocol's minimum may not fit: :mod:`autotune.measure` checks that first).
+Each iteration is timed by the session's clock: CUDA events on a GPU (the S001-2 code
+timed without synchronising, so it measured kernel launches, not kernels), a monotonic
+clock on a CPU. Constants live in ``profiles/harness.yaml``.
 """
 
 from __future__ import annotations
@@ -95,29 +96,50 @@ def _settled(times: list[float]) -> bool:
     return abs(recent - before) <= protocol()["settle_tolerance"] * before
 
 
+def minimum_iterations() -> int:
+    """Steps the protocol runs whatever the budget: the S001-2 warm-up, then the timed minimum."""
+    settings = protocol()
+    return settings["warmup_min_iterations"] + settings["timed_min_iterations"]
+
+
 def time_session(session: Session, batch_size: int, budget_s: float | None = None,
                  on_iteration: Callable[[], None] | None = None) -> Timing:
-    """Warm up, then time iterations until ``budget_s`` (per configuration) is spent."""
+    """Warm up, then time iterations until ``budget_s`` of wall time is spent.
+
+    The protocol's minimum (:func:`minimum_iterations`) always runs: a caller with a hard
+    deadline checks first that it fits. Beyond the minimum, no iteration starts that would
+    end past the budget, by the wall clock (the session's clock may time device work only).
+    """
     settings = protocol()
-    budget_s = budget_s or settings["config_budget_s"]
+    budget_s = settings["config_budget_s"] if budget_s is None else budget_s
     clock = session.clock()
+    walls_s: list[float] = []
 
     def one() -> float:
+        begun = time.monotonic()
         clock.start()
         session.step()
         elapsed = clock.stop()
         if on_iteration is not None:
             on_iteration()
+        walls_s.append(time.monotonic() - begun)
         return elapsed
 
+    def time_for_one_more(deadline: float) -> bool:
+        return time.monotonic() + statistics.median(walls_s[-settings["settle_window"]:]) <= deadline
+
     started = time.monotonic()
+    deadline = started + budget_s
     warmup: list[float] = []
     warmup_deadline = started + budget_s * settings["warmup_budget_share"]
     while len(warmup) < settings["warmup_min_iterations"] or (
-            not _settled(warmup) and time.monotonic() < warmup_deadline):
+            not _settled(warmup) and time_for_one_more(warmup_deadline)):
         warmup.append(one())
-    remaining_s = max(0.0, budget_s - (time.monotonic() - started))
+    remaining_s = max(0.0, deadline - time.monotonic())
     per_iteration_s = statistics.median(warmup[-settings["settle_window"]:]) / 1000
     count = max(settings["timed_min_iterations"], int(remaining_s / max(per_iteration_s, 1e-6)))
-    timed = tuple(one() for _ in range(count))
-    return Timing(iterations_ms=timed, warmup_iterations=len(warmup), batch_size=batch_size)
+    timed: list[float] = []
+    minimum = settings["timed_min_iterations"]
+    while len(timed) < count and (len(timed) < minimum or time_for_one_more(deadline)):
+        timed.append(one())
+    return Timing(iterations_ms=tuple(timed), warmup_iterations=len(warmup), batch_size=batch_size)

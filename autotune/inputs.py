@@ -1,4 +1,5 @@
-"""The accuracy batch: the user's ``--inputs`` file (``.npy`` or ``.pt``), or seeded synthetic inputs.
+"""The accuracy batch: the user's ``--inputs`` file (``.npy`` or ``.pt``), or seeded synthetic inputs
+fitting the model's input description.
 
 numpy and torch are imported inside :func:`load_inputs`, so importing this module
 costs nothing. Every problem with the file is one UserError naming it.
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from autotune.errors import UserError
 from autotune.files import INPUTS_MAX_BYTES, open_user_file
+from autotune.model_inputs import ModelInputs, synthetic_batch
 
 if TYPE_CHECKING:
     import numpy
@@ -27,7 +29,7 @@ def _first_sentence(error: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def _load_npy(path: Path) -> numpy.ndarray:
+def _load_npy(path: Path, floats: bool) -> numpy.ndarray:
     import numpy as np  # noqa: PLC0415
 
     with open_user_file(path, "inputs", max_bytes=INPUTS_MAX_BYTES, fix=_SAVE_FIX) as file:
@@ -46,13 +48,16 @@ def _load_npy(path: Path) -> numpy.ndarray:
             data.close()
     if not isinstance(data, np.ndarray):  # an .npz archive under a .npy name
         raise UserError(f"cannot read inputs {path}: it is an .npz archive, not one array; {_SAVE_FIX}")
-    if not np.issubdtype(data.dtype, np.floating):
+    if floats and not np.issubdtype(data.dtype, np.floating):
         raise UserError(f"inputs {path} hold {data.dtype} values; the model takes floats: "
                         f"save the float batch it takes, e.g. numpy.save(path, batch.astype('float32'))")
+    if not floats and not (np.issubdtype(data.dtype, np.integer) or data.dtype == np.bool_):
+        raise UserError(f"inputs {path} hold {data.dtype} values; the model takes integers (token ids): "
+                        f"save them as integers, e.g. numpy.save(path, ids.astype('int64'))")
     return data
 
 
-def _load_pt(path: Path) -> numpy.ndarray:
+def _load_pt(path: Path, floats: bool) -> numpy.ndarray:
     import torch  # noqa: PLC0415
 
     with open_user_file(path, "inputs", max_bytes=INPUTS_MAX_BYTES, fix=_SAVE_FIX) as file:
@@ -75,37 +80,43 @@ def _load_pt(path: Path) -> numpy.ndarray:
     if not isinstance(data, torch.Tensor):
         raise UserError(f"inputs {path} hold an object of type {type(data).__name__}, not one tensor; "
                         "torch.save(batch, path) with the batch tensor alone")
-    if not data.is_floating_point():
+    if floats != data.is_floating_point():
+        wanted = ("floats: save the float batch it takes, e.g. torch.save(batch.float(), path)" if floats
+                  else "integers (token ids): save them as integers, e.g. torch.save(ids.long(), path)")
         raise UserError(f"inputs {path} hold {str(data.dtype).removeprefix('torch.')} values; the model "
-                        "takes floats: save the float batch it takes, e.g. torch.save(batch.float(), path)")
+                        f"takes {wanted}")
     try:
-        return data.detach().float().numpy()
+        return (data.detach().float() if floats else data.detach()).numpy()
     except Exception as error:  # noqa: BLE001 - a sparse or quantized tensor
         raise UserError(f"inputs {path} hold a tensor autotune cannot read as an array "
                         f"({_first_sentence(error)}); torch.save a plain dense tensor") from None
 
 
-def load_inputs(path: Path | None, shape: tuple[int, ...], count: int) -> numpy.ndarray:
-    """The accuracy batch as a float32 numpy array of ``(batch, *shape)``: the user's
-    ``.npy``/``.pt`` file, or ``count`` seeded synthetic samples when ``path`` is None.
+def load_inputs(path: Path | None, inputs: ModelInputs, count: int) -> dict[str, numpy.ndarray]:
+    """The accuracy batch, one array per named input: the user's ``.npy``/``.pt`` file (for
+    a model with one input), or ``count`` seeded synthetic samples (see
+    :func:`autotune.model_inputs.synthetic_batch`) when ``path`` is None.
 
-    Raises UserError, naming the file, when it cannot be read, is not one float array or
-    tensor, or does not hold samples of ``shape``.
+    Raises UserError, naming the file, when it cannot be read, is not one array or tensor,
+    does not hold samples of the input's shape and kind, or the model takes several inputs.
     """
-    import numpy as np  # noqa: PLC0415
-
     if path is None:
-        return np.random.default_rng(0).standard_normal((count, *shape), dtype=np.float32)
+        return synthetic_batch(inputs, count)
     path = Path(path)
+    if len(inputs.inputs) > 1:
+        raise UserError(f"inputs {path} hold one array, but the model takes {len(inputs.inputs)} inputs "
+                        f"({', '.join(inputs.names)}); leave --inputs out to check accuracy on "
+                        "synthetic inputs")
+    spec = inputs.primary
     if path.suffix == ".npy":
-        data = _load_npy(path)
+        data = _load_npy(path, spec.is_float)
     elif path.suffix == ".pt":
-        data = _load_pt(path)
+        data = _load_pt(path, spec.is_float)
     else:
         raise UserError(f"inputs {path} must be a .npy or .pt file holding one batch")
-    if data.ndim == 0 or tuple(data.shape[1:]) != tuple(shape):
+    if data.ndim == 0 or tuple(data.shape[1:]) != tuple(spec.shape):
         raise UserError(f"inputs {path} hold shape {tuple(data.shape)}; the model takes "
-                        f"(batch, {', '.join(map(str, shape))}); pass matching --input-shape")
+                        f"(batch, {', '.join(map(str, spec.shape))}); pass matching --input-shape")
     if data.shape[0] == 0:
         raise UserError(f"inputs {path} hold no samples (shape {tuple(data.shape)}); {_SAVE_FIX}")
-    return data.astype("float32")
+    return {spec.name: data.astype(spec.dtype)}

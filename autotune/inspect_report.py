@@ -25,9 +25,17 @@ def inspection(stats: ModelStats, machine: Machine, resolution: int | None,
         "name": stats.name,
         "source": stats.source,
         "family": stats.family,
+        "kind": stats.kind,
         "parameters": stats.parameters,
         "input_shape": list(stats.input_shape),
+        "inputs": stats.inputs.to_dict()["inputs"],
+        "input_description": stats.inputs.describe(),
+        "guesses": list(stats.inputs.guesses),
+        "fixed_batch": stats.inputs.fixed_batch,
+        "figures_from": stats.method,
+        "output_used": stats.output or None,
         "resolution": resolution,
+        "sequence_length": stats.inputs.sequence_length,
         "fixed_resolution": stats.fixed_resolution,
         "file_size_mb": stats.file_sizes_mb(),
         "flops_per_sample": at.flops_per_sample,
@@ -52,10 +60,10 @@ def inspection(stats: ModelStats, machine: Machine, resolution: int | None,
     for precision in facts["gpu.precisions"]:
         if precision == "tf32":
             continue
-        row: dict[str, Any] = {
-            "largest_infer_batch": memory_model.max_batch(stats, usable, resolution, precision,
-                                                          "infer", optimizer),
-        }
+        largest = memory_model.max_batch(stats, usable, resolution, precision, "infer", optimizer)
+        if stats.inputs.fixed_batch is not None:  # the graph runs at its own batch or not at all
+            largest = stats.inputs.fixed_batch if largest >= stats.inputs.fixed_batch else 0
+        row: dict[str, Any] = {"largest_infer_batch": largest}
         if stats.trainable and precision in ("fp32", "bf16", "fp16"):
             row["largest_train_batch"] = memory_model.max_batch(stats, usable, resolution, precision,
                                                                 "train", optimizer)
@@ -72,13 +80,17 @@ def inspection(stats: ModelStats, machine: Machine, resolution: int | None,
 
 
 def render_text(report: dict[str, Any]) -> str:
-    lines = [f"{report['name']}: {report['source']} ({report['family']})"]
-    shape = "x".join(map(str, report["input_shape"]))
+    lines = [f"{report['name']}: {report['source']} ({report['family']}, {report['kind']} input)"]
     fixed = ", fixed size" if report["fixed_resolution"] else ""
-    lines.append(f"  parameters {report['parameters']:,}; input {shape}{fixed}")
+    lines.append(f"  parameters {report['parameters']:,}; inputs {report['input_description']}{fixed}")
+    lines += [f"  guessed: {guess}" for guess in report["guesses"]]
+    if report["output_used"]:
+        lines.append(f"  output compared for accuracy: {report['output_used']}")
+    lines.append(f"  figures from: {report['figures_from']}")
     sizes = ", ".join(f"{k.upper()} {v} MB" for k, v in report["file_size_mb"].items())
     lines.append(f"  weights on disk: {sizes}")
-    at = f" at {report['resolution']} px" if report["resolution"] else ""
+    at = (f" at {report['resolution']} px" if report["resolution"]
+          else f" at {report['sequence_length']} tokens" if report["sequence_length"] else "")
     lines.append(f"  FLOPs per sample{at}: {report['flops_per_sample'] / 1e9:.3f} G "
                  f"({report['flops_per_sample'] / 2e9:.3f} GMACs)")
     activations = report["activation_mb_per_sample"]
@@ -99,7 +111,9 @@ def render_text(report: dict[str, Any]) -> str:
         return "\n".join(lines)
     lines.append(f"  on {gpu['name']} ({gpu['usable_gb']} GB usable):")
     for precision, row in gpu["by_precision"].items():
-        parts = [f"infer batch <= {row['largest_infer_batch']}"]
+        parts = [f"infer batch <= {row['largest_infer_batch']}" if report["fixed_batch"] is None
+                 else f"infer batch {report['fixed_batch']} (fixed) fits" if row["largest_infer_batch"]
+                 else f"infer batch {report['fixed_batch']} (fixed) does not fit"]
         if "largest_train_batch" in row:
             parts.append(f"train batch <= {row['largest_train_batch']}")
         if "roofline_samples_s" in row:

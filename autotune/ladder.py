@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from autotune.backend_api import RunConfig
-from autotune.model_source import TIER_RESOLUTIONS
+from autotune.model_inputs import tier_resolutions
 
 #: Precisions by the memory they take, widest first. One step down the ladder goes to the
 #: next group; within a group the first the device runs is taken (FP16 before BF16: the
@@ -38,11 +38,14 @@ def lower_precisions(precision: str, task: str, precisions: Sequence[str]) -> li
     return chain
 
 
-def lower_resolutions(resolution: int | None, fixed_resolution: bool = False) -> list[int | None]:
-    """``resolution``, then each smaller tier resolution (S000-5), unless the model is fixed."""
+def lower_resolutions(resolution: int | None, fixed_resolution: bool = False,
+                      native_resolution: int | None = None) -> list[int | None]:
+    """``resolution``, then each smaller tier resolution (S000-5, scaled around the model's
+    ``native_resolution``), unless the model is fixed to its size."""
     if resolution is None or fixed_resolution:
         return [resolution]
-    return [resolution, *sorted((r for r in TIER_RESOLUTIONS if r < resolution), reverse=True)]
+    tiers = tier_resolutions(native_resolution)
+    return [resolution, *sorted({r for r in tiers if r < resolution}, reverse=True)]
 
 
 def _halvings(batch: int) -> list[int]:
@@ -52,12 +55,13 @@ def _halvings(batch: int) -> list[int]:
     return batches
 
 
-def rungs(config: RunConfig, precisions: Sequence[str], fixed_resolution: bool = False) -> list[RunConfig]:
+def rungs(config: RunConfig, precisions: Sequence[str], fixed_resolution: bool = False,
+          native_resolution: int | None = None) -> list[RunConfig]:
     """Every configuration to try, in order: ``config`` first."""
     return [
         replace(config.with_precision(precision), resolution=resolution, batch_size=batch)
         for precision in lower_precisions(config.precision, config.task, precisions)
-        for resolution in lower_resolutions(config.resolution, fixed_resolution)
+        for resolution in lower_resolutions(config.resolution, fixed_resolution, native_resolution)
         for batch in _halvings(config.batch_size)
     ]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,8 @@ from autotune import ladder
 from autotune.accuracy import AccuracyReport, compare
 from autotune.backend_api import OutOfMemory, RunConfig, Runner, Session, UnsupportedConfig
 from autotune.batch_search import Trial
-from autotune.harness import Timing, protocol, time_session
+from autotune.harness import Timing, minimum_iterations, protocol, time_session
 from autotune.inputs import load_inputs
-from autotune.model_source import shape_at_resolution
 from autotune.model_stats import ModelStats
 
 GIB = 2**30
@@ -34,6 +33,8 @@ class Outcome(enum.Enum):
     UNSUPPORTED = "unsupported"  # the backend cannot run this precision here
     FAILED = "failed"  # the model raised something else (the error is in ``reason``)
     REJECTED = "rejected"  # ran, but the accuracy check against FP32 failed
+    #: skipped: the time left could not cover the protocol's minimum (``needed_s`` says how much)
+    OVER_BUDGET = "over_budget"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class Measurement:
     steps: tuple[str, ...] = field(default_factory=tuple)
     #: Option names (and ``cpu_threads``) worth showing in the label: the explored ones.
     shown: tuple[str, ...] = ()
+    #: OVER_BUDGET: the seconds this configuration still needed when it was skipped.
+    needed_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -60,7 +63,10 @@ class Measurement:
 
     @property
     def status(self) -> str:
-        """ok, rejected or failed: the coarse word tables show (``outcome`` says why)."""
+        """ok, rejected, skipped (over the time budget) or failed: the coarse word tables
+        show (``outcome`` says why)."""
+        if self.outcome is Outcome.OVER_BUDGET:
+            return "skipped"
         return self.outcome.value if self.outcome in (Outcome.OK, Outcome.REJECTED) else "failed"
 
     @property
@@ -91,6 +97,8 @@ class Measurement:
             data["options"] = dict(self.config.options)
         if self.reason:
             data["reason"] = self.reason
+        if self.needed_s is not None:
+            data["needed_s"] = round(self.needed_s, 1)
         if self.timing is not None:
             data |= self.timing.summary()
         if self.peak_memory_bytes is not None:
@@ -104,6 +112,13 @@ class Measurement:
         if self.steps:
             data["oom_steps"] = list(self.steps)
         return data
+
+
+def _protocol_words(step_s: float, about: str = "") -> str:
+    """``10 warm-up + 5 timed iterations at 0.95 s``: the protocol's minimum, in words."""
+    settings = protocol()
+    return (f"{settings['warmup_min_iterations']} warm-up + {settings['timed_min_iterations']} timed "
+            f"iterations at {about}{step_s:.2f} s")
 
 
 class RunFailed(Exception):
@@ -146,9 +161,14 @@ class Measurer:
     preparing_s: float = 0.0
     _prepared: dict = field(default_factory=dict)
     _references: dict = field(default_factory=dict)
+    #: What earlier measurements cost, for the time budget: each configuration at batch 1 ->
+    #: (seconds to open, take outputs from and close a session; seconds per sample of a step).
+    _costs: dict = field(default_factory=dict)
+    _reference_s: float | None = None  # the last FP32 reference, wall time
+    _quickest_preparation_s: float | None = None
 
     def _prepare(self, config: RunConfig):
-        key = config.preparation(shape_at_resolution(self.stats.input_shape, config.resolution))
+        key = config.preparation(self.stats.inputs.at(config.resolution))
         held = self._prepared.get(key)
         if held is not None and held[1] >= config.batch_size:
             return held[0]
@@ -184,8 +204,7 @@ class Measurer:
         return isinstance(error, OutOfMemory) or self.runner.is_out_of_memory(error)
 
     def inputs(self, resolution: int | None):
-        return load_inputs(self.inputs_path, shape_at_resolution(self.stats.input_shape, resolution),
-                           protocol()["accuracy_samples"])
+        return load_inputs(self.inputs_path, self.stats.inputs.at(resolution), protocol()["accuracy_samples"])
 
     def reference(self, config: RunConfig):
         """FP32 outputs on the accuracy inputs at this resolution (computed once), with
@@ -224,8 +243,9 @@ class Measurer:
                 session.close()
 
     def open_with_ladder(self, config: RunConfig, with_outputs: bool = False
-                         ) -> tuple[Session, RunConfig, list[str], Any]:
-        """The first rung of the S000-7 ladder that opens and runs a step.
+                         ) -> tuple[Session, RunConfig, list[str], Any, float]:
+        """The first rung of the S000-7 ladder that opens and runs a step, and that step's
+        wall time (a cold step: compilation and caches land there).
 
         With ``with_outputs``, also the outputs on the accuracy inputs, taken before the
         first step: a training step changes the weights the reference was made with.
@@ -233,15 +253,17 @@ class Measurer:
         steps: list[str] = []
         unsupported: set[str] = set()
         ran_out = False
-        for rung in ladder.rungs(config, self.precisions, self.stats.fixed_resolution):
+        for rung in ladder.rungs(config, self.precisions, self.stats.fixed_resolution,
+                                 self.stats.native_resolution):
             if rung.precision in unsupported:
                 continue
             session = None
             try:
                 session = self._open(rung)
                 outputs = session.outputs(self.inputs(rung.resolution)) if with_outputs else None
+                stepped = time.monotonic()
                 self._first_step(session, rung)
-                return session, rung, steps, outputs
+                return session, rung, steps, outputs, time.monotonic() - stepped
             except UnsupportedConfig as error:
                 unsupported.add(rung.precision)
                 steps.append(f"{rung.precision}: not supported by the {self.backend} backend ({error})")
@@ -256,21 +278,145 @@ class Measurer:
                 session.close()
         raise NothingFits(steps, Outcome.OUT_OF_MEMORY if ran_out else Outcome.UNSUPPORTED)
 
+    def prepare(self, config: RunConfig) -> None:
+        """Prepare ``config``'s model now (a build, an export, an engine), so a caller can
+        keep that one-time cost off a measurement's clock. What it raises is left for
+        :meth:`measure` to report, through the ladder."""
+        try:
+            self._prepare(config)
+        except Exception:  # noqa: BLE001 - measure prepares again and reports it
+            pass
+
+    def _is_prepared(self, config: RunConfig) -> bool:
+        held = self._prepared.get(config.preparation(self.stats.inputs.at(config.resolution)))
+        return held is not None and held[1] >= config.batch_size
+
+    def _needs_reference(self, config: RunConfig, check_accuracy: bool) -> bool:
+        return check_accuracy and config.precision != "fp32" and config.resolution not in self._references
+
+    def estimate_s(self, config: RunConfig, check_accuracy: bool = True) -> float | None:
+        """The least wall time a measurement of ``config`` needs (see :meth:`_estimate`), or
+        None when nothing comparable was measured yet."""
+        estimate = self._estimate(config, check_accuracy)
+        return estimate[0] if estimate is not None else None
+
+    def _estimate(self, config: RunConfig, check_accuracy: bool) -> tuple[float, str] | None:
+        """The least wall time a measurement of ``config`` needs — its preparation if not
+        done yet, the FP32 reference if not taken yet, opening, the first step and the
+        protocol's minimum iterations — from what earlier measurements of the same
+        configuration (else the same precision, resolution and task) cost per sample, scaled
+        to its batch; and what it is made of, in words."""
+        figures = self._costs.get(replace(config, batch_size=1))
+        if figures is None:
+            similar = [cost for key, cost in self._costs.items()
+                       if (key.task, key.precision, key.resolution) == (config.task, config.precision,
+                                                                        config.resolution)]
+            # The cheapest: an estimate too high would skip what fits without trying it, while
+            # one too low costs an opening and a step (the check after the first step decides).
+            figures = min(similar, key=lambda cost: cost[1], default=None)
+        if figures is None:
+            return None
+        overhead_s, step_per_sample_s = figures
+        step_s = step_per_sample_s * config.batch_size
+        needed_s = overhead_s + (1 + minimum_iterations()) * step_s
+        parts = [_protocol_words(step_s, "about ") + " as measured before", "opening a session"]
+        if not self._is_prepared(config) and self._quickest_preparation_s:
+            needed_s += self._quickest_preparation_s
+            parts.append("preparing the model")
+        if self._needs_reference(config, check_accuracy):
+            needed_s += self._reference_estimate_s(config, overhead_s)
+            parts.append("the FP32 reference")
+        return needed_s, ", ".join(parts)
+
+    def _reference_estimate_s(self, config: RunConfig, opening_s: float) -> float:
+        """What the FP32 reference at ``config``'s resolution will cost: the last one's time,
+        else about what opening this configuration and taking its outputs cost (the same
+        work in FP32), plus a preparation if FP32 is not prepared yet."""
+        if self._reference_s is not None:
+            return self._reference_s
+        fp32 = RunConfig(task="infer", precision="fp32", batch_size=protocol()["accuracy_samples"],
+                         resolution=config.resolution)
+        return opening_s + (0.0 if self._is_prepared(fp32) else self._quickest_preparation_s or 0.0)
+
+    def _timed_reference(self, config: RunConfig):
+        if config.resolution in self._references:
+            return self._references[config.resolution]
+        started = time.monotonic()
+        reference = self.reference(config)
+        self._reference_s = time.monotonic() - started
+        return reference
+
+    def _over_budget(self, config: RunConfig, needed_s: float, what: str, left_s: float,
+                     steps: list[str] | tuple[str, ...] = ()) -> Measurement:
+        return Measurement(self.backend, self.device, config, Outcome.OVER_BUDGET,
+                           f"needs about {needed_s:.1f} s ({what}); {max(left_s, 0.0):.1f} s left",
+                           steps=tuple(steps), shown=self.shown, needed_s=needed_s)
+
+    def _probe(self, session: Session, config: RunConfig, step_s: float, after_s: float,
+               deadline: float) -> tuple[float, float]:
+        """(the latest step's wall time, the seconds left): more steps while the latest says
+        the protocol's minimum does not fit, one more step still does, and steps still get
+        faster. First steps are cold (allocation, caches, compilation, autotuning) and can
+        be many times the steady figure; a step no faster than the one before ends it."""
+        left_s = deadline - time.monotonic()
+        previous_s = float("inf")
+        for _ in range(protocol()["warmup_min_iterations"]):
+            if minimum_iterations() * step_s + after_s <= left_s or step_s >= left_s \
+                    or step_s > 0.9 * previous_s:
+                break
+            stepped = time.monotonic()
+            self._first_step(session, config)
+            previous_s, step_s = step_s, time.monotonic() - stepped
+            left_s = deadline - time.monotonic()
+        return step_s, left_s
+
     def measure(self, config: RunConfig, budget_s: float | None = None, check_accuracy: bool = True,
-                on_iteration: Callable[[], None] | None = None) -> Measurement:
+                on_iteration: Callable[[], None] | None = None, deadline: float | None = None) -> Measurement:
+        """Measure ``config`` through the OOM ladder: time it for ``budget_s`` (the protocol's
+        default when None) and check its accuracy against FP32.
+
+        ``deadline`` (a :func:`time.monotonic` value) is when the whole measurement must be
+        done: preparation, the FP32 reference, opening and timing. A configuration whose
+        minimum protocol cannot end by then is not run past it: it is an OVER_BUDGET
+        measurement that says what it needed — decided before opening from earlier
+        measurements' figures, else after its first step.
+        """
         def result(ran: RunConfig, outcome: Outcome, reason: str = "", **fields: Any) -> Measurement:
             return Measurement(self.backend, fields.pop("device", self.device), ran, outcome, reason,
                                shown=self.shown, **fields)
 
         check_accuracy = check_accuracy and config.precision != "fp32"
+        estimate = self._estimate(config, check_accuracy) if deadline is not None else None
+        if estimate is not None and time.monotonic() + estimate[0] > deadline:
+            return self._over_budget(config, *estimate, deadline - time.monotonic())
+        opening, preparing_before = time.monotonic(), self.preparing_s
         try:
-            session, ran, steps, outputs = self.open_with_ladder(config, check_accuracy)
+            session, ran, steps, outputs, step_s = self.open_with_ladder(config, check_accuracy)
         except NothingFits as error:
             return result(config, error.outcome, "; ".join(error.steps), steps=tuple(error.steps))
         except RunFailed as error:
             return result(config, Outcome.FAILED, str(error))
+        preparation_s = self.preparing_s - preparing_before
+        if preparation_s > 0:
+            self._quickest_preparation_s = min(preparation_s, self._quickest_preparation_s or preparation_s)
+        overhead_s = time.monotonic() - opening - step_s - preparation_s
         try:
-            timing = time_session(session, ran.batch_size, budget_s, on_iteration)
+            timing_budget_s = protocol()["config_budget_s"] if budget_s is None else budget_s
+            if deadline is not None:
+                # The FP32 reference comes after the timing, once the session is closed (two
+                # sessions at once may not fit where one does).
+                after_s = (self._reference_estimate_s(ran, overhead_s)
+                           if self._needs_reference(ran, check_accuracy) else 0.0)
+                step_s, left_s = self._probe(session, ran, step_s, after_s, deadline)
+                needed_s = minimum_iterations() * step_s + after_s
+                if needed_s > left_s:
+                    what = _protocol_words(step_s) + (" and the FP32 reference" if after_s else "")
+                    return self._over_budget(ran, needed_s, what, left_s, steps)
+                timing_budget_s = max(0.0, min(timing_budget_s, left_s - after_s))
+            timing_started = time.monotonic()
+            timing = time_session(session, ran.batch_size, timing_budget_s, on_iteration)
+            iterations = timing.warmup_iterations + len(timing.iterations_ms)
+            step_per_sample_s = (time.monotonic() - timing_started) / iterations / ran.batch_size
             peak = session.peak_memory_bytes()
             device_name = session.device_name
         except KeyboardInterrupt:
@@ -278,11 +424,14 @@ class Measurer:
         except Exception as error:  # noqa: BLE001 - the model failed mid-measurement
             return result(ran, Outcome.FAILED, first_line(error), steps=tuple(steps))
         finally:
+            closing = time.monotonic()
             session.close()
+            overhead_s += time.monotonic() - closing
+        self._costs[replace(ran, batch_size=1)] = (overhead_s, step_per_sample_s)
         accuracy = None
         if check_accuracy and ran.precision != "fp32":
             try:
-                reference = self.reference(ran)
+                reference = self._timed_reference(ran)
             except Exception as error:  # noqa: BLE001 - the model's own code, in FP32
                 return result(ran, Outcome.FAILED, f"the FP32 reference failed: {first_line(error)}",
                               timing=timing)

@@ -12,18 +12,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autotune.errors import UserError
+from autotune.model_inputs import TIER_RESOLUTIONS, ModelInputs, from_shape, parse_input_spec
 from autotune.model_stats import ModelStats, reference_models
 
 _CALLABLE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
-#: Input resolutions the recommendation's tiers use (S000-5); stats are measured at each.
-TIER_RESOLUTIONS = (160, 224, 320)
+__all__ = ["TIER_RESOLUTIONS", "ModelSource", "model_stats_for", "parse_model"]
 
 
 @dataclass(frozen=True)
 class ModelSource:
     kind: str  # reference | callable | onnx
     spec: str
-    input_shape: tuple[int, ...] | None = None
+    #: What the user said the model takes (``--input-shape`` / ``--input-spec``), else None.
+    inputs: ModelInputs | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        return self.inputs.primary.shape if self.inputs is not None else None
 
 
 def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
@@ -37,18 +42,19 @@ def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
     return tuple(int(part) for part in parts)
 
 
-def shape_at_resolution(input_shape: tuple[int, ...], resolution: int | None) -> tuple[int, ...]:
-    """One sample's shape with its height set to ``resolution`` and the width scaled to keep
-    the aspect ratio: the one shape helper the inspectors, the runners and the accuracy
-    inputs share. Inputs that are not images (not C, H, W) keep their shape."""
-    if resolution is None or len(input_shape) != 3:
-        return tuple(input_shape)
-    channels, height, width = input_shape
-    return (channels, resolution, max(1, round(width * resolution / height)))
-
-
-def parse_model(spec: str, input_shape: str | None = None) -> ModelSource:
+def parse_inputs(input_shape: str | None = None, input_spec: str | None = None) -> ModelInputs | None:
+    """The user's input description: ``--input-shape`` (one float input) or ``--input-spec``."""
+    if input_shape is not None and input_spec is not None:
+        raise UserError("give --input-shape or --input-spec, not both (--input-spec describes "
+                        "every input, --input-shape one float input)")
+    if input_spec is not None:
+        return parse_input_spec(input_spec)
     shape = parse_input_shape(input_shape)
+    return from_shape(shape) if shape is not None else None
+
+
+def parse_model(spec: str, input_shape: str | None = None, input_spec: str | None = None) -> ModelSource:
+    shape = parse_inputs(input_shape, input_spec)
     path = Path(spec)
     if spec.endswith(".onnx") or path.is_file():
         if not path.exists():
@@ -81,7 +87,7 @@ def model_stats_for(source: ModelSource, resolutions: tuple[int, ...] = TIER_RES
     """Stats for a model: from ``profiles/models.yaml`` when shipped there, else measured by
     the first plugin whose model inspector handles its kind."""
     shipped = reference_models().get(source.spec) if source.kind == "reference" else None
-    if shipped is not None and source.input_shape in (None, shipped.input_shape):
+    if shipped is not None and source.inputs in (None, shipped.inputs):
         return shipped
     import importlib.util  # noqa: PLC0415
 

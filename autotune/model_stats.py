@@ -11,6 +11,7 @@ import functools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from autotune.model_inputs import ModelInputs, from_shape
 from autotune.profiles import load_profile
 
 
@@ -30,16 +31,30 @@ class ModelStats:
     name: str
     source: str
     parameters: int
-    input_shape: tuple[int, ...]  # one sample, at the native resolution
+    inputs: ModelInputs  # what the model takes, at its native resolution / sequence length
     family: str  # cnn | transformer | other
     fixed_resolution: bool
     kernel_launches: int  # operators one inference forward runs (unfused)
     resolutions: tuple[ResolutionStats, ...]
     trainable: bool = True
+    #: How the figures were obtained (meta device, FakeTensorMode, a real CPU run, the graph).
+    method: str = "profiles/models.yaml (the meta device, by make models)"
+    #: Which output the accuracy check compares ("" where the model was not run).
+    output: str = ""
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The first input's shape, one sample, at the native size."""
+        return self.inputs.primary.shape
 
     @property
     def native_resolution(self) -> int | None:
-        return self.input_shape[-1] if len(self.input_shape) == 3 else None
+        return self.inputs.resolution
+
+    @property
+    def kind(self) -> str:
+        """image, text or other: which size knob the model has (resolution, sequence length)."""
+        return self.inputs.kind
 
     def at(self, resolution: int | None) -> ResolutionStats:
         """Stats at ``resolution``: measured when available, else scaled from the nearest
@@ -72,13 +87,17 @@ class ModelStats:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["input_shape"] = list(self.input_shape)
+        data["inputs"] = self.inputs.to_dict()
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelStats:
+        """From :meth:`to_dict`, or a ``profiles/models.yaml`` entry (one image input,
+        given as ``input_shape``)."""
         fields = dict(data)
-        fields["input_shape"] = tuple(fields["input_shape"])
+        shape = fields.pop("input_shape", None)
+        fields["inputs"] = (ModelInputs.from_dict(fields["inputs"]) if "inputs" in fields
+                            else from_shape(tuple(shape)))
         fields["resolutions"] = tuple(ResolutionStats(**entry) for entry in fields["resolutions"])
         return cls(**fields)
 

@@ -23,7 +23,7 @@ def _env_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, list):
         return ",".join(str(item) for item in value)
-    return str(value)
+    return "none" if value is None else str(value)
 
 
 def render(recommendation: Recommendation, output_format: str) -> str:
@@ -36,6 +36,9 @@ def render(recommendation: Recommendation, output_format: str) -> str:
     if output_format == "toml":
         import tomli_w  # noqa: PLC0415 - only this format needs it
 
+        # TOML has no null: a decision that does not apply is written as the word none.
+        data["settings"] = {name: "none" if value is None else value
+                            for name, value in data["settings"].items()}
         return tomli_w.dumps(data)
     if output_format == "env":
         lines = [f"# autotune {recommendation.autotune_version}: {recommendation.machine}"]
@@ -59,6 +62,11 @@ def parse(text: str, output_format: str) -> Recommendation:
         else:  # pragma: no cover
             import tomli as tomllib  # noqa: PLC0415
         data = tomllib.loads(text)
+        from autotune.rules import decision_specs  # noqa: PLC0415
+
+        specs = decision_specs()
+        data["settings"] = {name: None if value == "none" and name in specs and specs[name].nullable
+                            else value for name, value in data["settings"].items()}
     else:
         raise UserError(f"cannot read {output_format} back; use yaml, json or toml")
     return Recommendation.from_dict(data)

@@ -101,6 +101,8 @@ def _model_summary(stats: ModelStats, resolution: int | None, optimizer: str, ta
     verdict, explanation = lightweight_verdict(stats, resolution, latency_ms)
     summary: dict[str, Any] = {
         "name": stats.name,
+        "inputs": stats.inputs.describe(),
+        "figures_from": stats.method,
         "parameters": stats.parameters,
         "gflops_per_sample": round(stats.at(resolution).flops_per_sample / 1e9, 3),
         "lightweight": verdict,
@@ -137,19 +139,19 @@ def recommend(
     fixed = {**(measured or {}), **{
         name: Decision(name, value, "override", "user", f"set by user ({where})")
         for name, (value, where) in overrides.items()}}
-    if model is not None and model.input_shape_given and model.stats.native_resolution \
-            and "resolution" not in fixed:
-        shape = ",".join(map(str, model.stats.input_shape))
-        fixed["resolution"] = Decision("resolution", model.stats.native_resolution, "input-shape", "user",
-                                       f"the model's input shape, set by user (--input-shape {shape})")
+    notes: list[str] = []
+    if model is not None:
+        notes = _model_constraints(model, fixed)
     ruleset = RuleSet([*extra_rules, *builtin_rules()])
     decisions, warnings = ruleset.decide(facts, fixed)
+    warnings = [*notes, *warnings]
     summary: dict[str, Any] = {}
     if model is not None:
         settings = {d.name: d.value for d in decisions}
         if settings["device"] == "cuda":
             planned, figures = _model_plan(model, facts, settings, set(fixed))
             decisions, warnings = ruleset.decide(facts, {**fixed, **planned})
+            warnings = [*notes, *warnings]
         else:
             figures = {}
         settings = {d.name: d.value for d in decisions}
@@ -168,6 +170,29 @@ def recommend(
         measured=bool(measured),
         measurements=measurements,
     )
+
+
+def _model_constraints(model: ModelRequest, fixed: dict[str, Decision]) -> list[str]:
+    """What the model itself fixes — the resolution the user's input description gives, the
+    batch an ONNX graph is exported with — as decisions added to ``fixed``; and the lines
+    the output says about it: every guess made about its inputs, and how to free a fixed batch."""
+    stats = model.stats
+    notes = [f"{stats.name}: {guess}" for guess in stats.inputs.guesses]
+    if model.input_shape_given and stats.native_resolution and "resolution" not in fixed:
+        fixed["resolution"] = Decision("resolution", stats.native_resolution, "input-shape", "user",
+                                       f"the model's input size, set by user ({stats.inputs.describe()})")
+    batch = stats.inputs.fixed_batch
+    if batch is not None:
+        how = (f"re-export it with a dynamic batch axis to let autotune choose the batch: "
+               f"torch.onnx.export(..., dynamic_axes={{'{stats.inputs.primary.name}': {{0: 'batch'}}}}), "
+               "or dynamic_shapes with dynamo=True")
+        if "batch_size" in fixed and fixed["batch_size"].value != batch:
+            raise UserError(f"{stats.name} is exported with its batch fixed at {batch}, so batch "
+                            f"{fixed['batch_size'].value} cannot run; drop the batch size or {how}")
+        fixed["batch_size"] = Decision("batch_size", batch, "fixed-batch", "model",
+                                       f"the model's graph fixes the batch at {batch}")
+        notes.append(f"{stats.name} runs at batch {batch} only (its graph fixes it); {how}")
+    return notes
 
 
 def default_model_options() -> dict[str, Any]:

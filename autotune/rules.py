@@ -37,6 +37,7 @@ class DecisionSpec:
     static_choices: tuple[str, ...] = ()
     min: int | None = None
     choices_from: str | None = None
+    nullable: bool = False  # may be none: the decision does not apply to this model
 
     @property
     def choices(self) -> tuple[str, ...]:
@@ -51,7 +52,7 @@ class DecisionSpec:
 
         Raises :class:`UserError` naming the decision, ``where`` it was set, and the fix.
         """
-        return coerce(self.name, self.type, value, where, self.choices, self.min)
+        return coerce(self.name, self.type, value, where, self.choices, self.min, self.nullable)
 
     def proposal(self, value: Any) -> Any:
         """A rule's value as the recommendation holds it: a rule may name backends that are
@@ -73,6 +74,7 @@ def decision_specs() -> dict[str, DecisionSpec]:
             static_choices=tuple(spec.get("choices", ())),
             min=spec.get("min"),
             choices_from=spec.get("choices_from"),
+            nullable=spec.get("nullable", False),
         )
         for name, spec in load_profile("rules.yaml")["decisions"].items()
     }
@@ -127,7 +129,9 @@ class CompiledRule:
 
     def value(self, facts: Mapping[str, Any]) -> Any:
         if self.compute is None:
-            return self.rule.value
+            spec = decision_specs()[self.rule.decision]
+            # Checked when loaded; coerced here so ``none`` of a nullable decision is None.
+            return self.rule.value if spec.choices_from else spec.coerce(self.rule.value, "")
         return decision_specs()[self.rule.decision].coerce(
             self.compute.evaluate(facts), f"computed by rule {self.rule.id!r}"
         )

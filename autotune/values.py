@@ -18,10 +18,13 @@ TYPES = ("bool", "int", "choice", "list")
 
 
 def coerce(name: str, kind: str, value: Any, where: str, choices: Iterable[str] = (),
-           minimum: int | None = None) -> Any:
+           minimum: int | None = None, nullable: bool = False) -> Any:
     """``value`` as a ``kind`` value; raises :class:`UserError` naming ``name``, ``where``
-    it was set, and what it must be."""
+    it was set, and what it must be. A ``nullable`` value may also be ``none`` (None): a
+    decision that does not apply to this model (no resolution for a text model)."""
     choices = tuple(choices)
+    if nullable and (value is None or (isinstance(value, str) and value.lower() == "none")):
+        return None
 
     def fail(expected: str) -> UserError:
         return UserError(f"{name} {where} must be {expected}, got {value!r}")
@@ -40,7 +43,7 @@ def coerce(name: str, kind: str, value: Any, where: str, choices: Iterable[str] 
         except ValueError:
             number = None
         if number is None or (minimum is not None and number < minimum):
-            raise fail(f"a whole number of at least {minimum}")
+            raise fail(f"a whole number of at least {minimum}" + (" or none" if nullable else ""))
         return number
     if kind == "list":
         items = value.split(",") if isinstance(value, str) else value

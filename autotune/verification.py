@@ -7,10 +7,18 @@ when the rules' batch is past the peak; the alternative precision over its own b
 range; then every option the backend marks explorable (and the thread count on a CPU) —
 and keep the fastest configuration that passes the accuracy budget. The recommendation
 is made again with the measured choices and ``measured: true``.
+
+The budget covers everything a backend does: loading its runner, preparing the model (a
+build, an export), the batch search, every measurement and accuracy check. The rules'
+configuration may run to the end of the budget; exploration plans to end earlier (a
+share of it, ``budget_plan_share``), stopping when the next measurement's estimated
+minimum exceeds the time left. When the budget cannot cover even the recommended
+configuration once, the backend is skipped and says how much it needs.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -39,6 +47,13 @@ class BackendReport:
     search: SearchResult | None = None
     registration: Backend | None = None
     explored: tuple[str, ...] = ()
+    #: Skipped over the time budget: about the --budget-s that measures the rules' configuration once.
+    budget_needed_s: int | None = None
+
+    @property
+    def over_budget(self) -> bool:
+        """Skipped because the time budget could not cover the rules' configuration once."""
+        return self.status == "skipped" and any(m.outcome is Outcome.OVER_BUDGET for m in self.measurements)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"backend": self.backend, "status": self.status}
@@ -48,6 +63,8 @@ class BackendReport:
             data["best"] = self.best.label
         if self.explored:
             data["explored"] = list(self.explored)
+        if self.budget_needed_s is not None:
+            data["budget_needed_s"] = self.budget_needed_s
         if self.search is not None:
             data["batch_search"] = {
                 "batch_size": self.search.batch_size, "trials": self.search.trial_count,
@@ -133,7 +150,13 @@ def load_runner(backend: Backend) -> tuple[Any, str | None]:
 
 
 def verify_backend(name: str, backend: Backend, context: VerifyContext) -> BackendReport:
+    """Measure ``backend`` as :mod:`autotune.verification` says, within ``context.budget_s``
+    of wall time from its start."""
     started = time.monotonic()
+    # No measurement runs past the budget; exploration plans to end by a share of it, as
+    # its stopping rules go by estimates.
+    deadline = started + context.budget_s
+    planned_end = started + context.budget_s * protocol()["budget_plan_share"]
     runner, why_not = load_runner(backend)
     if runner is None:
         return BackendReport(name, "skipped", why_not, registration=backend)
@@ -156,13 +179,14 @@ def verify_backend(name: str, backend: Backend, context: VerifyContext) -> Backe
                                    max_batch_size=max(planned, config.batch_size))
 
     def remaining() -> float:
-        return context.budget_s - (time.monotonic() - started)
+        return planned_end - time.monotonic()
 
     def per_config() -> float:
         return min(protocol()["config_budget_s"], max(0.3, remaining() / 8))
 
-    def measure(candidate: RunConfig) -> Measurement:
-        measurement = measurer.measure(candidate, per_config(), on_iteration=context.on_iteration)
+    def measure(candidate: RunConfig, until: float | None = None) -> Measurement:
+        measurement = measurer.measure(candidate, per_config(), on_iteration=context.on_iteration,
+                                       deadline=until or planned_end)
         report.measurements.append(measurement)
         if context.on_measurement:
             context.on_measurement(measurement)
@@ -175,11 +199,21 @@ def verify_backend(name: str, backend: Backend, context: VerifyContext) -> Backe
             largest = report.search.batch_size
             config = replace(config, batch_size=min(config.batch_size, largest))
         first, preparing = time.monotonic(), measurer.preparing_s
-        current = measure(config)
+        current = measure(config, deadline)
         if current.outcome is Outcome.UNSUPPORTED \
                 and settings["alternative_precision"] not in ("none", config.precision):
             config = config.with_precision(settings["alternative_precision"])
-            current = measure(config)
+            current = measure(config, deadline)
+        if current.outcome is Outcome.OVER_BUDGET:
+            # What was spent before it (the runner, the build, opening) plus what it still
+            # needed, with the margin verify plans with.
+            spent_s = time.monotonic() - started
+            report.budget_needed_s = math.ceil((spent_s + (current.needed_s or 0.0))
+                                               / protocol()["budget_plan_share"])
+            report.status = "skipped"
+            report.reason = (f"{current.label} {current.reason} of the {context.budget_s:g} s budget; pass a "
+                             f"larger --budget-s (about {report.budget_needed_s} s)")
+            return report
         if not current.ok and current.outcome is not Outcome.REJECTED:
             report.status, report.reason = "failed", current.reason
             return report
@@ -190,36 +224,43 @@ def verify_backend(name: str, backend: Backend, context: VerifyContext) -> Backe
         # Batch and precision leave time for one measurement per knob value.
         reserved = cost * sum(len(knob.alternatives) for knob in knobs)
 
-        def before_knobs() -> float:
-            return remaining() - reserved
+        def affordable(left: Callable[[], float]) -> Callable[[RunConfig], bool]:
+            """Whether the time ``left`` covers a candidate's minimum, by the measurer's
+            estimate (else by what the first measurement cost); the measurement checks
+            again after its first step."""
+            def fits(candidate: RunConfig) -> bool:
+                needed = measurer.estimate_s(candidate)
+                return left() > (cost if needed is None else needed)
+            return fits
 
+        before_knobs = affordable(lambda: remaining() - reserved)
         explore = "batch_size" not in context.user_fixed
         if explore:
-            _explore_batch(context, config, current, measure, before_knobs, cost, largest, usable)
+            _explore_batch(context, config, current, measure, before_knobs, largest, usable)
         alternative = settings["alternative_precision"]
-        if alternative not in ("none", config.precision) and "precision" not in context.user_fixed \
-                and before_knobs() > cost:
+        if alternative not in ("none", config.precision) and "precision" not in context.user_fixed:
             # Measurement decides between the rules' precision and the alternative: the
             # alternative starts at the best batch so far and explores its own batch range.
             passed = [m for m in report.measurements if m.ok]
             batch = _choose(passed, context).config.batch_size if passed else config.batch_size
-            started_other = time.monotonic()
-            other = measure(replace(config.with_precision(alternative), batch_size=batch))
-            if other.ok and explore:
-                _explore_batch(context, other.config, other, measure, before_knobs,
-                               time.monotonic() - started_other, largest, usable)
+            candidate = replace(config.with_precision(alternative), batch_size=batch)
+            if before_knobs(candidate):
+                other = measure(candidate)
+                if other.ok and explore:
+                    _explore_batch(context, other.config, other, measure, before_knobs, largest, usable)
         before = _choose([m for m in report.measurements if m.ok] or [current], context)
-        _explore_knobs(context, knobs, report, measure, remaining, cost)
+        _explore_knobs(context, knobs, report, measure, affordable(remaining))
         passed = [m for m in report.measurements if m.ok]
         after = _choose(passed, context) if passed else before
         if explore and after is not before:
             # A knob changed the best configuration (channels_last, say): its batch range
             # may differ too, and the time left is spent finding out.
-            _explore_batch(context, after.config, after, measure, remaining, cost, largest, usable)
+            _explore_batch(context, after.config, after, measure, affordable(remaining), largest, usable)
             passed = [m for m in report.measurements if m.ok]
         if not passed:
             report.status = "failed"
-            report.reason = "no configuration passed the accuracy check: " + report.measurements[-1].reason
+            rejected = [m for m in report.measurements if m.outcome is Outcome.REJECTED]
+            report.reason = "no configuration passed the accuracy check: " + rejected[-1].reason
             return report
         report.best = _choose(passed, context)
         return report
@@ -241,30 +282,29 @@ def _choose(measurements: list[Measurement], context: VerifyContext) -> Measurem
 
 
 def _explore_batch(context: VerifyContext, config: RunConfig, current: Measurement, measure,
-                   remaining: Callable[[], float], cost: float, largest: int | None, usable: float) -> None:
+                   affordable: Callable[[RunConfig], bool], largest: int | None, usable: float) -> None:
     """Up while throughput still rises; if the first step up did not pay, down while it
-    rises (the rules' batch may be past this device's peak). Bounded by memory and time."""
+    rises (the rules' batch may be past this device's peak). Bounded by memory and by
+    ``affordable``, which says whether the time left covers a candidate."""
     if context.recommendation.inputs["objective"] == "latency":
         batch = config.batch_size
         while current.ok and current.timing.p50_ms > context.latency_budget_ms and batch > 1 \
-                and remaining() > cost:
+                and affordable(replace(config, batch_size=batch // 2)):
             batch //= 2
             current = measure(replace(config, batch_size=batch))
         return
     best, batch = current, config.batch_size
     limit = largest or memory_model.max_batch(context.stats, usable, config.resolution, config.precision,
                                               config.task, context.optimizer) or 2 * batch
-    while batch * 2 <= limit and remaining() > cost * 2:
-        started = time.monotonic()
+    while batch * 2 <= limit and affordable(replace(config, batch_size=batch * 2)):
         candidate = measure(replace(config, batch_size=batch * 2))
-        cost = time.monotonic() - started
         if not candidate.ok or candidate.throughput <= best.throughput:
             break
         best, batch = candidate, batch * 2
     if best is not current:
         return
     batch = config.batch_size
-    while batch > 1 and remaining() > cost:
+    while batch > 1 and affordable(replace(config, batch_size=batch // 2)):
         candidate = measure(replace(config, batch_size=batch // 2))
         if not candidate.ok or candidate.throughput <= best.throughput:
             break
@@ -272,20 +312,19 @@ def _explore_batch(context: VerifyContext, config: RunConfig, current: Measureme
 
 
 def _explore_knobs(context: VerifyContext, knobs: list[runs.Explorable], report: BackendReport, measure,
-                   remaining: Callable[[], float], cost: float) -> None:
+                   affordable: Callable[[RunConfig], bool]) -> None:
     """Each explorable option (and the CPU's thread count) on top of the best so far: the
     rules' value is a proposal, and the faster value measured here wins."""
     for knob in knobs:
         for value in knob.alternatives:
             passed = [m for m in report.measurements if m.ok]
-            if not passed or remaining() <= cost:
+            if not passed:
                 return
             best = _choose(passed, context).config
             candidate = (replace(best, cpu_threads=value) if knob.name == "cpu_threads"
                          else best.with_options(**{knob.name: value}))
-            started = time.monotonic()
-            measure(candidate)
-            cost = max(cost, time.monotonic() - started)
+            if affordable(candidate):
+                measure(candidate)
 
 
 def _search(measurer: Measurer, config: RunConfig, context: VerifyContext, usable: float) -> SearchResult:

@@ -16,9 +16,11 @@ import time
 import numpy as np
 import torch
 from autotune_plugins.torch_inspect import build_seeded
+from autotune_plugins.torch_io import call_model, select_output, synthetic_tensors, to_tensors, training_loss
 from torch import nn
 
 from autotune.backend_api import Preparation, RunConfig, UnsupportedConfig
+from autotune.model_inputs import ModelInputs
 
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 OPTIMIZERS = {
@@ -94,12 +96,12 @@ class _Tf32:
 
 
 class TorchPrepared:
-    """The FP32 CPU model and the shape one sample takes in this preparation. Eager PyTorch
-    has nothing to compile ahead, so preparing costs a dictionary lookup; the module is
-    copied to the device, cast and (optionally) compiled when a session opens."""
+    """The FP32 CPU model and the inputs it takes in this preparation. Eager PyTorch has
+    nothing to compile ahead, so preparing costs a dictionary lookup; the module is copied
+    to the device, cast and (optionally) compiled when a session opens."""
 
-    def __init__(self, base: nn.Module, shape: tuple[int, ...], device: str):
-        self.base, self.shape, self.device = base, shape, device
+    def __init__(self, base: nn.Module, inputs: ModelInputs, device: str):
+        self.base, self.inputs, self.device = base, inputs, device
 
     def close(self) -> None:
         pass  # the base model is the runner's, shared by every preparation
@@ -107,7 +109,7 @@ class TorchPrepared:
 
 class TorchSession:
     def __init__(self, prepared: TorchPrepared, config: RunConfig, memory_budget_bytes: float | None):
-        device, shape = prepared.device, prepared.shape
+        device, inputs = prepared.device, prepared.inputs
         self.config, self.device = config, device
         self._tf32 = _Tf32()
         self._saved_flags = (torch.backends.cudnn.benchmark, torch.get_num_threads())
@@ -126,37 +128,20 @@ class TorchSession:
 
         self.cast_dtype = DTYPES[config.precision] if config.task == "infer" else torch.float32
         self.amp, self.amp_dtype, grad_scaler = autocast_plan(config.task, config.precision)
-        self.memory_format = (torch.channels_last if config.option("channels_last", False) and len(shape) == 3
-                              else torch.contiguous_format)
+        # channels_last is a layout of 4-D image tensors; a text model has none to change.
+        self.memory_format = (torch.channels_last if config.option("channels_last", False)
+                              and inputs.kind == "image" else torch.contiguous_format)
         module = copy.deepcopy(prepared.base).to(device=device, dtype=self.cast_dtype,
                                                  memory_format=self.memory_format)
         self.module = torch.compile(module) if config.option("compile", False) else module
-        generator = torch.Generator().manual_seed(1)
-        self.batch = self._to_device(torch.randn((config.batch_size, *shape), generator=generator))
+        self.batch = synthetic_tensors(inputs, config.batch_size, device, self.cast_dtype, seed=1,
+                                       memory_format=self.memory_format)
         if config.task == "train":
             self.module.train()
             self.optimizer = OPTIMIZERS[config.optimizer](self.module.parameters())
             self.scaler = torch.amp.GradScaler(device, enabled=grad_scaler)
-            self.target = None
         else:
             self.module.eval()
-
-    def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
-        tensor = tensor.to(device=self.device, dtype=self.cast_dtype)
-        return tensor.contiguous(memory_format=self.memory_format) if tensor.dim() == 4 else tensor
-
-    def _loss(self, output: torch.Tensor) -> torch.Tensor:
-        """A synthetic target: random classes for class scores, zeros for anything else."""
-        if self.target is None:
-            if output.dim() == 2 and output.shape[1] >= 2:
-                generator = torch.Generator().manual_seed(2)
-                self.target = torch.randint(output.shape[1], (output.shape[0],), generator=generator)
-            else:
-                self.target = torch.zeros(output.shape)
-            self.target = self.target.to(self.device)
-        if self.target.dtype == torch.int64:
-            return nn.functional.cross_entropy(output.float(), self.target)
-        return nn.functional.mse_loss(output.float(), self.target)
 
     def _autocast(self):
         return torch.autocast(self.device, dtype=self.amp_dtype or torch.float32, enabled=self.amp)
@@ -164,11 +149,11 @@ class TorchSession:
     def step(self) -> None:
         if self.config.task == "infer":
             with torch.inference_mode():
-                self.module(self.batch)
+                call_model(self.module, self.batch)
             return
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            loss = self._loss(self.module(self.batch))
+            loss = training_loss(call_model(self.module, self.batch))
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -176,15 +161,18 @@ class TorchSession:
     def clock(self):
         return CudaClock() if self.device == "cuda" else CpuClock()
 
-    def outputs(self, inputs: np.ndarray) -> np.ndarray:
+    def outputs(self, inputs) -> np.ndarray:
         training = self.module.training
         self.module.eval()
         results = []
+        count, size = len(next(iter(inputs.values()))), self.config.batch_size
         try:
             with torch.inference_mode(), self._autocast():
-                for start in range(0, len(inputs), self.config.batch_size):
-                    chunk = self._to_device(torch.from_numpy(inputs[start:start + self.config.batch_size]))
-                    results.append(self.module(chunk).float().cpu().numpy())
+                for start in range(0, count, size):
+                    chunk = to_tensors({name: array[start:start + size] for name, array in inputs.items()},
+                                       self.device, self.cast_dtype, self.memory_format)
+                    output, _ = select_output(call_model(self.module, chunk))
+                    results.append(output.float().cpu().numpy())
         finally:
             self.module.train(training)
         return np.concatenate(results)
@@ -193,7 +181,7 @@ class TorchSession:
         return torch.cuda.max_memory_allocated() if self.device == "cuda" else None
 
     def close(self) -> None:
-        for name in ("module", "batch", "optimizer", "scaler", "target"):
+        for name in ("module", "batch", "optimizer", "scaler"):
             self.__dict__.pop(name, None)
         benchmark, threads = self._saved_flags
         torch.backends.cudnn.benchmark = benchmark
@@ -234,7 +222,7 @@ class TorchRunner:
                                     "the tensorrt and onnxruntime backends run it")
         if device == "cpu" and preparation.precision == "fp16":
             raise UnsupportedConfig("FP16 on the CPU is emulated and slow; BF16 is the CPU's half precision")
-        return TorchPrepared(self._base(model), preparation.sample_shape, device)
+        return TorchPrepared(self._base(model), preparation.inputs, device)
 
     def open(self, prepared: TorchPrepared, config: RunConfig,
              memory_budget_bytes: float | None = None) -> TorchSession:

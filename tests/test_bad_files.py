@@ -22,6 +22,7 @@ import pytest
 
 from autotune import files
 from autotune.errors import UserError
+from autotune.model_inputs import from_shape
 from tests.conftest import RECORDINGS
 from tests.test_cli import one_line_error, run
 
@@ -292,7 +293,7 @@ def test_what_is_inside_an_inputs_file(tmp_path, name, make, says):
     else:
         torch.save(value, path)
     with pytest.raises(UserError, match=re.escape(says)) as raised:
-        load_inputs(path, (3, 8, 8), 4)
+        load_inputs(path, from_shape((3, 8, 8)), 4)
     assert name in str(raised.value) and "\n" not in str(raised.value)
 
 
@@ -304,9 +305,9 @@ def test_good_inputs_come_back_as_float32(tmp_path):
     np.save(tmp_path / "half.npy", np.ones((2, 3, 8, 8), dtype=np.float16))
     torch.save(torch.ones(2, 3, 8, 8, dtype=torch.bfloat16, requires_grad=True), tmp_path / "bf16.pt")
     for name in ("half.npy", "bf16.pt"):
-        batch = load_inputs(tmp_path / name, (3, 8, 8), 4)
+        batch = load_inputs(tmp_path / name, from_shape((3, 8, 8)), 4)["input"]
         assert batch.dtype == np.float32 and batch.shape == (2, 3, 8, 8) and batch.sum() == 2 * 3 * 64
-    assert load_inputs(None, (3, 8, 8), 4).shape == (4, 3, 8, 8)
+    assert load_inputs(None, from_shape((3, 8, 8)), 4)["input"].shape == (4, 3, 8, 8)
 
 
 def test_the_size_is_checked_before_the_file_is_opened(tmp_path, monkeypatch):

@@ -277,4 +277,4 @@ def test_an_explicit_input_shape_fixes_the_resolution(capsys):
                        "--input-shape", "3,32,32")
     config = yaml.safe_load(out)
     assert code == 0 and config["settings"]["resolution"] == 32
-    assert "--input-shape 3,32,32" in config["reasons"]["resolution"]["reason"]
+    assert "H=32, W=32" in config["reasons"]["resolution"]["reason"]

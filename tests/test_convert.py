@@ -15,6 +15,7 @@ from autotune import plugins
 from autotune.cache import cache_root, cached_file
 from autotune.convert import ConversionRequest, convert_model
 from autotune.errors import UserError
+from autotune.model_inputs import from_shape
 from autotune.model_source import ModelSource, parse_model
 from autotune.types import ModelConverter
 
@@ -122,7 +123,7 @@ def test_hook_autotune_model_converters_dispatches_to_the_first_matching_convert
                        target="onnx", convert="tests.test_convert:fake_convert"),
     ), name="fake-converters")
     assert ("fake-converters", "fake-onnx") in [(p, c.name) for p, c in plugins.model_converters()]
-    source = ModelSource("callable", "mypackage.models:build", (3, 8, 8))
+    source = ModelSource("callable", "mypackage.models:build", from_shape((3, 8, 8)))
 
     # The plugin registered last is asked first, before the torch plugin's converter.
     assert convert_model(source) == Path("fake.onnx")
@@ -303,7 +304,7 @@ def test_changed_weights_or_settings_miss_the_cache(torch_convert, monkeypatch):
 def test_an_export_failure_is_one_line_naming_the_model_and_leaves_nothing(torch_convert, capfd):
     # The real exporter, on a model it must refuse: its pages of logging stay off the terminal.
     with pytest.raises(UserError) as caught:
-        convert_model(ModelSource("callable", "tests.test_convert:branching_model", (3, 2, 2)))
+        convert_model(ModelSource("callable", "tests.test_convert:branching_model", from_shape((3, 2, 2))))
     message = str(caught.value)
     assert message.startswith("exporting tests.test_convert:branching_model to ONNX failed: ")
     assert "\n" not in message and "\x1b" not in message

@@ -13,6 +13,7 @@ from autotune.backend_api import RunConfig, UnsupportedConfig
 from autotune.batch_search import Trial, search_largest_batch
 from autotune.harness import Timing, percentile, time_session
 from autotune.measure import Measurer, Outcome
+from autotune.model_inputs import from_shape, parse_input_spec
 from autotune.model_stats import reference_models
 
 
@@ -45,7 +46,8 @@ class ScriptedSession:
         return ScriptedClock(self.times)
 
     def outputs(self, inputs):
-        scores = inputs.reshape(len(inputs), -1)[:, :10] * 10
+        (batch,) = inputs.values()
+        scores = batch.reshape(len(batch), -1)[:, :10] * 10
         return scores + (np.random.default_rng(3).normal(0, 50, scores.shape) if self.corrupt else 0)
 
     def peak_memory_bytes(self):
@@ -155,7 +157,7 @@ class ScriptedRunner:
 
 
 def measurer(runner, precisions=("fp32", "bf16")):
-    stats = dataclasses.replace(reference_models()["resnet18"], input_shape=(3, 4, 4))
+    stats = dataclasses.replace(reference_models()["resnet18"], inputs=from_shape((3, 224, 224)))
     return Measurer("scripted", runner, model=None, stats=stats, device="cpu", precisions=precisions)
 
 
@@ -225,17 +227,34 @@ def test_user_inputs_from_npy_and_pt(tmp_path):
 
     batch = np.random.default_rng(1).standard_normal((3, 3, 4, 4)).astype("float32")
     np.save(tmp_path / "batch.npy", batch)
-    assert np.array_equal(load_inputs(tmp_path / "batch.npy", (3, 4, 4), 8), batch)
+    image = from_shape((3, 4, 4))
+    assert np.array_equal(load_inputs(tmp_path / "batch.npy", image, 8)["input"], batch)
     with pytest.raises(UserError, match="hold shape"):
-        load_inputs(tmp_path / "batch.npy", (3, 8, 8), 8)
+        load_inputs(tmp_path / "batch.npy", from_shape((3, 8, 8)), 8)
     (tmp_path / "batch.txt").write_text("1 2 3")
     with pytest.raises(UserError, match=".npy or .pt"):
-        load_inputs(tmp_path / "batch.txt", (3,), 8)
+        load_inputs(tmp_path / "batch.txt", from_shape((3,)), 8)
     torch = pytest.importorskip("torch")
     torch.save(torch.from_numpy(batch), tmp_path / "batch.pt")
-    assert np.array_equal(load_inputs(tmp_path / "batch.pt", (3, 4, 4), 8), batch)
-    synthetic = load_inputs(None, (3, 4, 4), 8)
-    assert synthetic.shape == (8, 3, 4, 4) and np.array_equal(synthetic, load_inputs(None, (3, 4, 4), 8))
+    assert np.array_equal(load_inputs(tmp_path / "batch.pt", image, 8)["input"], batch)
+    synthetic = load_inputs(None, image, 8)["input"]
+    assert synthetic.shape == (8, 3, 4, 4) and np.array_equal(synthetic, load_inputs(None, image, 8)["input"])
+
+
+def test_token_ids_from_a_file_and_one_file_for_several_inputs_is_refused(tmp_path):
+    from autotune.errors import UserError
+    from autotune.measure import load_inputs
+
+    ids = np.arange(12, dtype="int64").reshape(3, 4)
+    np.save(tmp_path / "ids.npy", ids)
+    tokens = parse_input_spec("input_ids:int64[S=4]:tokens<100")
+    assert np.array_equal(load_inputs(tmp_path / "ids.npy", tokens, 8)["input_ids"], ids)
+    with pytest.raises(UserError, match="takes integers"):
+        np.save(tmp_path / "floats.npy", ids.astype("float32"))
+        load_inputs(tmp_path / "floats.npy", tokens, 8)
+    with pytest.raises(UserError, match="takes 2 inputs"):
+        two = parse_input_spec("input_ids:int64[S=4]; attention_mask:int64[S=4]")
+        load_inputs(tmp_path / "ids.npy", two, 8)
 
 
 def test_a_runtime_without_a_peak_counter_gets_an_out_of_memory_search():
@@ -253,7 +272,7 @@ def test_a_runtime_without_a_peak_counter_gets_an_out_of_memory_search():
 def test_the_memory_budget_holds_for_any_runner_without_an_allocator_limit():
     # The core enforces --memory-budget-gb on the memory model's prediction for every
     # runner whose device has no limit of its own (ScriptedRunner never runs out here).
-    stats = dataclasses.replace(reference_models()["resnet18"], input_shape=(3, 4, 4))
+    stats = dataclasses.replace(reference_models()["resnet18"], inputs=from_shape((3, 224, 224)))
     runner = ScriptedRunner(capacity=10**9)
     measurer = Measurer("scripted", runner, model=None, stats=stats, device="cpu", precisions=("fp32",),
                         memory_budget_bytes=2.5e6, predict_peak=lambda c: 1e6 * c.batch_size)

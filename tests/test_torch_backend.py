@@ -15,6 +15,7 @@ from torch import nn  # noqa: E402
 
 from autotune.backend_api import RunConfig  # noqa: E402
 from autotune.measure import Measurer  # noqa: E402
+from autotune.model_inputs import from_shape  # noqa: E402
 from autotune.model_source import parse_model  # noqa: E402
 from tests.test_cli import one_line_error, run  # noqa: E402
 
@@ -214,7 +215,8 @@ def test_tf32_uses_the_current_pytorch_api_and_is_restored():
     runner = TorchRunner()
     source = parse_model(SMALL, "3,32,32")
     config = RunConfig("infer", "fp32", 2, 32).with_options(tf32=True)
-    session = runner.open(runner.prepare(source, config.preparation((3, 32, 32)), "cpu", 2), config)
+    prepared = runner.prepare(source, config.preparation(from_shape((3, 32, 32))), "cpu", 2)
+    session = runner.open(prepared, config)
     try:
         assert _Tf32().modern is modern
         assert read() == (("tf32", "tf32") if modern else (True, True))
