@@ -146,7 +146,10 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
         inputs_path=Path(inputs) if inputs is not None else None,
         accuracy_budget=protocol()["accuracy_budget"] if accuracy_budget is None else accuracy_budget,
         memory_budget_bytes=memory_budget_gb * 2**30 if memory_budget_gb else None,
-        user_fixed=frozenset(request.overrides), user_options=request.options,
+        # A graph exported with a fixed batch runs at that batch: no search, no exploration.
+        user_fixed=frozenset(request.overrides) | (
+            {"batch_size"} if chosen.stats.inputs.fixed_batch is not None else set()),
+        user_options=request.options,
         on_measurement=on_measurement)
     reports = []
     try:
@@ -228,7 +231,11 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
     stats = chosen.stats
     base = runs.run_config(registered[backend][1], recommended, stats, task, device, chosen.optimizer,
                            request.options.get(backend, {}))
-    batches = list(batches or [1, 2, 4, 8, 16, 32])
+    fixed_batch = stats.inputs.fixed_batch
+    if fixed_batch is not None and batches and set(batches) != {fixed_batch}:
+        raise UserError(f"{stats.name} is exported with its batch fixed at {fixed_batch}; sweep "
+                        f"batch={fixed_batch} only, or re-export it with a dynamic batch axis")
+    batches = list(batches or ([fixed_batch] if fixed_batch is not None else [1, 2, 4, 8, 16, 32]))
     measurer = runs.build_measurer(backend, runner, chosen.source, stats,
                                    machine_facts(machine, **request.inputs, model=stats), device,
                                    chosen.optimizer, memory_budget_bytes=memory_budget_gb * 2**30

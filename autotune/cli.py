@@ -296,7 +296,7 @@ def bench(backend_name, sweeps, precisions, budget_s, memory_budget_gb, use_comp
     from autotune.benchmark import parse_sweep  # noqa: PLC0415
 
     check_writable(plot)
-    sweep = parse_sweep(sweeps or ["batch=1,2,4,8,16,32"])
+    sweep = parse_sweep(sweeps) if sweeps else {}  # api.bench knows the default batches
     settings = _settings(options, **({"torch.compile": True} if use_compile else {}))
     result = _measuring("autotune bench", lambda show, _starting: api.bench(
         backend=backend_name, batches=sweep.get("batch"), resolutions=sweep.get("resolution"),

@@ -100,8 +100,19 @@ class TorchPrepared:
     nothing to compile ahead, so preparing costs a dictionary lookup; the module is copied
     to the device, cast and (optionally) compiled when a session opens."""
 
-    def __init__(self, base: nn.Module, inputs: ModelInputs, device: str):
-        self.base, self.inputs, self.device = base, inputs, device
+    def __init__(self, base: nn.Module, inputs: ModelInputs, device: str, source=None):
+        self.base, self.inputs, self.device, self.source = base, inputs, device, source
+
+    def fresh_module(self) -> nn.Module:
+        """A copy of the base model for one session (training changes its weights). A model
+        that holds what deepcopy cannot copy (a module object, a lock) is built again: the
+        seeded build gives the same weights."""
+        try:
+            return copy.deepcopy(self.base)
+        except Exception:  # noqa: BLE001 - TypeError from pickling, and whatever __deepcopy__ raises
+            if self.source is None:
+                raise
+            return build_seeded(self.source)
 
     def close(self) -> None:
         pass  # the base model is the runner's, shared by every preparation
@@ -131,8 +142,8 @@ class TorchSession:
         # channels_last is a layout of 4-D image tensors; a text model has none to change.
         self.memory_format = (torch.channels_last if config.option("channels_last", False)
                               and inputs.kind == "image" else torch.contiguous_format)
-        module = copy.deepcopy(prepared.base).to(device=device, dtype=self.cast_dtype,
-                                                 memory_format=self.memory_format)
+        module = prepared.fresh_module().to(device=device, dtype=self.cast_dtype,
+                                            memory_format=self.memory_format)
         self.module = torch.compile(module) if config.option("compile", False) else module
         self.batch = synthetic_tensors(inputs, config.batch_size, device, self.cast_dtype, seed=1,
                                        memory_format=self.memory_format)
@@ -217,12 +228,15 @@ class TorchRunner:
         return self._models[model.spec]
 
     def prepare(self, model, preparation: Preparation, device: str, max_batch_size: int) -> TorchPrepared:
+        if model.kind == "onnx":
+            raise UnsupportedConfig("the torch backend runs PyTorch models; an .onnx file runs on an "
+                                    "ONNX Runtime or TensorRT runner")
         if preparation.precision not in DTYPES:
             raise UnsupportedConfig(f"eager PyTorch has no {preparation.precision} path for this model; "
                                     "the tensorrt and onnxruntime backends run it")
         if device == "cpu" and preparation.precision == "fp16":
             raise UnsupportedConfig("FP16 on the CPU is emulated and slow; BF16 is the CPU's half precision")
-        return TorchPrepared(self._base(model), preparation.inputs, device)
+        return TorchPrepared(self._base(model), preparation.inputs, device, model)
 
     def open(self, prepared: TorchPrepared, config: RunConfig,
              memory_budget_bytes: float | None = None) -> TorchSession:

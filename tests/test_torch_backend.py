@@ -137,8 +137,8 @@ def test_verify_rejects_an_unknown_backend(capsys):
 def test_bench_table_knee_and_plot(capsys, tmp_path):
     plot = tmp_path / "bench.png"
     code, out, err = run(capsys, "bench", "--model", SMALL, "--input-shape", "3,32,32",
-                         "--sweep", "batch=1,2,4,8", "--precision", "fp32,bf16", "--budget-s", "0.2",
-                         "--plot", str(plot), "--json")
+                         "--sweep", "batch=1,2,4,8", "--precision", "fp32,bf16", "--budget-s", "0.4",
+                         "--set", "cpu_threads=1", "--plot", str(plot), "--json")
     report = json.loads(out)
     assert code == 0 and len(report["rows"]) == 8
     for precision in ("fp32", "bf16"):

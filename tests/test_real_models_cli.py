@@ -1,0 +1,76 @@
+"""Each stand-in for a model users bring, through the four commands a user runs on it:
+inspect, recommend --model, verify --budget-s and bench --task train, all exit 0."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+from tests.test_cli import run  # noqa: E402
+
+TWO_INPUTS = "image:float32[3,H=32,W=32]; extra:float32[8]"
+# (model, extra arguments, what inspect says about it)
+STANDINS = [
+    ("detector", (), {"kind": "image", "resolution": 640, "method": "FakeTensorMode"}),
+    ("lazy_import_model", (), {"kind": "other"}),
+    ("dict_output_model", (), {"output": "logits"}),
+    ("model_output_model", (), {"output": "logits"}),
+    ("token_classifier", (), {"kind": "text", "sequence_length": 128}),
+    ("two_input_model", ("--input-spec", TWO_INPUTS), {"kind": "image", "resolution": 32}),
+]
+
+
+@pytest.mark.parametrize(("name", "extra", "expected"), STANDINS, ids=[s[0] for s in STANDINS])
+def test_a_standin_goes_through_inspect_recommend_verify_and_bench(capsys, tmp_path, name, extra, expected):
+    model = f"tests.standin_models:{name}"
+    code, out, err = run(capsys, "inspect", model, *extra, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["kind"] == expected.get("kind", report["kind"])
+    assert report["resolution"] == expected.get("resolution", report["resolution"])
+    assert report["sequence_length"] == expected.get("sequence_length", report["sequence_length"])
+    assert expected.get("method", "") in report["figures_from"]
+    assert expected.get("output", "") in report["output_used"]
+
+    code, out, err = run(capsys, "recommend", "--model", model, *extra, "--gpu", "t4", "--task", "train",
+                         "--format", "json")
+    assert code == 0, err
+    settings = json.loads(out)["settings"]
+    if report["kind"] == "image":  # tiers around the native size; text has none
+        assert settings["resolution"] == report["resolution"]
+    else:
+        assert settings["resolution"] is None and settings["channels_last"] is False
+    assert settings["sequence_length"] == report["sequence_length"]
+
+    code, out, err = run(capsys, "verify", "--model", model, *extra, "--budget-s", "3", "--backend", "torch",
+                         "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["measured"] is True
+
+    code, out, err = run(capsys, "bench", "--model", model, *extra, "--task", "train", "--sweep", "batch=1,2",
+                         "--budget-s", "0.3", "--plot", str(tmp_path / "bench.png"), "--json")
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    assert any(row["status"] == "ok" and row["throughput_samples_s"] > 0 for row in rows)
+
+
+def test_an_input_spec_sets_the_sequence_length_of_a_text_model(capsys):
+    spec = "input_ids:int64[S=48]:tokens<1000; attention_mask:int64[S=48]:ones"
+    code, out, err = run(capsys, "recommend", "--model", "tests.standin_models:token_classifier",
+                         "--input-spec", spec, "--format", "json")
+    assert code == 0, err
+    recommendation = json.loads(out)
+    assert recommendation["settings"]["sequence_length"] == 48
+    assert "S=48" in recommendation["model"]["inputs"]
+    assert not any("guessed" in warning for warning in recommendation["warnings"])
+
+
+def test_a_guess_is_said_in_one_line_of_the_recommendation(capsys):
+    code, out, err = run(capsys, "recommend", "--model", "tests.standin_models:token_classifier",
+                         "--format", "json")
+    assert code == 0, err
+    guesses = [w for w in json.loads(out)["warnings"] if "guessed" in w]
+    assert len(guesses) == 1 and "\n" not in guesses[0] and "--input-spec" in guesses[0]
