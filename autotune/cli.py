@@ -175,7 +175,8 @@ def recommend(gpu_names, replay, backend, config_file, **options) -> None:
 
 MEASURE_OPTIONS = [
     click.option("--budget-s", type=click.FloatRange(min=1), default=60, show_default=True,
-                 help="Seconds of measuring per backend."),
+                 help="Wall seconds per backend, model build included; a configuration it cannot "
+                 "cover is skipped and says how much it needs."),
     click.option("--inputs", "inputs_path", type=click.Path(path_type=Path),
                  help="A .npy or .pt batch for the accuracy check (default: synthetic inputs)."),
     click.option("--accuracy-budget", type=click.FloatRange(min=0, max=1), default=None,
@@ -274,7 +275,7 @@ def verify(backend_names, budget_s, inputs_path, accuracy_budget, memory_budget_
 @click.option("--precision", "precisions", help="Comma list, e.g. fp32,fp16 (default: fp32 and the "
               "recommended precision).")
 @click.option("--budget-s", type=click.FloatRange(min=0.1), default=None,
-              help="Seconds per configuration (default 1.5).")
+              help="Wall seconds per configuration (default 1.5); one it cannot cover is skipped and said.")
 @click.option("--memory-budget-gb", type=click.FloatRange(min=0.01), default=None,
               help="Pretend the device has only this much memory (runs the OOM ladder).")
 @click.option("--compile", "use_compile", is_flag=True,
