@@ -7,7 +7,21 @@ the Python API (:mod:`autotune.api`) raises them as they are.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def one_line(text: str, limit: int | None = None) -> str:
+    """A library's message as one line for ours: its first non-empty line, terminal colours
+    removed, cut at a word boundary with "…" when longer than ``limit``."""
+    lines = [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
+    line = lines[0] if lines else ""
+    if limit is None or len(line) <= limit:
+        return line
+    cut = line[:limit + 1].rsplit(maxsplit=1)[0] if " " in line[:limit + 1] else line[:limit]
+    return cut.rstrip(" ,;:.-(") + "…"
 
 
 class AutotuneError(Exception):

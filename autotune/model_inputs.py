@@ -99,13 +99,20 @@ class InputSpec:
             shape[sequence] = sequence_length
         return replace(self, shape=tuple(shape))
 
-    def describe(self) -> str:
+    def _dims(self) -> list[str]:
+        """Each dimension as ``--input-spec`` writes it: ``H=640`` where labelled, else the size."""
         letters = {label: letter for letter, label in _AXIS_LETTERS.items()}
-        dims = [f"{letters[label]}={size}" if label in letters else str(size)
+        return [f"{letters[label]}={size}" if label in letters else str(size)
                 for size, label in zip(self.shape, self.axes or ("",) * len(self.shape), strict=True)]
+
+    def describe(self) -> str:
         values = {"normal": "", "ones": " (ones)", "zeros": " (zeros)",
                   "tokens": f" (token ids < {self.high or SAFE_TOKEN_HIGH})"}[self.values]
-        return f"{self.name}: {self.dtype}[batch, {', '.join(dims)}]{values}"
+        return f"{self.name}: {self.dtype}[batch, {', '.join(self._dims())}]{values}"
+
+    def spec_text(self) -> str:
+        """This input as one ``--input-spec`` item (what :func:`parse_input_spec` reads)."""
+        return f"{self.name}:{self.dtype}[{','.join(self._dims())}]"
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
@@ -145,26 +152,23 @@ class ModelInputs:
     @property
     def kind(self) -> str:
         """image (an input has a height), text (an input has a sequence axis), or other."""
-        if any(spec.axis("height") is not None for spec in self.inputs):
+        if self.resolution is not None:
             return "image"
-        if any(spec.axis("sequence") is not None for spec in self.inputs):
-            return "text"
-        return "other"
+        return "text" if self.sequence_length is not None else "other"
+
+    def _size(self, label: str) -> int | None:
+        """The size of the first input's ``label`` axis (height, sequence), None if none has one."""
+        return next((spec.shape[spec.axis(label)] for spec in self.inputs
+                     if spec.axis(label) is not None), None)
 
     @property
     def resolution(self) -> int | None:
         """The image input's height: the model's native resolution."""
-        for spec in self.inputs:
-            if spec.axis("height") is not None:
-                return spec.shape[spec.axis("height")]
-        return None
+        return self._size("height")
 
     @property
     def sequence_length(self) -> int | None:
-        for spec in self.inputs:
-            if spec.axis("sequence") is not None:
-                return spec.shape[spec.axis("sequence")]
-        return None
+        return self._size("sequence")
 
     def at(self, resolution: int | None = None, sequence_length: int | None = None) -> ModelInputs:
         return replace(self, inputs=tuple(spec.at(resolution, sequence_length) for spec in self.inputs))

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import onnx
 from onnx import shape_inference
 
-from autotune.errors import UserError
+from autotune.errors import UserError, one_line
 from autotune.files import ONNX_MAX_BYTES, read_user_file
 from autotune.model_inputs import (
     DTYPES,
@@ -45,7 +45,6 @@ METHOD = "the ONNX graph (shape inference)"
 DEFAULT_SEQUENCE_LENGTH = 128
 #: An error quoted from onnx is shortened to about this many characters (at a word boundary).
 REASON_MAX_CHARS = 200
-_AXIS_LETTERS = {"channels": "C", "height": "H", "width": "W", "sequence": "S"}
 #: Channel counts that tell a channels-last image (N, H, W, C) from a channels-first one.
 _IMAGE_CHANNELS = (1, 3, 4)
 _FLOAT_ITEMSIZES = {"float16": 2, "float32": 4, "float64": 8}
@@ -71,15 +70,6 @@ def _itemsize(elem_type: int) -> int:
         return onnx.helper.tensor_dtype_to_np_dtype(elem_type).itemsize
     except (KeyError, TypeError):
         return 4
-
-
-def shorten(text: str, limit: int = REASON_MAX_CHARS) -> str:
-    """The first line of ``text``, cut at a word boundary with "…" when longer than ``limit``."""
-    line = (text.strip().splitlines() or [""])[0].strip()
-    if len(line) <= limit:
-        return line
-    cut = line[:limit + 1].rsplit(maxsplit=1)[0] if " " in line[:limit + 1] else line[:limit]
-    return cut.rstrip(" ,;:.-(") + "…"
 
 
 # --- the graph's inputs -------------------------------------------------------------------
@@ -160,22 +150,18 @@ def _vocabulary_size(model: onnx.ModelProto, input_name: str) -> int | None:
     return None
 
 
-def _example_dims(graph_input: _GraphInput) -> list[tuple[str, int]]:
-    """The input's dims as (axis letter or "", size), dynamic ones filled with an example."""
-    dims = []
-    for size, label in zip(graph_input.dims, graph_input.axes or ("",) * len(graph_input.dims),
-                           strict=True):
-        example = size or (224 if label in ("height", "width")
-                           else DEFAULT_SEQUENCE_LENGTH if label == "sequence" else 64)
-        dims.append((_AXIS_LETTERS.get(label, ""), example))
-    return dims
+def _example_dims(graph_input: _GraphInput) -> tuple[int, ...]:
+    """The input's dims, dynamic ones filled with an example size."""
+    return tuple(size or (224 if label in ("height", "width")
+                          else DEFAULT_SEQUENCE_LENGTH if label == "sequence" else 64)
+                 for size, label in zip(graph_input.dims, graph_input.axes or ("",) * len(graph_input.dims),
+                                        strict=True))
 
 
 def _spec_example(graph_input: _GraphInput) -> str:
     """``name:dtype[C=3,H=224,W=224]``: an --input-spec item for the input, dynamic dims filled."""
-    dims = ",".join(f"{letter}={size}" if letter else str(size)
-                    for letter, size in _example_dims(graph_input))
-    return f"{graph_input.name}:{graph_input.dtype}[{dims}]"
+    return InputSpec(graph_input.name, _example_dims(graph_input), graph_input.dtype,
+                     graph_input.axes).spec_text()
 
 
 def _match_given(graph_inputs: list[_GraphInput], given: ModelInputs | None,
@@ -250,7 +236,7 @@ def _read_inputs(model: onnx.ModelProto, graph_inputs: list[_GraphInput], given:
     if unknown:
         shown = "; ".join(f"{graph_input.name}: {graph_input.shown()}" for graph_input in unknown)
         example = "; ".join(_spec_example(graph_input) for graph_input in graph_inputs)
-        single = (f"--input-shape {','.join(str(size) for _, size in _example_dims(graph_inputs[0]))} or "
+        single = (f"--input-shape {','.join(map(str, _example_dims(graph_inputs[0])))} or "
                   if len(graph_inputs) == 1 else "")
         raise UserError(f"{path} has dynamic input dimensions ({shown}, without the batch); pass "
                         f"{single}--input-spec '{example}' (one sample, no batch dimension)")
@@ -295,7 +281,7 @@ def _with_input_shape(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]
     try:
         inferred = shape_inference.infer_shapes(candidate, strict_mode=True, data_prop=True)
     except Exception as error:  # noqa: BLE001 - onnx raises several types here
-        reason = shorten(str(error)) or type(error).__name__
+        reason = one_line(str(error), REASON_MAX_CHARS) or type(error).__name__
         shown = "; ".join(f"{name}[{','.join(map(str, shape))}]" for name, shape in shapes.items())
         raise UserError(f"input {shown} (batch first) does not fit this ONNX model ({reason}); "
                         "pass --input-shape or --input-spec as the model expects") from None

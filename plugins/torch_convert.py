@@ -17,7 +17,6 @@ import hashlib
 import importlib.util
 import inspect
 import io
-import re
 from dataclasses import asdict, replace
 from importlib import metadata
 from pathlib import Path
@@ -29,7 +28,7 @@ from torch.utils._pytree import tree_flatten
 
 from autotune.cache import cached_file
 from autotune.convert import ConversionRequest
-from autotune.errors import UserError
+from autotune.errors import UserError, one_line
 from autotune.model_source import ModelSource
 from autotune.model_stats import reference_models
 
@@ -38,7 +37,6 @@ FORMAT = 1
 #: The batch of the sample traced: 2, because torch.export specialises a dimension of size 1
 #: to the constant 1, and a model that hard-codes its batch then fails here, not in a runner.
 SAMPLE_BATCH = 2
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def build_model(source: ModelSource, request: ConversionRequest) -> tuple[nn.Module, tuple[int, ...]]:
@@ -74,8 +72,7 @@ def _first_line(error: BaseException) -> str:
     real error ("Could not guard on data-dependent expression ...") in a generic one."""
     while error.__cause__ is not None:
         error = error.__cause__
-    lines = [line.strip() for line in _ANSI.sub("", str(error)).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
+    return one_line(str(error)) or type(error).__name__
 
 
 def _export(module: nn.Module, sample: torch.Tensor, path: Path, request: ConversionRequest,

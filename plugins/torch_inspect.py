@@ -49,10 +49,10 @@ is imported only when a model outside ``profiles/models.yaml`` is asked for.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import copy
 import importlib
-import re
 import warnings
 import weakref
 from collections.abc import Callable, Iterator, Mapping
@@ -72,7 +72,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
-from autotune.errors import UserError
+from autotune.errors import UserError, one_line
 from autotune.model_inputs import InputSpec, ModelInputs, default_values, from_shape, tier_resolutions
 from autotune.model_source import ModelSource
 from autotune.model_stats import ModelStats, ResolutionStats
@@ -92,7 +92,6 @@ METHOD_REAL = "a real CPU run"
 METHODS = (METHOD_META, METHOD_FAKE, METHOD_REAL)
 #: An error quoted from the model is cut to about this many characters.
 REASON_MAX_CHARS = 150
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 #: One tensor (one input), or tensors by input name.
 Inputs = torch.Tensor | Mapping[str, torch.Tensor]
@@ -488,7 +487,7 @@ def _empty_like(tensor: torch.Tensor, precision: str, device: str) -> torch.Tens
     return empty.requires_grad_(tensor.requires_grad and empty.is_floating_point())
 
 
-class _Method:
+class _Method(abc.ABC):
     """One way to run the model for its figures."""
 
     label: str
@@ -497,12 +496,13 @@ class _Method:
     #: Precisions measured; the others are derived by element size.
     precisions: tuple[str, ...] = ("fp32", "fp16")
 
+    @abc.abstractmethod
     def prepared(self, precision: str) -> contextlib.AbstractContextManager[nn.Module]:
         """The module to run in ``precision``, inside this method's mode."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def tensors(self, inputs: ModelInputs, batch: int, precision: str) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """The model's inputs at ``batch`` as this method feeds them."""
 
 
 class _OnMeta(_Method):
@@ -583,11 +583,7 @@ class _Measured:
 
 def _reason(error: BaseException) -> str:
     """An error in one short line: its message's first line, cut at a word."""
-    lines = [line.strip() for line in _ANSI.sub("", str(error)).splitlines() if line.strip()]
-    text = lines[0] if lines else type(error).__name__
-    if len(text) > REASON_MAX_CHARS:
-        text = text[:REASON_MAX_CHARS].rsplit(" ", 1)[0] + " ..."
-    return text
+    return one_line(str(error), REASON_MAX_CHARS) or type(error).__name__
 
 
 def _forward(method: _Method, module: nn.Module, inputs: ModelInputs) -> Any:

@@ -14,11 +14,10 @@ from autotune_plugins.onnx_inspect import (  # noqa: E402
     METHOD,
     inspect_onnx,
     inspect_source,
-    shorten,
 )
 from onnx import TensorProto, helper  # noqa: E402
 
-from autotune.errors import UserError  # noqa: E402
+from autotune.errors import UserError, one_line  # noqa: E402
 from autotune.model_inputs import from_shape, parse_input_spec, tier_resolutions  # noqa: E402
 from autotune.model_source import parse_model  # noqa: E402
 from tests.test_cli import one_line_error, run  # noqa: E402
@@ -215,11 +214,11 @@ def test_a_shape_the_graph_cannot_take_is_one_line_not_cut_mid_word(tmp_path):
     assert "\n" not in message and message.endswith("as the model expects")
 
 
-def test_shorten_cuts_at_a_word_boundary():
-    assert shorten("short reason") == "short reason"
-    assert shorten("first line\nsecond line") == "first line"
+def test_one_line_cuts_at_a_word_boundary():
+    assert one_line("short reason") == "short reason"
+    assert one_line("first line\nsecond line") == "first line"
     long = "the node Gemm_3 expects its input to have 256 columns " * 10
-    cut = shorten(long, 60)
+    cut = one_line(long, 60)
     assert cut.endswith("…") and len(cut) <= 61
     assert long.startswith(cut[:-1]) and long[len(cut) - 1] == " "
 
