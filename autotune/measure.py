@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from autotune.batch_search import Trial
 from autotune.harness import Timing, minimum_iterations, protocol, time_session
 from autotune.inputs import load_inputs
 from autotune.model_stats import ModelStats
+from autotune.time_budget import CostBook, protocol_words
 
 GIB = 2**30
 
@@ -114,13 +115,6 @@ class Measurement:
         return data
 
 
-def _protocol_words(step_s: float, about: str = "") -> str:
-    """``10 warm-up + 5 timed iterations at 0.95 s``: the protocol's minimum, in words."""
-    settings = protocol()
-    return (f"{settings['warmup_min_iterations']} warm-up + {settings['timed_min_iterations']} timed "
-            f"iterations at {about}{step_s:.2f} s")
-
-
 class RunFailed(Exception):
     """The model raised something other than out-of-memory in this configuration."""
 
@@ -161,11 +155,8 @@ class Measurer:
     preparing_s: float = 0.0
     _prepared: dict = field(default_factory=dict)
     _references: dict = field(default_factory=dict)
-    #: What earlier measurements cost, for the time budget: each configuration at batch 1 ->
-    #: (seconds to open, take outputs from and close a session; seconds per sample of a step).
-    _costs: dict = field(default_factory=dict)
-    _reference_s: float | None = None  # the last FP32 reference, wall time
-    _quickest_preparation_s: float | None = None
+    #: What earlier measurements cost, for the time budget.
+    _costs: CostBook = field(default_factory=CostBook)
 
     def _prepare(self, config: RunConfig):
         key = config.preparation(self.stats.inputs.at(config.resolution))
@@ -210,8 +201,7 @@ class Measurer:
         """FP32 outputs on the accuracy inputs at this resolution (computed once), with
         every backend option at its default: the plain FP32 model."""
         if config.resolution not in self._references:
-            fp32 = RunConfig(task="infer", precision="fp32", batch_size=protocol()["accuracy_samples"],
-                             resolution=config.resolution)
+            fp32 = self._reference_config(config)
             session = self.runner.open(self._prepare(fp32), fp32, None)
             try:
                 self._references[config.resolution] = session.outputs(self.inputs(config.resolution))
@@ -301,49 +291,26 @@ class Measurer:
         return estimate[0] if estimate is not None else None
 
     def _estimate(self, config: RunConfig, check_accuracy: bool) -> tuple[float, str] | None:
-        """The least wall time a measurement of ``config`` needs — its preparation if not
-        done yet, the FP32 reference if not taken yet, opening, the first step and the
-        protocol's minimum iterations — from what earlier measurements of the same
-        configuration (else the same precision, resolution and task) cost per sample, scaled
-        to its batch; and what it is made of, in words."""
-        figures = self._costs.get(replace(config, batch_size=1))
-        if figures is None:
-            similar = [cost for key, cost in self._costs.items()
-                       if (key.task, key.precision, key.resolution) == (config.task, config.precision,
-                                                                        config.resolution)]
-            # The cheapest: an estimate too high would skip what fits without trying it, while
-            # one too low costs an opening and a step (the check after the first step decides).
-            figures = min(similar, key=lambda cost: cost[1], default=None)
-        if figures is None:
-            return None
-        overhead_s, step_per_sample_s = figures
-        step_s = step_per_sample_s * config.batch_size
-        needed_s = overhead_s + (1 + minimum_iterations()) * step_s
-        parts = [_protocol_words(step_s, "about ") + " as measured before", "opening a session"]
-        if not self._is_prepared(config) and self._quickest_preparation_s:
-            needed_s += self._quickest_preparation_s
-            parts.append("preparing the model")
-        if self._needs_reference(config, check_accuracy):
-            needed_s += self._reference_estimate_s(config, overhead_s)
-            parts.append("the FP32 reference")
-        return needed_s, ", ".join(parts)
+        """(seconds, what they are made of) the least a measurement of ``config`` needs."""
+        return self._costs.estimate(config, self._is_prepared(config),
+                                    self._needs_reference(config, check_accuracy),
+                                    self._is_prepared(self._reference_config(config)))
 
     def _reference_estimate_s(self, config: RunConfig, opening_s: float) -> float:
-        """What the FP32 reference at ``config``'s resolution will cost: the last one's time,
-        else about what opening this configuration and taking its outputs cost (the same
-        work in FP32), plus a preparation if FP32 is not prepared yet."""
-        if self._reference_s is not None:
-            return self._reference_s
-        fp32 = RunConfig(task="infer", precision="fp32", batch_size=protocol()["accuracy_samples"],
+        return self._costs.reference_estimate_s(opening_s, self._is_prepared(self._reference_config(config)))
+
+    @staticmethod
+    def _reference_config(config: RunConfig) -> RunConfig:
+        """The plain FP32 configuration the accuracy reference runs at ``config``'s resolution."""
+        return RunConfig(task="infer", precision="fp32", batch_size=protocol()["accuracy_samples"],
                          resolution=config.resolution)
-        return opening_s + (0.0 if self._is_prepared(fp32) else self._quickest_preparation_s or 0.0)
 
     def _timed_reference(self, config: RunConfig):
         if config.resolution in self._references:
             return self._references[config.resolution]
         started = time.monotonic()
         reference = self.reference(config)
-        self._reference_s = time.monotonic() - started
+        self._costs.reference_s = time.monotonic() - started
         return reference
 
     def _over_budget(self, config: RunConfig, needed_s: float, what: str, left_s: float,
@@ -397,8 +364,7 @@ class Measurer:
         except RunFailed as error:
             return result(config, Outcome.FAILED, str(error))
         preparation_s = self.preparing_s - preparing_before
-        if preparation_s > 0:
-            self._quickest_preparation_s = min(preparation_s, self._quickest_preparation_s or preparation_s)
+        self._costs.record_preparation(preparation_s)
         overhead_s = time.monotonic() - opening - step_s - preparation_s
         try:
             timing_budget_s = protocol()["config_budget_s"] if budget_s is None else budget_s
@@ -410,7 +376,7 @@ class Measurer:
                 step_s, left_s = self._probe(session, ran, step_s, after_s, deadline)
                 needed_s = minimum_iterations() * step_s + after_s
                 if needed_s > left_s:
-                    what = _protocol_words(step_s) + (" and the FP32 reference" if after_s else "")
+                    what = protocol_words(step_s) + (" and the FP32 reference" if after_s else "")
                     return self._over_budget(ran, needed_s, what, left_s, steps)
                 timing_budget_s = max(0.0, min(timing_budget_s, left_s - after_s))
             timing_started = time.monotonic()
@@ -427,7 +393,7 @@ class Measurer:
             closing = time.monotonic()
             session.close()
             overhead_s += time.monotonic() - closing
-        self._costs[replace(ran, batch_size=1)] = (overhead_s, step_per_sample_s)
+        self._costs.record(ran, overhead_s, step_per_sample_s)
         accuracy = None
         if check_accuracy and ran.precision != "fp32":
             try:
