@@ -175,7 +175,8 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
                         "reasons above", measurements, tuple(reports))
     final = _recommend(machine, request, chosen, measured=measured,
                        measurements=tuple(r.to_dict() for r in reports),
-                       measured_latency_ms=verifying.batch_one_latency_ms(reports, measured))
+                       measured_latency_ms=verifying.batch_one_latency_ms(reports, measured),
+                       backend_options=verifying.winning_options(reports, proposed))
     return verifying.Verification(final, proposed, tuple(reports))
 
 
@@ -222,12 +223,18 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
     machine = probe()
     task = request.inputs["task"]
     recommended = _recommend(machine, request, chosen).settings
-    wanted = list(precisions) if precisions else list(dict.fromkeys(["fp32", recommended["precision"]]))
-    wanted = [decision_specs()["precision"].coerce(p.strip(), "in --precision") for p in wanted]
     runner, why_not = load_runner(registered[backend][1])
     if runner is None:
         raise NoBackend(f"backend {backend} cannot run here ({why_not}); install it")
     device = runner.device(recommended["device"])
+    facts = machine_facts(machine, **request.inputs, model=chosen.stats)
+    if precisions:
+        wanted = [decision_specs()["precision"].coerce(p.strip(), "in --precision") for p in precisions]
+    else:
+        # FP32, the recommended precision, and the quantised one where this backend runs it.
+        runs_here = runs.runner_precisions(runner, facts, device)
+        quantised = [recommended["quantization"]] if recommended["quantization"] in runs_here else []
+        wanted = list(dict.fromkeys(["fp32", recommended["precision"], *quantised]))
     stats = chosen.stats
     base = runs.run_config(registered[backend][1], recommended, stats, task, device, chosen.optimizer,
                            request.options.get(backend, {}))
@@ -236,11 +243,10 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
         raise UserError(f"{stats.name} is exported with its batch fixed at {fixed_batch}; sweep "
                         f"batch={fixed_batch} only, or re-export it with a dynamic batch axis")
     batches = list(batches or ([fixed_batch] if fixed_batch is not None else [1, 2, 4, 8, 16, 32]))
-    measurer = runs.build_measurer(backend, runner, chosen.source, stats,
-                                   machine_facts(machine, **request.inputs, model=stats), device,
+    measurer = runs.build_measurer(backend, runner, chosen.source, stats, facts, device,
                                    chosen.optimizer, memory_budget_bytes=memory_budget_gb * 2**30
                                    if memory_budget_gb else None, max_batch_size=max(batches),
-                                   tf32=recommended["tf32"])
+                                   tf32=recommended["tf32"], backend=registered[backend][1])
     points = [(p, r, b) for p in wanted for r in (resolutions or [base.resolution]) for b in batches]
     point_budget_s = protocol()["config_budget_s"] if budget_s is None else budget_s
     measurements = []

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
     import numpy as np
 
@@ -49,7 +50,9 @@ class RunConfig:
     options: tuple[tuple[str, Any], ...] = ()
 
     def option(self, name: str, default: Any = None) -> Any:
-        return dict(self.options).get(name, default)
+        """The option's value; ``default`` when it is absent or None (see :class:`Preparation`)."""
+        value = dict(self.options).get(name)
+        return default if value is None else value
 
     def with_options(self, **values: Any) -> RunConfig:
         return replace(self, options=tuple(sorted((dict(self.options) | values).items())))
@@ -57,10 +60,10 @@ class RunConfig:
     def with_precision(self, precision: str) -> RunConfig:
         return replace(self, precision=precision)
 
-    def preparation(self, inputs: ModelInputs) -> Preparation:
+    def preparation(self, inputs: ModelInputs, inputs_path: Path | None = None) -> Preparation:
         """What a prepared model covers: everything but the batch size."""
         return Preparation(self.task, self.precision, inputs, self.resolution, self.options,
-                           self.optimizer, self.cpu_threads)
+                           self.optimizer, self.cpu_threads, inputs_path)
 
     def label(self, shown: tuple[str, ...] = ()) -> str:
         """``fp16 batch 8 224px``, plus the named options (and ``cpu_threads``): a bool
@@ -90,7 +93,8 @@ class Preparation:
     ``inputs`` describes every input the model takes (names, one sample's shape without
     the batch, dtypes, which values to feed: :class:`autotune.model_inputs.ModelInputs`),
     already at ``resolution``; ``cpu_threads`` is here because some runtimes fix their
-    thread pool when a session is made.
+    thread pool when a session is made. ``inputs_path`` is the user's ``--inputs`` batch
+    (None: synthetic inputs), which a runner that quantises calibrates on.
     """
 
     task: str
@@ -100,9 +104,13 @@ class Preparation:
     options: tuple[tuple[str, Any], ...] = ()
     optimizer: str = "adam"
     cpu_threads: int | None = None
+    inputs_path: Path | None = None
 
     def option(self, name: str, default: Any = None) -> Any:
-        return dict(self.options).get(name, default)
+        """The option's value; ``default`` when it is absent or None (None: the option means
+        nothing for this precision, see :meth:`autotune.measure.Measurer.applicable`)."""
+        value = dict(self.options).get(name)
+        return default if value is None else value
 
 
 class Clock(Protocol):
@@ -168,9 +176,20 @@ class Runner(Protocol):
 
     def is_out_of_memory(self, error: BaseException) -> bool: ...
 
+    # Optional: ``precisions(device, device_precisions) -> tuple[str, ...]``, the precisions
+    # this runner runs on ``device``, given those the device runs well (see
+    # :func:`autotune.runs.runner_precisions`). Without it, the device's are taken.
+
 
 class UnsupportedConfig(Exception):
     """A configuration this backend cannot run here (e.g. INT8 in eager PyTorch on CUDA)."""
+
+
+class BackendUnavailable(UnsupportedConfig):
+    """The backend cannot run this at all here (a GPU provider whose libraries do not load,
+    a task it does not do): no precision, batch or resolution will do, so the OOM ladder
+    stops and the backend is reported skipped with this reason — never measured somewhere
+    else instead."""
 
 
 class OutOfMemory(Exception):

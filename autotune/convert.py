@@ -6,6 +6,11 @@ plugins' converters (the ``autotune_model_converters`` hook) for the file, so a 
 never imports the framework the model was written in. Converters cache what they write
 (:mod:`autotune.cache`): the second request for the same model is a file lookup.
 
+The file takes the inputs of :class:`autotune.model_inputs.ModelInputs` under their own
+names and dtypes, so a runner feeds it ``synthetic_batch(inputs, batch)`` as it is. Which of
+its outputs a runner compares with PyTorch's is written into the file
+(:data:`COMPARED_OUTPUT_KEY`), so the runner need not import torch to know.
+
 Importing this module imports no framework; the converter's is imported when it runs.
 """
 
@@ -14,24 +19,53 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from autotune.errors import UserError
+from autotune.model_inputs import ModelInputs, from_shape
 from autotune.model_source import ModelSource
+
+#: The key of the ONNX file's ``metadata_props`` entry naming the output an accuracy check
+#: compares: the one :func:`autotune_plugins.torch_io.select_output` picks from the model's
+#: own output (``logits`` where there is one, else the first tensor). onnxruntime reads it as
+#: ``session.get_modelmeta().custom_metadata_map[COMPARED_OUTPUT_KEY]``.
+COMPARED_OUTPUT_KEY = "autotune.compared_output"
 
 
 @dataclass(frozen=True)
 class ConversionRequest:
-    """What an exporter needs besides the model. Every field is part of the cache key.
+    """What an exporter needs besides the model; :meth:`cache_key` is what of it a cached
+    file depends on.
 
-    ``input_shape`` is one sample's shape without the batch, e.g. ``(3, 224, 224)``; None
-    lets the converter take the model source's, the shipped stats' or its own guess.
-    ``dynamic_batch`` makes the batch axis symbolic, so one file serves every batch size
-    the batch search tries; False fixes it at 1. ``opset`` None takes the exporter's default.
+    ``inputs`` names every input the file takes, with its dtype and one sample's shape at
+    the size to run (the resolution, the sequence length). ``input_shape`` is the older way
+    to say one float input named ``input``: one sample's shape without the batch, e.g.
+    ``(3, 224, 224)``; ``inputs`` wins when both are given. Neither lets the converter take
+    the model source's, the shipped stats' or its own guess. ``dynamic_batch`` makes the
+    batch axis of every input symbolic, so one file serves every batch size the batch
+    search tries; False fixes it at 1. ``opset`` None takes the exporter's default.
     """
 
     input_shape: tuple[int, ...] | None = None
     dynamic_batch: bool = True
     opset: int | None = None
+    inputs: ModelInputs | None = None
+
+    @property
+    def model_inputs(self) -> ModelInputs | None:
+        """``inputs``, else one float input named ``input`` of ``input_shape``, else None."""
+        if self.inputs is not None:
+            return self.inputs
+        return from_shape(self.input_shape) if self.input_shape is not None else None
+
+    def cache_key(self) -> dict[str, Any]:
+        """The request as JSON values: every input in full but the guesses (lines for the
+        user, which change nothing in the file, as they change no ModelInputs' equality)."""
+        inputs = self.model_inputs
+        described = None
+        if inputs is not None:
+            described = {key: value for key, value in inputs.to_dict().items() if key != "guesses"}
+        return {"inputs": described, "dynamic_batch": self.dynamic_batch, "opset": self.opset}
 
 
 def convert_model(source: ModelSource, target: str = "onnx",
@@ -59,5 +93,6 @@ def convert_model(source: ModelSource, target: str = "onnx",
         raise UserError(f"converting {source.spec} to {target} needs {converter.framework} (converter "
                         f"{converter.name} of plugin {plugin}), which is not installed; "
                         "pip install 'autotune[all]'")
-    request = request or ConversionRequest(input_shape=source.input_shape)
+    # input_shape as well, for converters written before ``inputs``.
+    request = request or ConversionRequest(input_shape=source.input_shape, inputs=source.inputs)
     return Path(converter.load()(source, request))

@@ -47,7 +47,20 @@ FACTS: dict[str, str] = {
                                "for a model without an image input or without --model)",
     "model.sequence_length": "its input's sequence length (0 without one)",
     "model.fixed_batch": "the batch its graph is fixed to (an ONNX export), 0 when free",
+    "backends.installed": "the registered backends whose framework is installed here, e.g. "
+                          "['onnxruntime', 'torch'] (found, never imported)",
 }
+
+
+def installed_backends() -> list[str]:
+    """Registered backends whose framework is installed, sorted: found by import name, so
+    asking costs no framework import."""
+    import importlib.util  # noqa: PLC0415
+
+    from autotune import plugins  # noqa: PLC0415 - the registry loads entry points
+
+    return sorted(name for name, (_, backend) in plugins.backends().items()
+                  if importlib.util.find_spec(backend.framework) is not None)
 
 
 def model_facts(stats: ModelStats | None) -> dict[str, Any]:
@@ -78,6 +91,7 @@ def _usable_vram_bytes(gpu: Gpu) -> int:
 def machine_facts(machine: Machine, task: str, objective: str, tier: str,
                   model: ModelStats | None = None) -> dict[str, Any]:
     facts: dict[str, Any] = model_facts(model) | {
+        "backends.installed": installed_backends(),
         "task": task,
         "objective": objective,
         "tier": tier,

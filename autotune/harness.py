@@ -76,6 +76,17 @@ class Timing:
         }
 
 
+class WallClock:
+    """The clock of a runtime whose step returns when the device is done: a CPU, or ONNX
+    Runtime on CUDA, whose ``run`` synchronises its stream before it returns."""
+
+    def start(self) -> None:
+        self._start = time.perf_counter()
+
+    def stop(self) -> float:
+        return (time.perf_counter() - self._start) * 1000
+
+
 def percentile(values: tuple[float, ...] | list[float], percent: float) -> float:
     """Linear interpolation between closest ranks (numpy's default), no numpy needed."""
     ordered = sorted(values)

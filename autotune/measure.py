@@ -16,8 +16,16 @@ from typing import Any
 
 from autotune import ladder
 from autotune.accuracy import AccuracyReport, compare
-from autotune.backend_api import OutOfMemory, RunConfig, Runner, Session, UnsupportedConfig
+from autotune.backend_api import (
+    BackendUnavailable,
+    OutOfMemory,
+    RunConfig,
+    Runner,
+    Session,
+    UnsupportedConfig,
+)
 from autotune.batch_search import Trial
+from autotune.errors import UserError
 from autotune.harness import Timing, minimum_iterations, protocol, time_session
 from autotune.inputs import load_inputs
 from autotune.model_stats import ModelStats
@@ -57,6 +65,9 @@ class Measurement:
     shown: tuple[str, ...] = ()
     #: OVER_BUDGET: the seconds this configuration still needed when it was skipped.
     needed_s: float | None = None
+    #: UNSUPPORTED because the backend cannot run on this device at all (a GPU provider that
+    #: does not load): nothing else this backend would try can run either.
+    unavailable: bool = False
 
     @property
     def ok(self) -> bool:
@@ -104,6 +115,8 @@ class Measurement:
             data |= self.timing.summary()
         if self.peak_memory_bytes is not None:
             data["peak_memory_gb"] = round(self.peak_memory_bytes / GIB, 3)
+        elif self.timing is not None:
+            data["peak_memory_gb"] = None  # ran, but this runtime has no memory counter here: unknown
         if self.predicted_peak_bytes is not None:
             data["predicted_peak_gb"] = round(self.predicted_peak_bytes / GIB, 3)
         if self.roofline_percent is not None:
@@ -153,13 +166,27 @@ class Measurer:
     shown: tuple[str, ...] = ()
     #: Seconds spent preparing so far (exports, engine builds): paid once per preparation.
     preparing_s: float = 0.0
+    #: The backend's options (:class:`autotune.types.BackendOption`): one that means nothing
+    #: for a configuration's precision is set to None in it (see :meth:`applicable`).
+    options: tuple = ()
     _prepared: dict = field(default_factory=dict)
     _references: dict = field(default_factory=dict)
     #: What earlier measurements cost, for the time budget.
     _costs: CostBook = field(default_factory=CostBook)
 
+    def applicable(self, config: RunConfig) -> RunConfig:
+        """``config`` with every option that means nothing for its precision set to None, so
+        an FP32 run neither shows nor prepares separately for an INT8 method."""
+        unused = {option.name: None for option in self.options
+                  if option.precisions and config.precision not in option.precisions
+                  and config.option(option.name) is not None}
+        return config.with_options(**unused) if unused else config
+
+    def _preparation(self, config: RunConfig):
+        return config.preparation(self.stats.inputs.at(config.resolution), self.inputs_path)
+
     def _prepare(self, config: RunConfig):
-        key = config.preparation(self.stats.inputs.at(config.resolution))
+        key = self._preparation(config)
         held = self._prepared.get(key)
         if held is not None and held[1] >= config.batch_size:
             return held[0]
@@ -188,6 +215,7 @@ class Measurer:
                               f"{self.memory_budget_bytes / GIB:.2f} GB")
 
     def _open(self, config: RunConfig) -> Session:
+        config = self.applicable(config)
         self._check_budget(config, None)
         return self.runner.open(self._prepare(config), config, self.memory_budget_bytes)
 
@@ -245,6 +273,7 @@ class Measurer:
         ran_out = False
         for rung in ladder.rungs(config, self.precisions, self.stats.fixed_resolution,
                                  self.stats.native_resolution):
+            rung = self.applicable(rung)
             if rung.precision in unsupported:
                 continue
             session = None
@@ -254,6 +283,12 @@ class Measurer:
                 stepped = time.monotonic()
                 self._first_step(session, rung)
                 return session, rung, steps, outputs, time.monotonic() - stepped
+            except (UserError, BackendUnavailable):
+                # Bad input (a corrupt file, a calibration batch of the wrong shape) or a
+                # provider that cannot load: no rung further down would fare better.
+                if session is not None:
+                    session.close()
+                raise
             except UnsupportedConfig as error:
                 unsupported.add(rung.precision)
                 steps.append(f"{rung.precision}: not supported by the {self.backend} backend ({error})")
@@ -273,12 +308,12 @@ class Measurer:
         keep that one-time cost off a measurement's clock. What it raises is left for
         :meth:`measure` to report, through the ladder."""
         try:
-            self._prepare(config)
+            self._prepare(self.applicable(config))
         except Exception:  # noqa: BLE001 - measure prepares again and reports it
             pass
 
     def _is_prepared(self, config: RunConfig) -> bool:
-        held = self._prepared.get(config.preparation(self.stats.inputs.at(config.resolution)))
+        held = self._prepared.get(self._preparation(self.applicable(config)))
         return held is not None and held[1] >= config.batch_size
 
     def _needs_reference(self, config: RunConfig, check_accuracy: bool) -> bool:
@@ -352,6 +387,7 @@ class Measurer:
             return Measurement(self.backend, fields.pop("device", self.device), ran, outcome, reason,
                                shown=self.shown, **fields)
 
+        config = self.applicable(config)
         check_accuracy = check_accuracy and config.precision != "fp32"
         estimate = self._estimate(config, check_accuracy) if deadline is not None else None
         if estimate is not None and time.monotonic() + estimate[0] > deadline:
@@ -361,6 +397,8 @@ class Measurer:
             session, ran, steps, outputs, step_s = self.open_with_ladder(config, check_accuracy)
         except NothingFits as error:
             return result(config, error.outcome, "; ".join(error.steps), steps=tuple(error.steps))
+        except BackendUnavailable as error:
+            return result(config, Outcome.UNSUPPORTED, str(error), unavailable=True)
         except RunFailed as error:
             return result(config, Outcome.FAILED, str(error))
         preparation_s = self.preparing_s - preparing_before

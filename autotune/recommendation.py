@@ -122,6 +122,7 @@ def recommend(
     measured: Mapping[str, Decision] | None = None,
     measurements: tuple[dict[str, Any], ...] = (),
     measured_latency_ms: float | None = None,
+    backend_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Recommendation:
     """Every decision for ``machine``; ``extra_rules`` (from plugins) are tried first.
 
@@ -169,6 +170,7 @@ def recommend(
         model=summary,
         measured=bool(measured),
         measurements=measurements,
+        backend_options={name: dict(values) for name, values in (backend_options or {}).items()},
     )
 
 

@@ -77,9 +77,10 @@ def results_table(measurements, title: str, knees: set[int] | None = None) -> No
 
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     numeric = ("p50 ms", "p90 ms", "p99 ms", "samples/s", "peak GB", "predicted GB", "roofline")
-    for column in ("backend", "config", "p50 ms", "p90 ms", "p99 ms", "samples/s", "cv", "peak GB",
+    for column in ("backend", "device", "config", "p50 ms", "p90 ms", "p99 ms", "samples/s", "cv", "peak GB",
                    "predicted GB", "roofline", "result"):
-        table.add_column(column, justify="right" if column in numeric else "left", no_wrap=column == "config")
+        table.add_column(column, justify="right" if column in numeric else "left",
+                         no_wrap=column in ("backend", "device", "config"))
     for m in measurements:
         timing = m.timing
         cells = [f"{getattr(timing, f):.2f}" for f in ("p50_ms", "p90_ms", "p99_ms")] if timing else ["-"] * 3
@@ -88,10 +89,11 @@ def results_table(measurements, title: str, knees: set[int] | None = None) -> No
         if knees is not None and id(m) in knees:
             result = "knee; " + result
         table.add_row(
-            m.backend, m.label, *cells,
+            m.backend, m.device, m.label, *cells,
             f"{m.throughput:.1f}" if timing else "-",
             (f"{timing.cv:.1%}" + (" unstable" if timing.unstable else "")) if timing else "-",
-            f"{m.peak_memory_bytes / 2**30:.2f}" if m.peak_memory_bytes else "-",
+            # A runtime without a memory counter (a CPU) measured nothing: say so, not "-".
+            f"{m.peak_memory_bytes / 2**30:.2f}" if m.peak_memory_bytes else ("unknown" if timing else "-"),
             f"{m.predicted_peak_bytes / 2**30:.2f}" if m.predicted_peak_bytes else "-",
             f"{m.roofline_percent:.0f} %" if m.roofline_percent is not None else "-",
             result,
@@ -106,8 +108,11 @@ def progress():
     from rich.console import Console  # noqa: PLC0415
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415
 
+    console = Console(stderr=True)
+    # Off where stderr is not a terminal (a log, a pipe): there a spinner is only stray lines,
+    # and an error found mid-measurement would not stay one line.
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                    transient=True, console=Console(stderr=True))
+                    transient=True, console=console, disable=not console.is_terminal)
 
 
 

@@ -64,6 +64,11 @@ class Explorable:
 
     name: str  # an option name, or "cpu_threads"
     alternatives: tuple[Any, ...]
+    #: The precisions it means something for (empty: all).
+    precisions: tuple[str, ...] = ()
+
+    def applies(self, precision: str) -> bool:
+        return not self.precisions or precision in self.precisions
 
 
 def explorables(backend: Backend, config: RunConfig, device: str, facts: Mapping[str, Any],
@@ -74,7 +79,8 @@ def explorables(backend: Backend, config: RunConfig, device: str, facts: Mapping
     for option in backend.options:
         if option.explore and device in option.devices and option.name not in fixed \
                 and (option.decision is None or option.decision not in fixed):
-            found.append(Explorable(option.name, option.alternatives(config.option(option.name))))
+            current = config.option(option.name, option.default)
+            found.append(Explorable(option.name, option.alternatives(current), option.precisions))
     if device == "cpu" and "cpu_threads" not in fixed:
         # The rules give one thread per physical core; all logical cores may be faster or slower.
         every_core = int(facts["host.cpu_cores"])
@@ -89,14 +95,24 @@ def usable_bytes(facts: Mapping[str, Any]) -> float:
     return memory_model.usable_bytes(facts["gpu.free_vram_gb"] * GIB, 0.9)
 
 
+def runner_precisions(runner, facts: Mapping[str, Any], device: str) -> tuple[str, ...]:
+    """The precisions ``runner`` can run on ``device`` here: the device's (a GPU's from the
+    facts; a CPU's FP32 and BF16) narrowed, or widened, by what the runner says it runs
+    (the optional ``Runner.precisions``: ONNX Runtime runs INT8 on a CPU, torch does not)."""
+    device_precisions = tuple(facts["gpu.precisions"]) if device == "cuda" else ("fp32", "bf16")
+    own = getattr(runner, "precisions", None)
+    return device_precisions if own is None else tuple(own(device, device_precisions))
+
+
 def build_measurer(name: str, runner, model, stats: ModelStats, facts: dict[str, Any], device: str,
                    optimizer: str = "adam", inputs_path: Path | None = None, accuracy_budget: float = 0.03,
                    memory_budget_bytes: float | None = None, max_batch_size: int = 1,
-                   shown: tuple[str, ...] = (), tf32: bool = False) -> Measurer:
+                   shown: tuple[str, ...] = (), tf32: bool = False,
+                   backend: Backend | None = None) -> Measurer:
     """A measurer that knows the memory model's prediction and the roofline for this GPU
     (``tf32``: the recommendation's tf32 decision, which sets FP32's roofline)."""
     spec = gpudb.spec_named(facts["gpu.name"]) if device == "cuda" else None
-    precisions = tuple(facts["gpu.precisions"]) if device == "cuda" else ("fp32", "bf16")
+    precisions = runner_precisions(runner, facts, device)
 
     def predict(config: RunConfig) -> float:
         return memory_model.predict_peak_bytes(stats, config.batch_size, config.resolution,
@@ -109,4 +125,5 @@ def build_measurer(name: str, runner, model, stats: ModelStats, facts: dict[str,
                                      config.task).ceiling_samples_s
 
     return Measurer(name, runner, model, stats, device, precisions, inputs_path, accuracy_budget,
-                    memory_budget_bytes, predict, ceiling, max_batch_size=max_batch_size, shown=shown)
+                    memory_budget_bytes, predict, ceiling, max_batch_size=max_batch_size, shown=shown,
+                    options=backend.options if backend is not None else ())

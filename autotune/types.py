@@ -34,8 +34,11 @@ class BackendOption:
     The value a run gets is, in order: what the user set (``--set torch.NAME=VALUE``, or
     ``NAME`` in a ``[torch]`` table of a config file), else the recommendation's
     ``decision`` this option follows, else ``default``. On a device outside ``devices``
-    the option has no effect and keeps its default. ``explore``: ``autotune verify`` may
-    measure the option's other values and keep the faster one.
+    the option has no effect and keeps its default; likewise outside ``precisions`` (when
+    given: an INT8 quantisation method means nothing to an FP32 model). ``explore``:
+    ``autotune verify`` may measure the option's other values and keep the faster one —
+    only ``explore_choices`` when given (the values worth a measurement by default; the
+    others are there for ``--set``).
     """
 
     name: str
@@ -46,6 +49,12 @@ class BackendOption:
     decision: str | None = None
     explore: bool = False
     devices: tuple[str, ...] = ("cuda", "cpu")
+    precisions: tuple[str, ...] = ()
+    explore_choices: tuple[str, ...] = ()
+
+    def applies(self, device: str, precision: str) -> bool:
+        """Whether the option changes anything for ``precision`` on ``device``."""
+        return device in self.devices and (not self.precisions or precision in self.precisions)
 
     def coerce(self, value: Any, where: str, backend: str) -> Any:
         from autotune.values import coerce  # noqa: PLC0415
@@ -56,7 +65,7 @@ class BackendOption:
         """The other values exploration measures."""
         if self.type == "bool":
             return (not current,)
-        return tuple(choice for choice in self.choices if choice != current)
+        return tuple(choice for choice in self.explore_choices or self.choices if choice != current)
 
 
 @dataclass(frozen=True)
@@ -276,6 +285,9 @@ class Recommendation:
     model: dict[str, Any] = field(default_factory=dict)
     #: After ``autotune verify``: what each backend measured (plain values only).
     measurements: tuple[dict[str, Any], ...] = ()
+    #: After ``autotune verify``: the winning backend's own options as measured, by backend
+    #: name (``{"onnxruntime": {"int8_method": "qoperator", ...}}``): what to set to run it.
+    backend_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -301,6 +313,8 @@ class Recommendation:
             },
             "warnings": list(self.warnings),
             **({"model": dict(self.model)} if self.model else {}),
+            **({"backend_options": {k: dict(v) for k, v in self.backend_options.items()}}
+               if self.backend_options else {}),
             **({"measurements": list(self.measurements)} if self.measurements else {}),
         }
 
@@ -320,4 +334,5 @@ class Recommendation:
             autotune_version=data.get("autotune_version", ""),
             model=dict(data.get("model", {})),
             measurements=tuple(data.get("measurements", ())),
+            backend_options={k: dict(v) for k, v in data.get("backend_options", {}).items()},
         )

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from autotune import memory_model, runs
-from autotune.backend_api import RunConfig
+from autotune.backend_api import BackendUnavailable, RunConfig
 from autotune.batch_search import SearchResult, search_largest_batch
 from autotune.errors import Interrupted, UserError
 from autotune.harness import protocol
@@ -162,7 +162,10 @@ def verify_backend(name: str, backend: Backend, context: VerifyContext) -> Backe
         return BackendReport(name, "skipped", why_not, registration=backend)
     settings = context.recommendation.settings
     task = context.recommendation.inputs["task"]
-    device = runner.device(settings["device"])
+    try:
+        device = runner.device(settings["device"])
+    except BackendUnavailable as error:
+        return BackendReport(name, "skipped", str(error), registration=backend)
     report = BackendReport(name, "measured", registration=backend)
     if settings["device"] == "cuda" and device != "cuda":
         report.reason = f"{backend.framework} cannot use the GPU here; measured on the CPU"
@@ -176,7 +179,11 @@ def verify_backend(name: str, backend: Backend, context: VerifyContext) -> Backe
     measurer = runs.build_measurer(name, runner, context.model, context.stats, context.facts, device,
                                    context.optimizer, context.inputs_path, context.accuracy_budget,
                                    context.memory_budget_bytes, shown=report.explored, tf32=settings["tf32"],
-                                   max_batch_size=max(planned, config.batch_size))
+                                   max_batch_size=max(planned, config.batch_size), backend=backend)
+    # The precisions measurement decides between: the rules' own, the alternative they
+    # propose, and the quantised one (ONNX Runtime's INT8 on a CPU) — those this runner runs.
+    alternatives = [p for p in dict.fromkeys([settings["alternative_precision"], settings["quantization"]])
+                    if p not in ("none", config.precision) and p in measurer.precisions]
 
     def remaining() -> float:
         return planned_end - time.monotonic()
@@ -200,10 +207,12 @@ def verify_backend(name: str, backend: Backend, context: VerifyContext) -> Backe
             config = replace(config, batch_size=min(config.batch_size, largest))
         first, preparing = time.monotonic(), measurer.preparing_s
         current = measure(config, deadline)
-        if current.outcome is Outcome.UNSUPPORTED \
-                and settings["alternative_precision"] not in ("none", config.precision):
-            config = config.with_precision(settings["alternative_precision"])
+        if current.outcome is Outcome.UNSUPPORTED and not current.unavailable and alternatives:
+            config = config.with_precision(alternatives.pop(0))
             current = measure(config, deadline)
+        if current.unavailable:
+            report.status, report.reason = "skipped", current.reason
+            return report
         if current.outcome is Outcome.OVER_BUDGET:
             # What was spent before it (the runner, the build, opening) plus what it still
             # needed, with the margin verify plans with.
@@ -237,10 +246,11 @@ def verify_backend(name: str, backend: Backend, context: VerifyContext) -> Backe
         explore = "batch_size" not in context.user_fixed
         if explore:
             _explore_batch(context, config, current, measure, before_knobs, largest, usable)
-        alternative = settings["alternative_precision"]
-        if alternative not in ("none", config.precision) and "precision" not in context.user_fixed:
-            # Measurement decides between the rules' precision and the alternative: the
-            # alternative starts at the best batch so far and explores its own batch range.
+        for alternative in alternatives if "precision" not in context.user_fixed else ():
+            if alternative == config.precision:
+                continue
+            # Measurement decides between the rules' precision and the alternatives: each
+            # starts at the best batch so far and explores its own batch range.
             passed = [m for m in report.measurements if m.ok]
             batch = _choose(passed, context).config.batch_size if passed else config.batch_size
             candidate = replace(config.with_precision(alternative), batch_size=batch)
@@ -321,6 +331,8 @@ def _explore_knobs(context: VerifyContext, knobs: list[runs.Explorable], report:
             if not passed:
                 return
             best = _choose(passed, context).config
+            if not knob.applies(best.precision):
+                break  # an INT8 method, say, when FP32 is the best so far
             candidate = (replace(best, cpu_threads=value) if knob.name == "cpu_threads"
                          else best.with_options(**{knob.name: value}))
             if affordable(candidate):
@@ -355,18 +367,61 @@ def _option_decisions(report: BackendReport, winner: Measurement, settings: dict
     return decisions
 
 
-def measured_decisions(reports: list[BackendReport], recommendation: Recommendation
-                       ) -> dict[str, Decision]:
-    """The decisions measurement made: batch size, precision and explored options of the
-    best configuration, and the backend order by measured speed."""
+def _winning(reports: list[BackendReport], recommendation: Recommendation) -> BackendReport | None:
+    """The backend whose best configuration is best, or None when none measured."""
     measured = [r for r in reports if r.best is not None]
     if not measured:
-        return {}
+        return None
     objective = recommendation.inputs["objective"]
     winning = measured[0]
     for report in measured[1:]:
         if _better(report.best, winning.best, objective):
             winning = report
+    return winning
+
+
+def winning_options(reports: list[BackendReport], recommendation: Recommendation
+                    ) -> dict[str, dict[str, Any]]:
+    """The winning configuration's backend options, by backend name (options that mean
+    nothing for its precision left out)."""
+    winning = _winning(reports, recommendation)
+    if winning is None or not winning.best.config.options:
+        return {}
+    options = winning.best.config.options
+    return {winning.backend: {name: value for name, value in options if value is not None}}
+
+
+def _quantization_decision(reports: list[BackendReport], winner: Measurement, settings: dict[str, Any],
+                           reason: str) -> Decision | None:
+    """What measurement says of quantising: the winner's INT8/INT4 and how it was made, or
+    that the quantised precision proposed lost (slower, or over the accuracy budget)."""
+    if winner.config.precision in ("int8", "int4"):
+        method = winner.config.option("int8_method") if winner.config.precision == "int8" else None
+        made = f"; made by {method}" if method else ""
+        return Decision("quantization", winner.config.precision, "measured", "S002-8", reason + made)
+    proposed = settings["quantization"]
+    tried = [m for r in reports for m in r.measurements
+             if m.config.precision == proposed and m.outcome in (Outcome.OK, Outcome.REJECTED)]
+    if proposed == "none" or not tried:
+        return None
+    passed = [m for m in tried if m.ok]
+    if passed:
+        best = max(passed, key=lambda m: m.throughput)
+        why = (f"{best.backend} {best.label} measured {best.throughput:.1f} samples/s, slower than "
+               f"{winner.backend} {winner.label} at {winner.throughput:.1f}")
+    else:
+        why = f"{tried[-1].backend} {tried[-1].label} failed the accuracy check: {tried[-1].reason}"
+    return Decision("quantization", "none", "measured", "S002-8", why)
+
+
+def measured_decisions(reports: list[BackendReport], recommendation: Recommendation
+                       ) -> dict[str, Decision]:
+    """The decisions measurement made: batch size, precision, quantisation and explored
+    options of the best configuration, and the backend order by measured speed."""
+    winning = _winning(reports, recommendation)
+    if winning is None:
+        return {}
+    measured = [r for r in reports if r.best is not None]
     winner = winning.best
     settings = recommendation.settings
     speed = f"{winner.throughput:.1f} samples/s, p50 {winner.timing.p50_ms:.1f} ms"
@@ -387,6 +442,9 @@ def measured_decisions(reports: list[BackendReport], recommendation: Recommendat
         decisions["resolution"] = Decision("resolution", winner.config.resolution, "measured", "S000-7",
                                            f"{where}; the OOM ladder stepped down to it")
     decisions |= _option_decisions(winning, winner, settings, where)
+    quantization = _quantization_decision(reports, winner, settings, reason)
+    if quantization is not None:
+        decisions["quantization"] = quantization
     order = sorted(measured, key=lambda r: -r.best.throughput)
     measured_names = [r.backend for r in order]
     ranked = measured_names + [b for b in settings["backends"] if b not in measured_names]

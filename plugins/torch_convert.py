@@ -4,7 +4,9 @@ Registered through the torch plugin's ``autotune_model_converters`` hook and imp
 when a runner asks :func:`autotune.convert.convert_model` for an ``.onnx`` file of a
 reference model or ``package.module:callable``. The model is built as the torch runner
 builds it (seeded, FP32, on the CPU), so the ONNX file holds the same weights as the model
-the torch backend measures and the two backends' outputs can be compared.
+the torch backend measures and the two backends' outputs can be compared. It is called as
+the torch runner calls it, on every input of :class:`~autotune.model_inputs.ModelInputs`
+under its own name and dtype, and the file says which output to compare (:func:`to_onnx`).
 
 The exporter is the torch.export-based one (``dynamo=True``); see :func:`_export` for the
 figures behind that choice.
@@ -17,38 +19,39 @@ import hashlib
 import importlib.util
 import inspect
 import io
-from dataclasses import asdict, replace
+import warnings
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
 import torch
-from autotune_plugins.torch_inspect import build_seeded, guess_input_shape
+from autotune_plugins.torch_inspect import build_seeded, model_inputs_for
+from autotune_plugins.torch_io import call_model, named_tensors, select_output, synthetic_tensors
 from torch import nn
-from torch.utils._pytree import tree_flatten
 
 from autotune.cache import cached_file
-from autotune.convert import ConversionRequest
+from autotune.convert import COMPARED_OUTPUT_KEY, ConversionRequest
 from autotune.errors import UserError, one_line
+from autotune.model_inputs import ModelInputs
 from autotune.model_source import ModelSource
 from autotune.model_stats import reference_models
 
 #: Part of the cache key: bump it when this module changes what it writes.
-FORMAT = 1
+FORMAT = 2
 #: The batch of the sample traced: 2, because torch.export specialises a dimension of size 1
 #: to the constant 1, and a model that hard-codes its batch then fails here, not in a runner.
 SAMPLE_BATCH = 2
 
 
-def build_model(source: ModelSource, request: ConversionRequest) -> tuple[nn.Module, tuple[int, ...]]:
-    """The model as the torch runner builds it (seed 0, FP32, CPU, eval) and one sample's shape."""
+def build_model(source: ModelSource, request: ConversionRequest) -> tuple[nn.Module, ModelInputs]:
+    """The model as the torch runner builds it (seed 0, FP32, CPU, eval) and what it takes:
+    the request's inputs, else the source's, the shipped stats' or a guess from the model."""
     module = build_seeded(source)
-    shipped = reference_models().get(source.spec)
-    shape = (request.input_shape or source.input_shape
-             or (shipped.input_shape if shipped else guess_input_shape(module)))
-    if shape is None:
-        raise UserError(f"cannot guess the input shape of {source.spec}; pass --input-shape, "
-                        "e.g. --input-shape 3,224,224 (one sample, no batch dimension)")
-    return module.eval(), tuple(shape)
+    inputs = request.model_inputs
+    if inputs is None:
+        shipped = reference_models().get(source.spec) if source.inputs is None else None
+        inputs = shipped.inputs if shipped is not None else model_inputs_for(source, module)
+    return module.eval(), inputs
 
 
 def content_hash(module: nn.Module) -> str:
@@ -75,9 +78,33 @@ def _first_line(error: BaseException) -> str:
     return one_line(str(error)) or type(error).__name__
 
 
-def _export(module: nn.Module, sample: torch.Tensor, path: Path, request: ConversionRequest,
+class FlatOutputs(nn.Module):
+    """``module`` called as the torch runner calls it, its output as a flat tuple of tensors.
+
+    The inputs come in positionally, in the inputs' order, and go on by keyword or by
+    position as :func:`~autotune_plugins.torch_io.call_model` decides, so the file is traced
+    through the very call the torch runner makes. The output is flattened as
+    :func:`~autotune_plugins.torch_io.select_output` numbers it (dicts, lists, and dict
+    subclasses like a Hugging Face ``ModelOutput``, which torch.export refuses to return
+    unless its type is registered with pytree), so the exported outputs are that numbering.
+    """
+
+    def __init__(self, module: nn.Module, names: tuple[str, ...]):
+        super().__init__()
+        self.module = module
+        self.names = names
+
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        output = call_model(self.module, dict(zip(self.names, tensors, strict=True)))
+        # torch_io's own flattening (private there): the numbering select_output picks from.
+        return tuple(tensor for _, tensor in named_tensors(output))
+
+
+def _export(module: nn.Module, sample: dict[str, torch.Tensor], path: Path, request: ConversionRequest,
             output_names: list[str]) -> None:
-    """``torch.onnx.export`` with the dynamo exporter into one self-contained file."""
+    """``torch.onnx.export`` with the dynamo exporter into one self-contained file, its
+    inputs named as ``sample``'s keys and, when ``request.dynamic_batch``, sharing one
+    symbolic batch axis."""
     # Why dynamo and not the TorchScript exporter (dynamo=False). Measured on torch 2.15.0,
     # onnxscript 0.7.2, onnxruntime 1.31.1 (CPU provider), 2-core CPU, fresh process each:
     #   export time        small CNN (tests)        torchvision resnet18
@@ -91,10 +118,16 @@ def _export(module: nn.Module, sample: torch.Tensor, path: Path, request: Conver
     # outcome for a tool that goes on to measure that file, and the extra seconds are paid
     # once per model content (the file is cached), so dynamo it is, with onnxscript in the
     # `onnx` extra.
-    dynamic_shapes = ({0: torch.export.Dim("batch")},) if request.dynamic_batch else None
+    dynamic_shapes = None
+    if request.dynamic_batch:
+        # One Dim for all: the inputs' batches are one batch. FlatOutputs.forward takes them
+        # as *tensors, one argument to torch.export, hence the tuple in a tuple.
+        batch = torch.export.Dim("batch")
+        dynamic_shapes = (tuple({0: batch} for _ in sample),)
     torch.onnx.export(
-        module, (sample,), str(path), dynamo=True, input_names=["input"], output_names=output_names,
-        dynamic_shapes=dynamic_shapes, opset_version=request.opset,
+        FlatOutputs(module, tuple(sample)).eval(), tuple(sample.values()), str(path), dynamo=True,
+        input_names=list(sample), output_names=output_names, dynamic_shapes=dynamic_shapes,
+        opset_version=request.opset,
         # One file, so the cache can move it into place whole (a model over 2 GB cannot be).
         external_data=False,
         verbose=False,
@@ -111,51 +144,90 @@ def _check_exporter() -> None:
                         "pip install -U torch")
 
 
-def to_onnx(source: ModelSource, request: ConversionRequest) -> Path:
-    """The model as an ``.onnx`` file with one input named ``input`` (batch axis ``batch``
-    when ``request.dynamic_batch``), checked by the ONNX checker and strict shape inference.
+def _do_not_fit(inputs: ModelInputs) -> str:
+    """The subject and verb of "... does not fit model": the inputs as the user gave them."""
+    spec = inputs.primary
+    if len(inputs.inputs) > 1:
+        return f"inputs {inputs.describe()} do"
+    if spec.name == "input" and spec.is_float:  # --input-shape
+        return f"input shape {','.join(map(str, spec.shape))} does"
+    return f"input {spec.describe()} does"
 
-    :raises UserError: the model cannot be built, its input shape is unknown or wrong, or
-        the exporter failed (the message names the model and the exporter's error).
+
+def _sample_outputs(module: nn.Module, source: ModelSource, inputs: ModelInputs,
+                    sample: dict[str, torch.Tensor]) -> tuple[list[str], str]:
+    """The exported file's output names (one tensor: ``output``; several: ``output0``,
+    ``output1``, ... in :class:`FlatOutputs`' order) and which of them the runners compare."""
+    try:
+        with torch.inference_mode():
+            output = call_model(module, sample)
+    except Exception as error:  # noqa: BLE001 - the model's own shape checks
+        raise UserError(f"{_do_not_fit(inputs)} not fit model {source.spec} ({_first_line(error)}); "
+                        "pass --input-shape or --input-spec as the model expects") from None
+    tensors = [tensor for _, tensor in named_tensors(output)]
+    if not tensors:
+        raise UserError(f"model {source.spec} returned {type(output).__name__} with no tensor in it, so "
+                        "there is nothing to export to ONNX; return the prediction as a tensor")
+    names = ["output"] if len(tensors) == 1 else [f"output{i}" for i in range(len(tensors))]
+    compared = select_output(output)[0]
+    # The first place it is returned: a tensor returned twice holds the same values in both.
+    return names, names[next(i for i, tensor in enumerate(tensors) if tensor is compared)]
+
+
+def to_onnx(source: ModelSource, request: ConversionRequest) -> Path:
+    """The model as an ``.onnx`` file taking every input of ``request.inputs`` under its own
+    name and dtype (the batch axis of each named ``batch`` when ``request.dynamic_batch``),
+    its outputs named as :func:`_sample_outputs` says, the compared one written in the
+    file's metadata under :data:`autotune.convert.COMPARED_OUTPUT_KEY`; checked by the ONNX
+    checker and strict shape inference.
+
+    :raises UserError: the model cannot be built, its inputs are unknown or do not fit it,
+        it returns no tensor, or the exporter failed (the message names the model and the
+        exporter's error).
     """
     _check_exporter()
     import onnx  # noqa: PLC0415 - after the check, so a missing onnx is a UserError
 
-    module, shape = build_model(source, request)
-    request = replace(request, input_shape=shape)
-    batch = SAMPLE_BATCH if request.dynamic_batch else 1
-    sample = torch.randn((batch, *shape), generator=torch.Generator().manual_seed(1))
-    try:
-        with torch.inference_mode():
-            outputs = [t for t in tree_flatten(module(sample))[0] if isinstance(t, torch.Tensor)]
-    except Exception as error:  # noqa: BLE001 - the model's own shape checks
-        raise UserError(f"input shape {','.join(map(str, shape))} does not fit model {source.spec} "
-                        f"({_first_line(error)}); pass --input-shape C,H,W as the model expects") from None
-    output_names = ["output"] if len(outputs) == 1 else [f"output{i}" for i in range(len(outputs))]
+    module, inputs = build_model(source, request)
+    request = replace(request, input_shape=inputs.primary.shape, inputs=inputs)
+    # Token ids below the vocabulary, masks of ones: values the model accepts (an embedding
+    # lookup out of range fails the export).
+    sample = synthetic_tensors(inputs, SAMPLE_BATCH if request.dynamic_batch else 1)
+    output_names, compared = _sample_outputs(module, source, inputs, sample)
     key = {
         "converter": "torch-onnx", "format": FORMAT, "model": content_hash(module),
-        "request": asdict(request), "torch": torch.__version__, "onnx": onnx.__version__,
+        "request": request.cache_key(), "torch": torch.__version__, "onnx": onnx.__version__,
         "onnxscript": metadata.version("onnxscript"),
     }
 
     def build(path: Path) -> None:
         # The exporter prints its progress and, on failure, pages of graph dumps and guard
         # tracebacks through torch's logging: clutter on the user's terminal, when the
-        # exception it raises already says what went wrong.
+        # exception it raises already says what went wrong. Its warnings are its own
+        # business too (one about the batch axis every input shares, by design).
         try:
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            with (contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()),
+                  warnings.catch_warnings()):
+                warnings.simplefilter("ignore")
                 _export(module, sample, path, request, output_names)
         except Exception as error:  # noqa: BLE001 - any exporter failure is the model's
             hint = "no fixed batch size, " if request.dynamic_batch else ""
             raise UserError(f"exporting {source.spec} to ONNX failed: {_first_line(error)}; torch.export "
                             f"must be able to trace its forward ({hint}no branching on tensor values)"
                             ) from None
+        model = onnx.load(str(path))
+        written = [output.name for output in model.graph.output]
+        if written != output_names:  # an exporter that merged or dropped an output
+            raise UserError(f"the ONNX file exported from {source.spec} has outputs {', '.join(written)}, "
+                            f"not the model's {', '.join(output_names)}; report it to PyTorch with the model")
+        entry = model.metadata_props.add()
+        entry.key, entry.value = COMPARED_OUTPUT_KEY, compared
         try:
-            onnx.checker.check_model(str(path))
-            onnx.shape_inference.infer_shapes(onnx.load(str(path)), strict_mode=True)
+            onnx.checker.check_model(model)
+            onnx.shape_inference.infer_shapes(model, strict_mode=True)
         except Exception as error:  # noqa: BLE001 - checker and inference raise several types
             raise UserError(f"the ONNX file exported from {source.spec} is invalid: {_first_line(error)}; "
                             "report it to PyTorch with the model") from None
+        onnx.save(model, str(path))
 
-    note = f"{source.spec} at {'x'.join(map(str, shape))}"
-    return cached_file("onnx", key, ".onnx", build, note=note)
+    return cached_file("onnx", key, ".onnx", build, note=f"{source.spec} with {inputs.describe()}")

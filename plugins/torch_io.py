@@ -74,18 +74,18 @@ def empty_tensors(inputs: ModelInputs, batch: int, device: str | torch.device = 
             for spec in inputs.inputs}
 
 
-def _named_tensors(output: Any, path: str = "") -> list[tuple[str, torch.Tensor]]:
+def named_tensors(output: Any, path: str = "") -> list[tuple[str, torch.Tensor]]:
     if isinstance(output, torch.Tensor):
         return [(path or "output", output)]
     if isinstance(output, Mapping):  # dict, OrderedDict, a Hugging Face ModelOutput
         found = []
         for key, value in output.items():
-            found += _named_tensors(value, f"{path}.{key}" if path else str(key))
+            found += named_tensors(value, f"{path}.{key}" if path else str(key))
         return found
     if isinstance(output, (tuple, list)):
         found = []
         for index, value in enumerate(output):
-            found += _named_tensors(value, f"{path}[{index}]" if path else f"[{index}]")
+            found += named_tensors(value, f"{path}[{index}]" if path else f"[{index}]")
         return found
     return []
 
@@ -93,7 +93,7 @@ def _named_tensors(output: Any, path: str = "") -> list[tuple[str, torch.Tensor]
 def select_output(output: Any) -> tuple[torch.Tensor, str]:
     """The tensor the accuracy check compares, and which it is: ``logits`` where the
     output has one, else the first tensor. Raises ValueError when it holds no tensor."""
-    named = _named_tensors(output)
+    named = named_tensors(output)
     if not named:
         raise ValueError(f"the model returned {type(output).__name__} with no tensor in it")
     if isinstance(output, torch.Tensor):
@@ -109,7 +109,7 @@ def select_output(output: Any) -> tuple[torch.Tensor, str]:
 def training_loss(output: Any) -> torch.Tensor:
     """A synthetic loss: the sum over every differentiable output of its mean square (an
     MSE against zeros), so backward reaches every head of the model."""
-    parts = [tensor.float().square().mean() for _, tensor in _named_tensors(output)
+    parts = [tensor.float().square().mean() for _, tensor in named_tensors(output)
              if tensor.requires_grad and tensor.is_floating_point()]
     if not parts:
         raise ValueError("no output of the model is differentiable, so it cannot be trained")

@@ -11,7 +11,6 @@ precisions are left to the TensorRT and ONNX Runtime backends.
 from __future__ import annotations
 
 import copy
-import time
 
 import numpy as np
 import torch
@@ -20,6 +19,7 @@ from autotune_plugins.torch_io import call_model, select_output, synthetic_tenso
 from torch import nn
 
 from autotune.backend_api import Preparation, RunConfig, UnsupportedConfig
+from autotune.harness import WallClock
 from autotune.model_inputs import ModelInputs
 
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -31,14 +31,6 @@ OPTIMIZERS = {
     "rmsprop": lambda params: torch.optim.RMSprop(params),
     "adagrad": lambda params: torch.optim.Adagrad(params),
 }
-
-
-class CpuClock:
-    def start(self) -> None:
-        self._start = time.perf_counter()
-
-    def stop(self) -> float:
-        return (time.perf_counter() - self._start) * 1000
 
 
 class CudaClock:
@@ -170,7 +162,7 @@ class TorchSession:
         self.scaler.update()
 
     def clock(self):
-        return CudaClock() if self.device == "cuda" else CpuClock()
+        return CudaClock() if self.device == "cuda" else WallClock()
 
     def outputs(self, inputs) -> np.ndarray:
         training = self.module.training

@@ -105,7 +105,7 @@ def test_bench_honours_the_config_files(capsys, tmp_path):
     team = tmp_path / "team.yaml"
     team.write_text("task: train\n")
     code, out, err = run(capsys, "bench", "--config", str(team), "--sweep", "batch=1,2", "--precision",
-                         "fp32", "--budget-s", "0.1", "--plot", str(tmp_path / "b.png"), "--json")
+                         "fp32", "--budget-s", "2", "--plot", str(tmp_path / "b.png"), "--json")
     report = json.loads(out)
     assert code == 0, err
     assert report["model"] == "tests.test_model_stats:small_cnn" and report["task"] == "train"

@@ -13,14 +13,15 @@ import pytest
 import autotune
 from autotune import plugins
 from autotune.cache import cache_root, cached_file
-from autotune.convert import ConversionRequest, convert_model
+from autotune.convert import COMPARED_OUTPUT_KEY, ConversionRequest, convert_model
 from autotune.errors import UserError
-from autotune.model_inputs import from_shape
+from autotune.model_inputs import from_shape, synthetic_batch
 from autotune.model_source import ModelSource, parse_model
 from autotune.types import ModelConverter
 
 SMALL_CNN = "tests.test_model_stats:small_cnn"
 SHIFTED_CNN = "tests.test_convert:shifted_cnn"
+TOKEN_CLASSIFIER = "tests.standin_models:token_classifier"
 #: What the fake converters below were asked, in order.
 CONVERTED: list[tuple[str, ModelSource, ConversionRequest]] = []
 
@@ -78,21 +79,52 @@ def branching_model():
     return Branching()
 
 
-def embedding_model():
+def two_input_branching_model():
+    """Two inputs, and a branch on their values: the exporter must refuse it in one line."""
     from torch import nn  # noqa: PLC0415
 
-    return nn.Sequential(nn.Embedding(10, 4))
+    class TwoInputBranching(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, features, bias):
+            y = self.fc(features)
+            return y + bias if bias.sum() > 0 else y
+
+    return TwoInputBranching()
+
+
+def no_tensor_model():
+    """A model whose output holds no tensor: there is nothing for an ONNX file to return."""
+    from torch import nn  # noqa: PLC0415
+
+    class Counter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return {"rows": int(self.fc(x).shape[0])}
+
+    return Counter()
 
 
 def write_identity_onnx(module, sample, path, request, output_names):
-    """Stands in for torch.onnx.export: a valid file at once, for the tests about the cache."""
-    from onnx import TensorProto, helper, save  # noqa: PLC0415
+    """Stands in for torch.onnx.export: a valid file at once, for the tests about the cache.
+    It takes every input, and returns the first as the model's one output."""
+    import numpy as np  # noqa: PLC0415
+    from onnx import helper, save  # noqa: PLC0415
 
-    shape = ["batch" if request.dynamic_batch else 1, *request.input_shape]
+    batch = "batch" if request.dynamic_batch else 1
+    values = [helper.make_tensor_value_info(spec.name, helper.np_dtype_to_tensor_dtype(np.dtype(spec.dtype)),
+                                            [batch, *spec.shape]) for spec in request.inputs.inputs]
+    (output_name,) = output_names
+    first = values[0]
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["input"], ["output"])], "fake",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, shape)])
+        [helper.make_node("Identity", [first.name], [output_name])], "fake", values,
+        [helper.make_tensor_value_info(output_name, first.type.tensor_type.elem_type,
+                                       [batch, *request.inputs.primary.shape])])
     save(helper.make_model(graph), str(path))
 
 
@@ -128,8 +160,9 @@ def test_hook_autotune_model_converters_dispatches_to_the_first_matching_convert
     # The plugin registered last is asked first, before the torch plugin's converter.
     assert convert_model(source) == Path("fake.onnx")
     assert convert_model(source, "tensorrt") == Path("fake.plan")
-    assert CONVERTED == [("fake-onnx", source, ConversionRequest(input_shape=(3, 8, 8))),
-                         ("fake-tensorrt", source, ConversionRequest(input_shape=(3, 8, 8)))]
+    # The source's inputs, and its input_shape for converters written before inputs.
+    default = ConversionRequest(input_shape=(3, 8, 8), inputs=from_shape((3, 8, 8)))
+    assert CONVERTED == [("fake-onnx", source, default), ("fake-tensorrt", source, default)]
     request = ConversionRequest(input_shape=(3, 16, 16), dynamic_batch=False, opset=18)
     convert_model(source, request=request)
     assert CONVERTED[-1] == ("fake-onnx", source, request)
@@ -259,10 +292,12 @@ def test_a_torch_callable_converts_to_onnx_that_onnxruntime_runs_at_batch_1_and_
 
     path = convert_model(parse_model(SMALL_CNN, "3,32,32"))
     assert path.parent == cache_root() / "onnx" and path.suffix == ".onnx"
-    assert json.loads(path.with_suffix(".json").read_text())["note"] == f"{SMALL_CNN} at 3x32x32"
+    assert (json.loads(path.with_suffix(".json").read_text())["note"]
+            == f"{SMALL_CNN} with input: float32[batch, C=3, H=32, W=32]")
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["input"]
     assert [o.name for o in session.get_outputs()] == ["output"]
+    assert session.get_modelmeta().custom_metadata_map[COMPARED_OUTPUT_KEY] == "output"
     torch.manual_seed(0)  # the seed the torch runner and the converter build with
     model = small_cnn().eval()
     for batch in (1, 3):
@@ -293,6 +328,8 @@ def test_changed_weights_or_settings_miss_the_cache(torch_convert, monkeypatch):
     changed_weights = convert_model(source)
     monkeypatch.setattr(sys.modules[__name__], "BIAS_SHIFT", 0.0)
     assert convert_model(source) == first  # the same weights again: a hit
+    # input_shape alone is one float input named "input": the same request as the source's.
+    assert convert_model(source, request=ConversionRequest(input_shape=(3, 32, 32))) == first
     other_opset = convert_model(source, request=ConversionRequest(input_shape=(3, 32, 32), opset=18))
     fixed_batch = convert_model(source, request=ConversionRequest(input_shape=(3, 32, 32),
                                                                    dynamic_batch=False))
@@ -301,22 +338,109 @@ def test_changed_weights_or_settings_miss_the_cache(torch_convert, monkeypatch):
     assert len(exports) == 5
 
 
-def test_an_export_failure_is_one_line_naming_the_model_and_leaves_nothing(torch_convert, capfd):
+def test_inputs_that_differ_only_in_sequence_length_are_two_files(torch_convert, monkeypatch):
+    exports = []
+
+    def counting_export(module, sample, path, request, output_names):
+        exports.append({name: tuple(tensor.shape) for name, tensor in sample.items()})
+        write_identity_onnx(module, sample, path, request, output_names)
+
+    monkeypatch.setattr(torch_convert, "_export", counting_export)
+    source = parse_model(TOKEN_CLASSIFIER)
+    inputs = _inspected_inputs(source)
+    at_16 = convert_model(source, request=ConversionRequest(inputs=inputs.at(sequence_length=16)))
+    at_32 = convert_model(source, request=ConversionRequest(inputs=inputs.at(sequence_length=32)))
+    assert at_16 != at_32
+    assert exports == [{"input_ids": (2, 16), "attention_mask": (2, 16)},
+                       {"input_ids": (2, 32), "attention_mask": (2, 32)}]
+    key = json.loads(at_32.with_suffix(".json").read_text())["key"]["request"]
+    assert key["inputs"] == {"inputs": [
+        {"name": "input_ids", "shape": [32], "dtype": "int64", "axes": ["sequence"], "values": "tokens",
+         "high": 1000},
+        {"name": "attention_mask", "shape": [32], "dtype": "int64", "axes": ["sequence"], "values": "ones"}]}
+    # What was guessed is said to the user, not part of the file: the same file.
+    noted = inputs.at(sequence_length=16).with_guess("another line for the user")
+    assert convert_model(source, request=ConversionRequest(inputs=noted)) == at_16
+    assert len(exports) == 2
+
+
+@pytest.mark.parametrize("factory", ["tests.test_convert:branching_model",
+                                     "tests.test_convert:two_input_branching_model"])
+def test_an_export_failure_is_one_line_naming_the_model_and_leaves_nothing(torch_convert, capfd, factory):
     # The real exporter, on a model it must refuse: its pages of logging stay off the terminal.
+    two_inputs = factory.endswith(":two_input_branching_model")
+    spec = "features:float32[4]; bias:float32[2]" if two_inputs else "x:float32[3,2,2]"
     with pytest.raises(UserError) as caught:
-        convert_model(ModelSource("callable", "tests.test_convert:branching_model", from_shape((3, 2, 2))))
+        convert_model(parse_model(factory, input_spec=spec))
     message = str(caught.value)
-    assert message.startswith("exporting tests.test_convert:branching_model to ONNX failed: ")
+    assert message.startswith(f"exporting {factory} to ONNX failed: ")
     assert "\n" not in message and "\x1b" not in message
     assert _cache_folder_files("onnx") == []
     assert capfd.readouterr() == ("", "")
 
 
-def test_a_model_whose_input_shape_cannot_be_guessed_asks_for_one(torch_convert):
-    with pytest.raises(UserError, match="pass --input-shape"):
-        convert_model(parse_model("tests.test_convert:embedding_model"))
+def test_a_model_whose_inputs_cannot_be_guessed_asks_for_them(torch_convert):
+    # Its forward takes an image and a vector, and the first Conv2d says what only one is.
+    with pytest.raises(UserError, match=r"cannot guess the inputs of tests.standin_models:two_input_model "
+                                        r".*pass --input-shape .*--input-spec"):
+        convert_model(parse_model("tests.standin_models:two_input_model"))
+
+
+def test_a_model_returning_no_tensor_is_a_one_line_user_error(torch_convert):
+    with pytest.raises(UserError, match=r"model tests.test_convert:no_tensor_model returned dict with no "
+                                        r"tensor in it") as caught:
+        convert_model(parse_model("tests.test_convert:no_tensor_model", "4"))
+    assert "\n" not in str(caught.value)
+    assert _cache_folder_files("onnx") == []
 
 
 def test_an_input_shape_the_model_rejects_is_a_user_error(torch_convert):
     with pytest.raises(UserError, match="input shape 3,5 does not fit model"):
         convert_model(parse_model(SMALL_CNN, "3,5"))
+
+
+# --- several named inputs of any dtype, outputs of any shape ----------------------------------
+
+def _inspected_inputs(source: ModelSource):
+    """What the torch inspector says ``source`` takes: what was given, else its guess."""
+    from autotune_plugins.torch_inspect import build_seeded, model_inputs_for  # noqa: PLC0415
+
+    return model_inputs_for(source, build_seeded(source))
+
+
+@pytest.mark.parametrize(("spec", "input_spec", "size", "compared"), [
+    # input_ids (token ids below the vocabulary) and attention_mask (ones), int64, guessed.
+    (TOKEN_CLASSIFIER, None, {"sequence_length": 16}, "output"),
+    # Given in the other order than forward's: passed by keyword all the same, and the file's
+    # inputs named so that a runner feeding them by name feeds each its own.
+    (TOKEN_CLASSIFIER, "attention_mask:int64[S=16]:ones; input_ids:int64[S=16]:tokens<1000", {}, "output"),
+    ("tests.standin_models:two_input_model", "image:float32[3,H=32,W=32]; extra:float32[8]", {}, "output"),
+    # {"features": ..., "logits": ...}: logits, the second.
+    ("tests.standin_models:dict_output_model", None, {"resolution": 32}, "output1"),
+    # A ModelOutput(logits, hidden_states=(features,)), a dict subclass pytree does not know.
+    ("tests.standin_models:model_output_model", None, {"resolution": 32}, "output0"),
+], ids=["token_classifier", "token_classifier_reordered", "two_input_model", "dict_output_model",
+        "model_output_model"])
+def test_named_inputs_of_any_dtype_export_under_their_names_and_the_compared_output_matches_torch(
+        torch_convert, spec, input_spec, size, compared):
+    import numpy as np  # noqa: PLC0415
+    import onnxruntime  # noqa: PLC0415
+    import torch  # noqa: PLC0415
+    from autotune_plugins.torch_io import call_model, select_output, to_tensors  # noqa: PLC0415
+
+    source = parse_model(spec, input_spec=input_spec)
+    inputs = _inspected_inputs(source).at(**size)
+    # As the ONNX Runtime runner asks for it.
+    path = convert_model(source, "onnx", ConversionRequest(inputs=inputs, dynamic_batch=True))
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    onnx_types = {"float32": "tensor(float)", "int64": "tensor(int64)"}
+    assert [(i.name, i.type, i.shape) for i in session.get_inputs()] == [
+        (i.name, onnx_types[i.dtype], ["batch", *i.shape]) for i in inputs.inputs]
+    assert session.get_modelmeta().custom_metadata_map[COMPARED_OUTPUT_KEY] == compared
+    model = torch_convert.build_seeded(source).eval()  # the weights the converter exported
+    for batch in (1, 3):
+        arrays = synthetic_batch(inputs, batch, seed=batch)
+        (got,) = session.run([compared], arrays)
+        with torch.inference_mode():
+            expected, _ = select_output(call_model(model, to_tensors(arrays)))
+        np.testing.assert_allclose(got, expected.numpy(), rtol=1e-4, atol=1e-4)

@@ -1,0 +1,558 @@
+"""ONNX Runtime sessions on the execution provider that was asked for, and never silently elsewhere.
+
+ONNX Runtime treats the provider list as a wish: a GPU provider whose libraries do not load
+is dropped with a log line and the session runs on the CPU (onnxruntime #23372, #17801,
+#27006). A benchmark that believed it measured CUDA would then report CPU numbers. Here a GPU
+session lists only its GPU provider, sets ``session.disable_cpu_ep_fallback`` (creation then
+fails instead of placing nodes on the CPU), turns off the Python wrapper's own retry on the
+CPU, and checks ``get_providers()`` afterwards; any failure is :class:`ProviderUnavailable`
+with the reason ONNX Runtime gave — which it mostly only logs, so creation runs with file
+descriptor 2 redirected and the log is read back.
+
+What onnxruntime-gpu 1.31.1 does on a machine without the CUDA 13 libraries, for the record:
+the CUDA provider logs ``Failed to load library .../libonnxruntime_providers_cuda.so with
+error: libcublasLt.so.13: cannot open shared object file`` and a warning ``Require cuDNN 9.*
+and CUDA 13.*``, then without the fallback guard creates a CPU session; with it, creation
+raises ``This session contains graph nodes that are assigned to the default CPU EP, but
+fallback to CPU EP has been explicitly disabled by the user.`` The TensorRT provider raises
+``RuntimeError: ... Please install TensorRT libraries ...`` from the Python binding, which the
+wrapper answers by printing an "EP Error" banner to stdout and retrying on the CPU.
+
+The guard is strict: ORT refuses the session if *any* node would run on the CPU, including
+the small shape subgraphs it deliberately keeps there for the CUDA provider. Such a model is
+reported as the provider not running every node of it (:func:`create_session`), not as a
+provider that does not load; whether real exports hit this is for a GPU run to show.
+
+Before a GPU session, ``onnxruntime.preload_dlls()`` loads CUDA and cuDNN from the nvidia-*
+pip packages (torch's among them), which the provider library would not find by itself.
+
+Imported only when something is measured, so onnxruntime is imported at the top.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnxruntime
+
+from autotune.backend_api import BackendUnavailable, UnsupportedConfig
+from autotune.cache import cache_root
+from autotune.errors import UserError, one_line
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+             "tensorrt": "TensorrtExecutionProvider"}
+#: An input's (min, opt, max) full shapes, batch included.
+ShapeRange = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+_LABELS = {"cpu": "CPU", "cuda": "CUDA", "tensorrt": "TensorRT"}
+_BY_ORT_NAME = {ort_name: name for name, ort_name in PROVIDERS.items()}
+
+#: What the newest onnxruntime-gpu wheel on PyPI needs (1.31.1: its CUDA provider library
+#: links libcublasLt.so.13 and libcudnn.so.9, its TensorRT one libnvinfer.so.10).
+_GPU_BUILD_NEEDS = {"cuda": "CUDA 13 and cuDNN 9", "tensorrt": "CUDA 13, cuDNN 9 and TensorRT 10"}
+
+_GRAPH_OPTIMIZATION = {
+    "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    "extended": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "basic": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "disabled": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
+}
+_EXECUTION_MODE = {
+    "sequential": onnxruntime.ExecutionMode.ORT_SEQUENTIAL,
+    "parallel": onnxruntime.ExecutionMode.ORT_PARALLEL,
+}
+_CUDNN_CONV_ALGO_SEARCH = {"heuristic": "HEURISTIC", "exhaustive": "EXHAUSTIVE", "default": "DEFAULT"}
+_TENSORRT_PRECISION_FLAG = {"fp32": None, "tf32": None, "fp16": "trt_fp16_enable",
+                            "bf16": "trt_bf16_enable", "int8": "trt_int8_enable"}
+_DISABLE_CPU_FALLBACK = "session.disable_cpu_ep_fallback"
+#: Warnings and errors, whatever the process-wide default: info level would bury the line
+#: naming the missing library under hundreds of optimizer lines without saying more.
+_GPU_SESSION_LOG_SEVERITY = 2
+
+#: ORT's message when a node would have gone to the CPU and the fallback is off.
+_CPU_FALLBACK_REFUSED = "assigned to the default CPU EP"
+_OUT_OF_MEMORY = re.compile(r"Failed to allocate memory|out of memory", re.IGNORECASE)
+#: ORT exception types (onnxruntime.capi.onnxruntime_pybind11_state) that only the model causes.
+_MODEL_ERROR_TYPES = frozenset({"InvalidGraph", "InvalidProtobuf", "NoSuchFile", "NoModel"})
+_OPSET_TOO_NEW = re.compile(r"Opset (\d+) is under development.*support for domain (\S+) is till opset (\d+)")
+_IR_TOO_NEW = re.compile(r"Unsupported model IR version: (\d+), max supported IR version: (\d+)")
+_UNKNOWN_OPERATOR = re.compile(r"No Op registered for|is not a registered function/op|"
+                               r"Could not find an implementation for")
+
+#: "com.example:Foo(-1) is not a registered function/op": an operator of another domain.
+_CUSTOM_OPERATOR = re.compile(r"[\w.]+\.[\w.]+:\w+\(-?\d+\) is not a registered function/op")
+_LOG_HEADER = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \[([VIWEF]):onnxruntime:[^\]]*\]\s*")
+#: "/onnxruntime_src/.../file.cc:46 void onnxruntime::Class::Method(const Type&, int) " before a message.
+_SOURCE_LOCATION = re.compile(r"^/\S+\.(?:cc|cpp|cu|h|hpp):\d+\s+"
+                              r"[^()\[]*\((?:[^()]|\([^()]*\))*\)(?: const)?\s*")
+_ERROR_CODE = re.compile(r"^\[ONNXRuntimeError\] : \d+ : [A-Z_]+ : ")
+#: How ORT wraps every failure of reading a model file, before any provider is involved.
+_LOAD_FAILED = re.compile(r"^Load model from .+? failed:\s*")
+_LIBRARY_LOAD = re.compile(r"Failed to load library \S+ with error: (.+)")
+_REQUIREMENT = re.compile(r"Require (.+?)\.\s+Please")
+
+#: File descriptor 2 is the process's: one redirection at a time.
+_STDERR_LOCK = threading.Lock()
+
+
+class ProviderUnavailable(BackendUnavailable):
+    """A GPU provider that cannot run here; str() is e.g.
+    ``CUDA provider unavailable: libcublasLt.so.13: cannot open shared object file: ...``.
+
+    ``log`` keeps what ONNX Runtime wrote while it tried, for a person debugging it.
+    """
+
+    def __init__(self, provider: str, reason: str, log: str = ""):
+        super().__init__(f"{_LABELS.get(provider, provider)} provider unavailable: {reason}")
+        self.provider = provider
+        self.reason = reason
+        self.log = log
+
+    def __reduce__(self):  # picklable, for measurements made in a child process
+        return type(self), (self.provider, self.reason, self.log)
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """Everything a session is made with, as plain data a test or a person can read."""
+
+    provider: str  # cpu | cuda | tensorrt
+    #: Our own description: ``intra_op_threads`` (None: ORT's default), ``graph_optimization``
+    #: (all | extended | basic | disabled), ``execution_mode`` (sequential | parallel) and
+    #: ``config_entries`` (passed to ``SessionOptions.add_session_config_entry``).
+    session_options: dict[str, Any]
+    #: Exactly what is passed to ORT for the provider (string values).
+    provider_options: dict[str, str]
+
+    def providers(self) -> list[tuple[str, dict[str, str]]]:
+        """The list for ``InferenceSession(providers=...)``: the asked provider only. For a GPU
+        plan that is the point: CPUExecutionProvider listed beside it would let ORT place nodes
+        there (and ORT rejects it together with the fallback guard)."""
+        return [(PROVIDERS[self.provider], dict(self.provider_options))]
+
+
+def plan_session(provider: str, *, cpu_threads: int | None = None, graph_optimization: str = "all",
+                 execution_mode: str = "sequential", device_id: int = 0,
+                 memory_budget_bytes: float | None = None, tf32: bool = False,
+                 cudnn_conv_algo_search: str = "heuristic", prefer_nhwc: bool = False,
+                 cuda_graph: bool = False, precision: str = "fp32",
+                 input_shapes: Mapping[str, ShapeRange] | None = None,
+                 cache_dir: Path | None = None) -> SessionPlan:
+    """The session to make for ``provider`` (cpu | cuda | tensorrt); nothing is created yet.
+
+    :param cpu_threads: ``intra_op_num_threads``; None leaves ORT's default.
+    :param memory_budget_bytes: CUDA: the arena's ``gpu_mem_limit``; TensorRT: half of it is
+        the builder's workspace.
+    :param tf32: CUDA only (``use_tf32``). TensorRT builds with TF32 allowed, as TensorRT does
+        by default; its ORT provider has no option to turn it off.
+    :param precision: TensorRT only (fp32 | tf32 | fp16 | bf16 | int8): the builder flag to
+        set. The CUDA provider runs whatever types the model file holds.
+    :param input_shapes: every model input's (min, opt, max) full shape, batch included.
+        CUDA: CUDA graphs only when all are static; TensorRT: the optimisation profile.
+    :param cache_dir: TensorRT's engine and timing caches go in ``trt-engines`` and
+        ``trt-timing`` under it (default :func:`autotune.cache.cache_root`). ORT names an
+        engine by the model's file name, graph and precision, not its weights: keep models
+        with equal names and architectures apart (ours are named by content hash).
+    :raises ValueError: an unknown provider, word or inconsistent shape.
+    :raises UnsupportedConfig: a precision the TensorRT provider cannot be asked for.
+    """
+    if provider not in PROVIDERS:
+        raise ValueError(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
+    _check_word("graph_optimization", graph_optimization, _GRAPH_OPTIMIZATION)
+    _check_word("execution_mode", execution_mode, _EXECUTION_MODE)
+    if memory_budget_bytes is not None and memory_budget_bytes <= 0:
+        raise ValueError(f"memory_budget_bytes must be positive, not {memory_budget_bytes}")
+    shapes = _checked_shapes(input_shapes)
+    session_options: dict[str, Any] = {
+        "intra_op_threads": cpu_threads,
+        "graph_optimization": graph_optimization,
+        "execution_mode": execution_mode,
+        "config_entries": {} if provider == "cpu" else {_DISABLE_CPU_FALLBACK: "1"},
+    }
+    if provider == "cpu":
+        options: dict[str, str] = {}
+    elif provider == "cuda":
+        _check_word("cudnn_conv_algo_search", cudnn_conv_algo_search, _CUDNN_CONV_ALGO_SEARCH)
+        options = _cuda_options(device_id, memory_budget_bytes, tf32, cudnn_conv_algo_search, prefer_nhwc,
+                                cuda_graph, shapes)
+    else:
+        options = _tensorrt_options(device_id, memory_budget_bytes, precision, shapes,
+                                    cache_dir if cache_dir is not None else cache_root())
+    return SessionPlan(provider, session_options, options)
+
+
+def _check_word(name: str, value: str, choices: Mapping[str, Any]) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; one of {', '.join(choices)}")
+
+
+def _checked_shapes(input_shapes: Mapping[str, ShapeRange] | None) -> dict[str, ShapeRange] | None:
+    if input_shapes is None:
+        return None
+    shapes = {}
+    for name, (low, opt, high) in input_shapes.items():
+        low, opt, high = tuple(map(int, low)), tuple(map(int, opt)), tuple(map(int, high))
+        ranks_agree = len(low) == len(opt) == len(high)
+        if not ranks_agree or not all(a <= b <= c for a, b, c in zip(low, opt, high, strict=True)):
+            raise ValueError(f"input {name!r}: shapes must have one rank and min <= opt <= max, "
+                             f"not {low}, {opt}, {high}")
+        shapes[name] = (low, opt, high)
+    return shapes
+
+
+def _cuda_options(device_id: int, memory_budget_bytes: float | None, tf32: bool, conv_algo_search: str,
+                  prefer_nhwc: bool, cuda_graph: bool,
+                  shapes: Mapping[str, ShapeRange] | None) -> dict[str, str]:
+    # Keys and spellings as in onnxruntime's cuda_execution_provider_info.cc.
+    options = {"device_id": str(device_id)}
+    if memory_budget_bytes is not None:
+        # gpu_mem_limit caps the BFC arena only (cuDNN/cuBLAS workspaces and the CUDA context
+        # come on top). The default extension strategy rounds each growth up to the next power
+        # of two, so a 5 GiB budget could be asked for 8 GiB in one step: grow by what is asked.
+        options["gpu_mem_limit"] = str(int(memory_budget_bytes))
+        options["arena_extend_strategy"] = "kSameAsRequested"
+    # ORT's default is EXHAUSTIVE, which benchmarks every cuDNN algorithm again for each new
+    # input shape: one report measured 634 ms per new shape against 1.9 ms with HEURISTIC
+    # (PaddleX PR #5057). A quick benchmark that changes the batch would time that search,
+    # so heuristic is the default here; measuring on a GPU decides whether EXHAUSTIVE pays.
+    options["cudnn_conv_algo_search"] = _CUDNN_CONV_ALGO_SEARCH[conv_algo_search]
+    options["prefer_nhwc"] = "1" if prefer_nhwc else "0"
+    # ORT turns TF32 on unless told: always say which, so "fp32" means FP32.
+    options["use_tf32"] = "1" if tf32 else "0"
+    # A CUDA graph replays the kernels captured for one shape (and needs IO binding to fixed
+    # buffers); with a dynamic input the next shape would replay the wrong graph, so it is on
+    # only when every input's min equals its max.
+    static = shapes is not None and all(low == high for low, _, high in shapes.values())
+    options["enable_cuda_graph"] = "1" if cuda_graph and static else "0"
+    return options
+
+
+def _tensorrt_options(device_id: int, memory_budget_bytes: float | None, precision: str,
+                      shapes: Mapping[str, ShapeRange] | None, cache_dir: Path) -> dict[str, str]:
+    # Keys as in onnxruntime's tensorrt_execution_provider_info.cc. The Python binding parses
+    # the boolean ones itself and accepts only "True"/"true"/"False"/"false": "1" raises
+    # "The value for the key 'trt_fp16_enable' should be 'True' or 'False'".
+    if precision not in _TENSORRT_PRECISION_FLAG:
+        raise UnsupportedConfig(f"the TensorRT provider cannot be asked for {precision}; "
+                                f"one of {', '.join(_TENSORRT_PRECISION_FLAG)}")
+    options = {"device_id": str(device_id)}
+    flag = _TENSORRT_PRECISION_FLAG[precision]
+    if flag is not None:
+        # int8: the model is a QDQ model whose scales are in the graph (explicit
+        # quantization), so no calibration table is needed.
+        options[flag] = "True"
+    options["trt_engine_cache_enable"] = "True"
+    options["trt_engine_cache_path"] = str(cache_dir / "trt-engines")
+    options["trt_timing_cache_enable"] = "True"
+    options["trt_timing_cache_path"] = str(cache_dir / "trt-timing")
+    if memory_budget_bytes is not None:
+        # The workspace is scratch for the builder's tactics, on top of the engine's weights
+        # and activations, which must fit in the same budget: half leaves them the rest.
+        options["trt_max_workspace_size"] = str(int(memory_budget_bytes // 2))
+    if shapes:
+        # Every input in the profile: without one, ORT builds the engine for the first shape
+        # it sees and rebuilds it for each new one (onnxruntime #16889, #18272).
+        for key, index in (("trt_profile_min_shapes", 0), ("trt_profile_opt_shapes", 1),
+                           ("trt_profile_max_shapes", 2)):
+            options[key] = ",".join(f"{name}:{'x'.join(map(str, bounds[index]))}"
+                                    for name, bounds in shapes.items())
+    return options
+
+
+def create_session(model_path: Path, plan: SessionPlan) -> onnxruntime.InferenceSession:
+    """An InferenceSession for ``model_path`` running on ``plan.provider`` and nowhere else.
+
+    :raises ProviderUnavailable: a GPU provider that cannot run here, or cannot run every
+        node of this model (ORT would have put them on the CPU).
+    :raises UserError: ONNX Runtime cannot load the model (an opset or IR version newer than
+        it supports, an unknown operator, not an ONNX file): exit code 2.
+    :raises: ONNX Runtime's own error, unchanged, when the GPU runs out of memory while the
+        session is made (the weights alone can pass ``gpu_mem_limit``), so an out-of-memory
+        check on its text still sees it.
+    """
+    model_path = Path(model_path)
+    options = _session_options(plan)
+    if plan.provider == "cpu":
+        try:
+            return onnxruntime.InferenceSession(str(model_path), options, providers=plan.providers())
+        except Exception as error:  # noqa: BLE001 - ORT raises a dozen unrelated types
+            if _is_onnxruntime_error(error):
+                raise _cannot_load(model_path, error) from None
+            raise
+    if plan.provider == "tensorrt":
+        # ORT creates the engine folder; make the timing cache's too, as older builds did not.
+        for key in ("trt_engine_cache_path", "trt_timing_cache_path"):
+            if key in plan.provider_options:
+                Path(plan.provider_options[key]).mkdir(parents=True, exist_ok=True)
+    try:
+        return _strict_gpu_session(str(model_path), options, plan)
+    except _GpuSessionFailed as failure:
+        raise _explained(model_path, plan.provider, failure) from None
+
+
+def provider_that_ran(session: onnxruntime.InferenceSession) -> str:
+    """"cpu" | "cuda" | "tensorrt": the first of ``session.get_providers()`` (ORT's own name
+    for a provider this module does not know)."""
+    first = session.get_providers()[0]
+    return _BY_ORT_NAME.get(first, first)
+
+
+@functools.cache
+def gpu_provider_problem(provider: str) -> str | None:
+    """None when ``provider`` (cuda | tensorrt) runs a one-node model here, with every
+    fallback off; else the reason it does not, in one line. Cached for the process."""
+    if provider not in PROVIDERS or provider == "cpu":
+        raise ValueError(f"not a GPU provider: {provider!r}; one of cuda, tensorrt")
+    # No engine cache for a throwaway model: just the device.
+    plan = SessionPlan(provider, {"config_entries": {_DISABLE_CPU_FALLBACK: "1"}}, {"device_id": "0"})
+    try:
+        _strict_gpu_session(_identity_model(), _session_options(plan), plan)
+    except _GpuSessionFailed as failure:
+        return _provider_reason(provider, failure)
+    return None
+
+
+# --- session options ----------------------------------------------------------------------
+
+
+def _session_options(plan: SessionPlan) -> onnxruntime.SessionOptions:
+    described = plan.session_options
+    options = onnxruntime.SessionOptions()
+    if described.get("intra_op_threads") is not None:
+        options.intra_op_num_threads = int(described["intra_op_threads"])
+    options.graph_optimization_level = _GRAPH_OPTIMIZATION[described.get("graph_optimization", "all")]
+    options.execution_mode = _EXECUTION_MODE[described.get("execution_mode", "sequential")]
+    for key, value in described.get("config_entries", {}).items():
+        options.add_session_config_entry(key, value)
+    if plan.provider != "cpu":
+        options.log_severity_level = _GPU_SESSION_LOG_SEVERITY
+    return options
+
+
+# --- strict GPU sessions ------------------------------------------------------------------
+
+
+class _GpuSessionFailed(Exception):
+    """Creation raised (``error``) or ran elsewhere (``providers``); ``log`` is what ORT wrote."""
+
+    def __init__(self, log: str, error: Exception | None = None, providers: list[str] | None = None):
+        super().__init__(str(error) if error is not None else f"ran on {providers}")
+        self.log, self.error, self.providers = log, error, providers
+
+
+def _strict_gpu_session(model: str | bytes, options: onnxruntime.SessionOptions,
+                        plan: SessionPlan) -> onnxruntime.InferenceSession:
+    wanted = PROVIDERS[plan.provider]
+    if wanted not in onnxruntime.get_available_providers():
+        raise _GpuSessionFailed("", error=_NotInBuild(plan.provider))
+    _preload_gpu_libraries()
+    with _stderr_captured() as captured:
+        try:
+            # enable_fallback=0: otherwise the wrapper answers a provider error by printing an
+            # "EP Error" banner to stdout and retrying with CPUExecutionProvider.
+            session = onnxruntime.InferenceSession(model, options, providers=plan.providers(),
+                                                   enable_fallback=0)
+        except Exception as error:  # noqa: BLE001 - ORT raises a dozen unrelated types
+            failure: _GpuSessionFailed | None = _GpuSessionFailed("", error=error)
+        else:
+            failure = None
+    if failure is not None:
+        failure.log = captured.text
+        raise failure
+    session.disable_fallback()  # and no retry on the CPU when run() meets a provider error
+    providers = session.get_providers()
+    if not providers or providers[0] != wanted:
+        raise _GpuSessionFailed(captured.text, providers=providers)
+    # Nothing hidden when all went well: the provider's warnings still reach the terminal.
+    if captured.text:
+        with contextlib.suppress(OSError):
+            os.write(2, captured.text.encode())
+    return session
+
+
+class _NotInBuild(Exception):
+    def __init__(self, provider: str):
+        super().__init__(f"this onnxruntime build has no {_LABELS[provider]} provider; pip install "
+                         f"onnxruntime-gpu (it needs {_GPU_BUILD_NEEDS[provider]}), after pip uninstall "
+                         "onnxruntime if both are installed")
+
+
+@functools.cache
+def _preload_gpu_libraries() -> None:
+    """CUDA and cuDNN from the nvidia-* pip packages, where the provider library would not
+    find them by itself (ORT >= 1.21; importing torch first does the same)."""
+    preload = getattr(onnxruntime, "preload_dlls", None)
+    if preload is None:
+        return
+    # It prints what it could not load; the provider's own log says it better.
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(Exception):
+        preload()
+
+
+class _Captured:
+    text = ""
+
+
+@contextlib.contextmanager
+def _stderr_captured() -> Iterator[_Captured]:
+    """What ORT's C++ logger writes to file descriptor 2 meanwhile, in ``.text``."""
+    captured = _Captured()
+    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
+        sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no descriptor 2 at all: nothing to capture
+            saved = None
+        if saved is not None:
+            os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            if saved is not None:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                sink.seek(0)
+                captured.text = sink.read().decode("utf-8", "replace")
+
+
+# --- reasons --------------------------------------------------------------------------------
+
+
+def _explained(model_path: Path, provider: str, failure: _GpuSessionFailed) -> Exception:
+    error = failure.error
+    if error is not None and _is_model_error(error):
+        return _cannot_load(model_path, error)
+    if error is not None and _is_onnxruntime_error(error) and _OUT_OF_MEMORY.search(str(error)):
+        return error
+    if error is not None and _CPU_FALLBACK_REFUSED in str(error) and not _library_failure(failure.log):
+        problem = gpu_provider_problem(provider)
+        if problem is not None:
+            return ProviderUnavailable(provider, problem, failure.log)
+        # The provider works (it ran the one-node model): this model has nodes it does not
+        # take, e.g. operators without a kernel for it or shape subgraphs ORT keeps on the CPU.
+        return ProviderUnavailable(provider, f"{model_path.name} has nodes it does not run, and falling "
+                                             "back to the CPU for them is off", failure.log)
+    return ProviderUnavailable(provider, _provider_reason(provider, failure), failure.log)
+
+
+def _provider_reason(provider: str, failure: _GpuSessionFailed) -> str:
+    """The most informative line: the library that did not load, else ORT's own error."""
+    library = _library_failure(failure.log)
+    if library:
+        return library
+    if isinstance(failure.error, _NotInBuild):
+        return str(failure.error)
+    errors = [message for severity, message in _log_messages(failure.log) if severity in "EF"
+              and _CPU_FALLBACK_REFUSED not in message]
+    if errors:
+        return errors[0]
+    if failure.error is not None:
+        return _ort_message(str(failure.error)) or type(failure.error).__name__
+    return f"ONNX Runtime ran the session on {', '.join(failure.providers or ['no provider'])}"
+
+
+def _library_failure(log: str) -> str | None:
+    """``libcublasLt.so.13: cannot open shared object file: ...`` from ORT's log, with the
+    versions it says it needs when it says so."""
+    library = requirement = None
+    for _, message in _log_messages(log):
+        if library is None and (match := _LIBRARY_LOAD.search(message)):
+            library = match.group(1).strip()
+        if requirement is None and (match := _REQUIREMENT.search(message)):
+            requirement = match.group(1)
+    if library is None:
+        return None
+    if requirement is None:
+        return library
+    return f"{library} (ONNX Runtime {onnxruntime.__version__} needs {requirement})"
+
+
+def _log_messages(log: str) -> list[tuple[str, str]]:
+    """(severity letter, message) for each line ORT logged, prefixes and colours removed."""
+    messages = []
+    for line in log.splitlines():
+        text = one_line(line)
+        header = _LOG_HEADER.match(text)
+        if header:
+            messages.append((header.group(1), _ort_message(text[header.end():])))
+    return messages
+
+
+def _ort_message(text: str) -> str:
+    """ORT's message without its source location, C++ signature and error code."""
+    text = one_line(text)
+    previous = None
+    while text != previous:
+        previous = text
+        for prefix in (_ERROR_CODE, _LOAD_FAILED, _SOURCE_LOCATION):
+            text = prefix.sub("", text).strip()
+    return text
+
+
+def _is_onnxruntime_error(error: BaseException) -> bool:
+    return type(error).__module__.startswith("onnxruntime")
+
+
+def _is_model_error(error: BaseException) -> bool:
+    if not _is_onnxruntime_error(error):
+        return False
+    text = _ERROR_CODE.sub("", one_line(str(error)))
+    return (type(error).__name__ in _MODEL_ERROR_TYPES or bool(_LOAD_FAILED.match(text))
+            or bool(_OPSET_TOO_NEW.search(text))
+            or bool(_IR_TOO_NEW.search(text)) or bool(_UNKNOWN_OPERATOR.search(text)))
+
+
+def _cannot_load(model_path: Path, error: BaseException) -> UserError:
+    message = _ort_message(str(error))
+    start = f"ONNX Runtime {onnxruntime.__version__} cannot load {model_path}"
+    if type(error).__name__ == "NoSuchFile":
+        return UserError(f"{start}: no such file")
+    if match := _OPSET_TOO_NEW.search(message):
+        opset, domain, supported = match.groups()
+        which = "opset" if domain == "ai.onnx" else f"{domain} opset"
+        return UserError(f"{start}: it uses {which} {opset}, newer than the {which} {supported} it supports; "
+                         f"re-export with {which} <= {supported}")
+    if match := _IR_TOO_NEW.search(message):
+        return UserError(f"{start}: {message}; re-export with IR version <= {match.group(2)}")
+    if _CUSTOM_OPERATOR.search(message):
+        return UserError(f"{start}: {message}; re-export it with standard ONNX operators")
+    if _UNKNOWN_OPERATOR.search(message):
+        newest = _newest_opset()
+        hint = f"opset <= {newest}" if newest is not None else "an older opset"
+        return UserError(f"{start}: {message}; re-export with {hint}")
+    return UserError(f"{start}: {message}")
+
+
+@functools.cache
+def _newest_opset() -> int | None:
+    """The newest ai.onnx opset this ONNX Runtime loads, from its own refusal of a far newer one."""
+    try:
+        onnxruntime.InferenceSession(_identity_model(opset=10_000), providers=["CPUExecutionProvider"])
+    except Exception as error:  # noqa: BLE001 - ORT raises a dozen unrelated types
+        if match := _OPSET_TOO_NEW.search(str(error)):
+            return int(match.group(3))
+    return None
+
+
+def _identity_model(opset: int = 13) -> bytes:
+    """A one-node model (Identity of a static 1x4 float tensor, so TensorRT builds its engine
+    when the session is made), serialized: InferenceSession takes bytes."""
+    from onnx import TensorProto, helper  # noqa: PLC0415 - only probes need it
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 7  # what every ONNX Runtime this project supports reads
+    return model.SerializeToString()

@@ -1,0 +1,277 @@
+"""The ONNX Runtime backend's runner: an ONNX model in the asked precision, on the execution
+provider that really runs.
+
+Imported only when something is measured. The model is the user's ``.onnx`` file as given,
+or a PyTorch model exported through the conversion hook (:func:`autotune.convert.convert_model`)
+with every input the input description names; the precision variants (FP16, INT8, INT4)
+are made from that file by ``onnx_variants`` and cached. Sessions are made by
+``ort_providers``, which refuses to let a GPU provider fall back to the CPU unnoticed.
+ONNX Runtime here serves trained models: training stays with PyTorch.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from autotune_plugins import onnx_variants, ort_providers
+
+from autotune.backend_api import BackendUnavailable, Preparation, RunConfig, UnsupportedConfig
+from autotune.cache import cache_root
+from autotune.convert import COMPARED_OUTPUT_KEY, ConversionRequest, convert_model
+from autotune.errors import UserError, one_line
+from autotune.harness import WallClock, protocol
+from autotune.inputs import load_inputs
+from autotune.model_inputs import ModelInputs, synthetic_batch
+
+#: The INT8 calibration batch's seed: not the accuracy batch's (seed 0), so the check is
+#: made on inputs the quantiser did not calibrate on.
+CALIBRATION_SEED = 7
+#: Precisions by provider. The CUDA provider runs an FP16-converted model, INT8 as a QDQ
+#: model and INT4 through MatMulNBits; BF16 only through TensorRT's builder flag.
+PRECISIONS = {
+    "cpu": ("fp32", "fp16", "int8", "int4"),
+    "cuda": ("fp32", "tf32", "fp16", "int8", "int4"),
+    "tensorrt": ("fp32", "tf32", "fp16", "bf16", "int8"),
+}
+
+
+@functools.cache
+def _validated(path: Path, modified_ns: int, size: int) -> None:
+    """The ONNX checker and shape inference on the model file, once per file version."""
+    try:
+        onnx.checker.check_model(str(path))
+        onnx.shape_inference.infer_shapes_path(str(path), os.devnull) if size > 2**31 else \
+            onnx.shape_inference.infer_shapes(onnx.load(str(path), load_external_data=False))
+    except Exception as error:  # noqa: BLE001 - the checker and inference raise several types
+        raise UserError(f"{path} is not a valid ONNX model ({one_line(str(error), 160)}); re-export it "
+                        "and check it with onnx.checker.check_model") from None
+
+
+def validate(path: Path) -> None:
+    stat = path.stat()
+    _validated(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+def recorded_output(model_path: Path) -> str | None:
+    """The output the exporter recorded for the accuracy check (``logits`` of a
+    ``ModelOutput``, say); None for a file from elsewhere."""
+    model = onnx.load(str(model_path), load_external_data=False)
+    return {prop.key: prop.value for prop in model.metadata_props}.get(COMPARED_OUTPUT_KEY)
+
+
+def resolve_provider(asked: str | None, device: str) -> str:
+    """``auto`` is the CUDA provider on a GPU and the CPU provider on a CPU."""
+    if asked in (None, "auto"):
+        return "cuda" if device == "cuda" else "cpu"
+    return asked
+
+
+class OrtPrepared:
+    """One precision variant of the model and the session plan for it; the session itself is
+    made when the first batch opens, since the CUDA provider's memory limit comes with it."""
+
+    def __init__(self, variant: onnx_variants.Variant, preparation: Preparation, provider: str,
+                 max_batch_size: int, device: str, compared_output: str | None):
+        self.variant, self.preparation, self.provider = variant, preparation, provider
+        #: The output the exporter recorded for the accuracy check (read from the FP32 file:
+        #: a converter need not keep the metadata), or None: the first.
+        self.compared_output = compared_output
+        self.max_batch_size, self.device = max_batch_size, device
+        self.session: ort.InferenceSession | None = None
+        self._budget: float | None = None
+
+    def session_for(self, memory_budget_bytes: float | None) -> ort.InferenceSession:
+        if self.session is None or memory_budget_bytes != self._budget:
+            self.session = ort_providers.create_session(self.variant.path, self._plan(memory_budget_bytes))
+            self._budget = memory_budget_bytes
+        return self.session
+
+    def _plan(self, memory_budget_bytes: float | None) -> ort_providers.SessionPlan:
+        preparation = self.preparation
+        shapes = {}
+        for spec in preparation.inputs.inputs:
+            fixed = preparation.inputs.fixed_batch
+            low, high = (fixed, fixed) if fixed else (1, self.max_batch_size)
+            shapes[spec.name] = ((low, *spec.shape), (high, *spec.shape), (high, *spec.shape))
+        return ort_providers.plan_session(
+            self.provider, cpu_threads=preparation.cpu_threads,
+            graph_optimization=preparation.option("graph_optimization", "all"),
+            execution_mode=preparation.option("execution_mode", "sequential"),
+            memory_budget_bytes=memory_budget_bytes,
+            tf32=bool(preparation.option("tf32", False)) or preparation.precision == "tf32",
+            cudnn_conv_algo_search=preparation.option("cudnn_conv_algo_search", "heuristic"),
+            prefer_nhwc=bool(preparation.option("prefer_nhwc", False)),
+            cuda_graph=bool(preparation.option("cuda_graph", False)),
+            precision=preparation.precision, input_shapes=shapes, cache_dir=cache_root())
+
+    def close(self) -> None:
+        self.session = None
+
+
+class _GpuMemory:
+    """This process's memory on the GPU from NVML (ONNX Runtime has no peak counter; its
+    arena keeps what it took, so the largest reading after the steps is the peak)."""
+
+    def __init__(self) -> None:
+        self.peak: int | None = None
+        try:
+            import pynvml  # noqa: PLC0415 - NVML is there wherever a CUDA provider runs
+
+            pynvml.nvmlInit()
+            self._nvml = pynvml
+            device_index = int(os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0] or 0)
+            self._handle = pynvml.nvmlDeviceGetHandleByIndex(device_index if device_index >= 0 else 0)
+        except Exception:  # noqa: BLE001 - no NVML: the peak stays unknown
+            self._nvml = None
+
+    def read(self) -> int | None:
+        if self._nvml is None:
+            return None
+        try:
+            processes = self._nvml.nvmlDeviceGetComputeRunningProcesses(self._handle)
+        except Exception:  # noqa: BLE001 - a driver without per-process accounting
+            return None
+        used = [p.usedGpuMemory for p in processes if p.pid == os.getpid() and p.usedGpuMemory]
+        if used:
+            self.peak = max(self.peak or 0, max(used))
+        return self.peak
+
+
+class OrtSession:
+    def __init__(self, prepared: OrtPrepared, config: RunConfig, memory_budget_bytes: float | None):
+        self.prepared, self.config = prepared, config
+        self.session = prepared.session_for(memory_budget_bytes)
+        ran = ort_providers.provider_that_ran(self.session)
+        # The provider that really ran, in every measurement row: a CPU figure never passes
+        # for a GPU one.
+        threads = self.session.get_session_options().intra_op_num_threads
+        self.device_name = {"cpu": f"CPU EP ({threads or 'default'} threads)", "cuda": "CUDA EP",
+                            "tensorrt": "TensorRT EP"}[ran]
+        self.output_names = [output.name for output in self.session.get_outputs()]
+        recorded = prepared.compared_output
+        self.compared = recorded if recorded in self.output_names else self.output_names[0]
+        self.feed = self._feed(synthetic_batch(prepared.preparation.inputs, config.batch_size, seed=1))
+        self._memory = _GpuMemory() if ran != "cpu" else None
+        self._binding = None
+        if ran != "cpu":
+            # Inputs and outputs stay on the GPU, so host copies are not timed.
+            self._binding = self.session.io_binding()
+            for name, array in self.feed.items():
+                self._binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0))
+            for name in self.output_names:
+                self._binding.bind_output(name, "cuda", 0)
+
+    def _feed(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        wanted = {node.name for node in self.session.get_inputs()}
+        missing = wanted - set(arrays)
+        if missing:
+            raise UserError(f"the ONNX model takes inputs {', '.join(sorted(missing))} that the input "
+                            f"description lacks; pass --input-spec naming every input")
+        return {name: array for name, array in arrays.items() if name in wanted}
+
+    def step(self) -> None:
+        if self._binding is not None:
+            self.session.run_with_iobinding(self._binding)
+        else:
+            self.session.run(self.output_names, self.feed)
+
+    def clock(self):
+        # ``run`` and ``run_with_iobinding`` return after the provider's stream is synchronised
+        # (ONNX Runtime's default), so the wall clock times the device work.
+        return WallClock()
+
+    def outputs(self, inputs) -> np.ndarray:
+        feed = self._feed(dict(inputs))
+        count, size = len(next(iter(feed.values()))), self.config.batch_size
+        results = []
+        for start in range(0, count, size):
+            chunk = {name: array[start:start + size] for name, array in feed.items()}
+            fixed = self.prepared.preparation.inputs.fixed_batch
+            if fixed and len(next(iter(chunk.values()))) != fixed:
+                break  # a graph fixed to its batch cannot run a short last chunk
+            (output,) = self.session.run([self.compared], chunk)
+            results.append(np.asarray(output, dtype=np.float32))
+        return np.concatenate(results)
+
+    def peak_memory_bytes(self) -> int | None:
+        return self._memory.read() if self._memory is not None else None
+
+    def close(self) -> None:
+        self._binding = None
+        self.feed = {}
+
+
+class OrtRunner:
+    """Converts each model once per input description, makes each precision variant once
+    (both cached on disk), and opens sessions on the provider asked for."""
+
+    def device(self, wanted: str) -> str:
+        # A GPU asked for stays a GPU: a provider that cannot run there is reported as such
+        # when the model is prepared, never quietly measured on the CPU instead.
+        return "cuda" if wanted == "cuda" else "cpu"
+
+    def precisions(self, device: str, device_precisions: tuple[str, ...]) -> tuple[str, ...]:
+        if device == "cpu":
+            return PRECISIONS["cpu"]
+        return tuple(p for p in PRECISIONS["cuda"] if p in device_precisions or p == "int4")
+
+    def is_out_of_memory(self, error: BaseException) -> bool:
+        # ONNX Runtime raises one RuntimeException type for everything; the CUDA arena's
+        # failure is marked only by its text.
+        text = str(error).lower()
+        return "failed to allocate memory" in text or "out of memory" in text
+
+    def enforces_memory_budget(self, device: str) -> bool:
+        # The CUDA provider's gpu_mem_limit caps its arena; the CPU provider has no cap.
+        return device == "cuda"
+
+    def prepare(self, model, preparation: Preparation, device: str, max_batch_size: int) -> OrtPrepared:
+        if preparation.task != "infer":
+            raise BackendUnavailable("ONNX Runtime serves trained models here; training runs on PyTorch")
+        provider = resolve_provider(preparation.option("provider", "auto"), device)
+        if preparation.precision not in PRECISIONS[provider]:
+            raise UnsupportedConfig(f"{preparation.precision} does not run on ONNX Runtime's "
+                                    f"{ort_providers.PROVIDERS[provider]}")
+        if provider != "cpu":
+            problem = ort_providers.gpu_provider_problem(provider)
+            if problem is not None:
+                raise ort_providers.ProviderUnavailable(provider, problem)
+        request = ConversionRequest(inputs=preparation.inputs, dynamic_batch=True)
+        fp32_path = convert_model(model, "onnx", request)
+        validate(fp32_path)
+        variant = onnx_variants.make_variant(fp32_path, *self._variant_of(preparation, provider),
+                                             calibration=self._calibration(preparation))
+        return OrtPrepared(variant, preparation, provider, max_batch_size, device, recorded_output(fp32_path))
+
+    @staticmethod
+    def _variant_of(preparation: Preparation, provider: str) -> tuple[str, str]:
+        """(precision, method) of the file to run. TF32 runs the FP32 file; TensorRT makes
+        FP16 and BF16 engines from the FP32 file through its builder flags, and takes INT8 as
+        a symmetric QDQ model."""
+        precision = preparation.precision
+        if precision == "tf32" or (provider == "tensorrt" and precision in ("fp16", "bf16")):
+            return "fp32", ""
+        if precision == "int8":
+            return "int8", "qdq_s8" if provider == "tensorrt" else preparation.option("int8_method", "qdq")
+        if precision == "int4":
+            return "int4", "matmul_nbits"
+        return precision, ""
+
+    @staticmethod
+    def _calibration(preparation: Preparation) -> dict[str, np.ndarray] | None:
+        """The INT8 calibration batch: the user's ``--inputs``, else seeded synthetic samples."""
+        if preparation.precision != "int8":
+            return None
+        inputs: ModelInputs = preparation.inputs
+        if preparation.inputs_path is not None:
+            return load_inputs(preparation.inputs_path, inputs, protocol()["accuracy_samples"])
+        return synthetic_batch(inputs, protocol()["accuracy_samples"], seed=CALIBRATION_SEED)
+
+    def open(self, prepared: OrtPrepared, config: RunConfig,
+             memory_budget_bytes: float | None = None) -> OrtSession:
+        return OrtSession(prepared, config, memory_budget_bytes)
