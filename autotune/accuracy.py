@@ -18,6 +18,13 @@ class AccuracyReport:
     budget: float
     passed: bool
     reason: str
+    #: What ``loss`` measures: "top-1 disagreement" or "relative error".
+    metric: str = "relative error"
+
+    @property
+    def summary(self) -> str:
+        """``top-1 disagreement 0.0%``: the figure a results table shows."""
+        return f"{self.metric} {self.loss:.1%}" if np.isfinite(self.loss) else self.metric
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -31,7 +38,7 @@ def compare(reference: np.ndarray, candidate: np.ndarray, budget: float) -> Accu
         raise ValueError(f"outputs differ in shape: {reference.shape} vs {candidate.shape}")
     if not np.isfinite(candidate).all():
         return AccuracyReport(float("inf"), float("inf"), 0.0, None, float("inf"), budget, False,
-                              "the output has NaN or infinite values")
+                              "the output has NaN or infinite values", "non-finite output")
     difference = np.abs(candidate - reference)
     scale = float(np.abs(reference).max()) or 1.0
     norms = float(np.linalg.norm(reference) * np.linalg.norm(candidate))
@@ -53,4 +60,4 @@ def compare(reference: np.ndarray, candidate: np.ndarray, budget: float) -> Accu
     reason = (f"{what} {loss:.1%} within the {budget:.0%} budget (S002-6)" if passed
               else f"{what} {loss:.1%} exceeds the {budget:.0%} budget (S002-6)")
     return AccuracyReport(float(difference.max()), float(difference.max() / scale), cosine, top1,
-                          loss, budget, passed, reason)
+                          loss, budget, passed, reason, what)

@@ -167,7 +167,8 @@ class Measurer:
     #: Seconds spent preparing so far (exports, engine builds): paid once per preparation.
     preparing_s: float = 0.0
     #: The backend's options (:class:`autotune.types.BackendOption`): one that means nothing
-    #: for a configuration's precision is set to None in it (see :meth:`applicable`).
+    #: for a configuration's precision is left out of its preparation and label (see
+    #: :meth:`applicable`), and kept in the configuration for the precision it serves.
     options: tuple = ()
     _prepared: dict = field(default_factory=dict)
     _references: dict = field(default_factory=dict)
@@ -175,15 +176,20 @@ class Measurer:
     _costs: CostBook = field(default_factory=CostBook)
 
     def applicable(self, config: RunConfig) -> RunConfig:
-        """``config`` with every option that means nothing for its precision set to None, so
-        an FP32 run neither shows nor prepares separately for an INT8 method."""
+        """``config`` with every option that means nothing for its precision set to None: what
+        a runner prepares, so an FP32 run neither prepares separately for an INT8 method nor
+        shows it."""
         unused = {option.name: None for option in self.options
-                  if option.precisions and config.precision not in option.precisions
-                  and config.option(option.name) is not None}
+                  if not option.applies_to(config.precision) and config.option(option.name) is not None}
         return config.with_options(**unused) if unused else config
 
     def _preparation(self, config: RunConfig):
-        return config.preparation(self.stats.inputs.at(config.resolution), self.inputs_path)
+        return self.applicable(config).preparation(self.stats.inputs.at(config.resolution), self.inputs_path)
+
+    def _shown(self, config: RunConfig) -> tuple[str, ...]:
+        """The explored names worth showing in ``config``'s label: those that apply to its precision."""
+        unused = {option.name for option in self.options if not option.applies_to(config.precision)}
+        return tuple(name for name in self.shown if name not in unused)
 
     def _prepare(self, config: RunConfig):
         key = self._preparation(config)
@@ -215,7 +221,6 @@ class Measurer:
                               f"{self.memory_budget_bytes / GIB:.2f} GB")
 
     def _open(self, config: RunConfig) -> Session:
-        config = self.applicable(config)
         self._check_budget(config, None)
         return self.runner.open(self._prepare(config), config, self.memory_budget_bytes)
 
@@ -273,7 +278,6 @@ class Measurer:
         ran_out = False
         for rung in ladder.rungs(config, self.precisions, self.stats.fixed_resolution,
                                  self.stats.native_resolution):
-            rung = self.applicable(rung)
             if rung.precision in unsupported:
                 continue
             session = None
@@ -308,12 +312,12 @@ class Measurer:
         keep that one-time cost off a measurement's clock. What it raises is left for
         :meth:`measure` to report, through the ladder."""
         try:
-            self._prepare(self.applicable(config))
+            self._prepare(config)
         except Exception:  # noqa: BLE001 - measure prepares again and reports it
             pass
 
     def _is_prepared(self, config: RunConfig) -> bool:
-        held = self._prepared.get(self._preparation(self.applicable(config)))
+        held = self._prepared.get(self._preparation(config))
         return held is not None and held[1] >= config.batch_size
 
     def _needs_reference(self, config: RunConfig, check_accuracy: bool) -> bool:
@@ -352,7 +356,7 @@ class Measurer:
                      steps: list[str] | tuple[str, ...] = ()) -> Measurement:
         return Measurement(self.backend, self.device, config, Outcome.OVER_BUDGET,
                            f"needs about {needed_s:.1f} s ({what}); {max(left_s, 0.0):.1f} s left",
-                           steps=tuple(steps), shown=self.shown, needed_s=needed_s)
+                           steps=tuple(steps), shown=self._shown(config), needed_s=needed_s)
 
     def _probe(self, session: Session, config: RunConfig, step_s: float, after_s: float,
                deadline: float) -> tuple[float, float]:
@@ -385,9 +389,8 @@ class Measurer:
         """
         def result(ran: RunConfig, outcome: Outcome, reason: str = "", **fields: Any) -> Measurement:
             return Measurement(self.backend, fields.pop("device", self.device), ran, outcome, reason,
-                               shown=self.shown, **fields)
+                               shown=self._shown(ran), **fields)
 
-        config = self.applicable(config)
         check_accuracy = check_accuracy and config.precision != "fp32"
         estimate = self._estimate(config, check_accuracy) if deadline is not None else None
         if estimate is not None and time.monotonic() + estimate[0] > deadline:

@@ -85,7 +85,10 @@ def results_table(measurements, title: str, knees: set[int] | None = None) -> No
         timing = m.timing
         cells = [f"{getattr(timing, f):.2f}" for f in ("p50_ms", "p90_ms", "p99_ms")] if timing else ["-"] * 3
         status = m.outcome.value.replace("_", " ")
-        result = status if not m.reason else f"{status}: {m.reason}"
+        if m.ok and m.accuracy is not None and not m.steps:
+            result = f"ok, {m.accuracy.summary}"  # the budget and its source are in --json
+        else:
+            result = status if not m.reason else f"{status}: {m.reason}"
         if knees is not None and id(m) in knees:
             result = "knee; " + result
         table.add_row(
@@ -132,6 +135,9 @@ def plugin_rows(backends: dict[str, tuple[str, Any]], distribution_of) -> list[d
             "description": backend.description,
             "options": [{"name": o.name, "type": o.type, "default": o.default, "choices": list(o.choices),
                          "follows": o.decision, "explored": o.explore, "devices": list(o.devices),
+                         "precisions": list(o.precisions), "explore_choices": list(o.explore_choices),
+                         "explore_also": [[c, list(v)] for c, v in o.explore_also],
+                         "model_kinds": list(o.model_kinds),
                          "help": o.help} for o in backend.options],
         })
     return rows
@@ -148,7 +154,16 @@ def plugins_text(rows: list[dict[str, Any]]) -> str:
             default = (f"the {option['follows']} decision, else {option['default']}" if option["follows"]
                        else option["default"])
             where = "" if len(option["devices"]) > 1 else f"; {', '.join(option['devices'])} only"
-            explored = "; verify explores it" if option["explored"] else ""
+            if option["precisions"]:
+                where += f"; {', '.join(option['precisions'])} only"
+            explored = ""
+            if option["explored"]:
+                explored = "; verify explores " + (", ".join(option["explore_choices"])
+                                                  if option["explore_choices"] else "it")
+                explored += "".join(f", and {', '.join(values)} where {condition}"
+                                    for condition, values in option["explore_also"])
+                if option["model_kinds"]:
+                    explored += f" for {', '.join(option['model_kinds'])} models"
             lines.append(f"  --set {row['backend']}.{option['name']}=<{option['type']}>  "
                          f"{option['help']} (default: {str(default).lower()}{where}{explored})")
     return "\n".join(lines)

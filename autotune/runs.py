@@ -78,9 +78,10 @@ def explorables(backend: Backend, config: RunConfig, device: str, facts: Mapping
     found = []
     for option in backend.options:
         if option.explore and device in option.devices and option.name not in fixed \
-                and (option.decision is None or option.decision not in fixed):
+                and (option.decision is None or option.decision not in fixed) \
+                and (not option.model_kinds or facts["model.kind"] in option.model_kinds):
             current = config.option(option.name, option.default)
-            found.append(Explorable(option.name, option.alternatives(current), option.precisions))
+            found.append(Explorable(option.name, option.alternatives(current, facts), option.precisions))
     if device == "cpu" and "cpu_threads" not in fixed:
         # The rules give one thread per physical core; all logical cores may be faster or slower.
         every_core = int(facts["host.cpu_cores"])

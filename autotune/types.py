@@ -9,7 +9,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 def load_reference(reference: str) -> Any:
@@ -38,7 +41,9 @@ class BackendOption:
     given: an INT8 quantisation method means nothing to an FP32 model). ``explore``:
     ``autotune verify`` may measure the option's other values and keep the faster one —
     only ``explore_choices`` when given (the values worth a measurement by default; the
-    others are there for ``--set``).
+    others are there for ``--set``), plus those of ``explore_also`` whose condition (over
+    the facts, in the rules' condition language) holds — and only for a model whose kind is
+    in ``model_kinds`` when given (a memory layout of images means nothing to token ids).
     """
 
     name: str
@@ -51,21 +56,31 @@ class BackendOption:
     devices: tuple[str, ...] = ("cuda", "cpu")
     precisions: tuple[str, ...] = ()
     explore_choices: tuple[str, ...] = ()
+    explore_also: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    model_kinds: tuple[str, ...] = ()
 
-    def applies(self, device: str, precision: str) -> bool:
-        """Whether the option changes anything for ``precision`` on ``device``."""
-        return device in self.devices and (not self.precisions or precision in self.precisions)
+    def applies_to(self, precision: str) -> bool:
+        """Whether the option changes anything for ``precision`` (see ``precisions``)."""
+        return not self.precisions or precision in self.precisions
 
     def coerce(self, value: Any, where: str, backend: str) -> Any:
         from autotune.values import coerce  # noqa: PLC0415
 
         return coerce(f"{backend}.{self.name}", self.type, value, where, self.choices, minimum=0)
 
-    def alternatives(self, current: Any) -> tuple[Any, ...]:
-        """The other values exploration measures."""
+    def alternatives(self, current: Any, facts: Mapping[str, Any] | None = None) -> tuple[Any, ...]:
+        """The other values exploration measures (with ``facts``, those ``explore_also`` adds)."""
         if self.type == "bool":
             return (not current,)
-        return tuple(choice for choice in self.explore_choices or self.choices if choice != current)
+        choices = list(self.explore_choices or self.choices)
+        if facts is not None and self.explore_also:
+            from autotune.conditions import Expression  # noqa: PLC0415 - only verify explores
+            from autotune.rules import known_facts  # noqa: PLC0415
+
+            for condition, values in self.explore_also:
+                if Expression(condition, known_facts()).evaluate(facts):
+                    choices += [value for value in values if value not in choices]
+        return tuple(choice for choice in choices if choice != current)
 
 
 @dataclass(frozen=True)

@@ -387,8 +387,9 @@ def winning_options(reports: list[BackendReport], recommendation: Recommendation
     winning = _winning(reports, recommendation)
     if winning is None or not winning.best.config.options:
         return {}
-    options = winning.best.config.options
-    return {winning.backend: {name: value for name, value in options if value is not None}}
+    config, registration = winning.best.config, winning.registration
+    return {winning.backend: {name: value for name, value in config.options if value is not None
+                              and registration.option(name).applies_to(config.precision)}}
 
 
 def _quantization_decision(reports: list[BackendReport], winner: Measurement, settings: dict[str, Any],

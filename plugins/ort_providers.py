@@ -300,6 +300,12 @@ def create_session(model_path: Path, plan: SessionPlan) -> onnxruntime.Inference
         raise _explained(model_path, plan.provider, failure) from None
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """ONNX Runtime raises one exception type for everything; the CUDA arena's failure is
+    marked only by its text."""
+    return bool(_OUT_OF_MEMORY.search(str(error)))
+
+
 def provider_that_ran(session: onnxruntime.InferenceSession) -> str:
     """"cpu" | "cuda" | "tensorrt": the first of ``session.get_providers()`` (ORT's own name
     for a provider this module does not know)."""

@@ -221,10 +221,7 @@ class OrtRunner:
         return tuple(p for p in PRECISIONS["cuda"] if p in device_precisions or p == "int4")
 
     def is_out_of_memory(self, error: BaseException) -> bool:
-        # ONNX Runtime raises one RuntimeException type for everything; the CUDA arena's
-        # failure is marked only by its text.
-        text = str(error).lower()
-        return "failed to allocate memory" in text or "out of memory" in text
+        return ort_providers.is_out_of_memory(error)
 
     def enforces_memory_budget(self, device: str) -> bool:
         # The CUDA provider's gpu_mem_limit caps its arena; the CPU provider has no cap.

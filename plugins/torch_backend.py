@@ -5,8 +5,9 @@ from autotune.types import Backend, BackendOption, ModelConverter, ModelInspecto
 
 #: What only PyTorch has. Those that follow a decision take the recommendation's value.
 OPTIONS = (
-    BackendOption("channels_last", "bool", "model and inputs in torch.channels_last memory format",
-                  default=False, decision="channels_last", explore=True),
+    BackendOption("channels_last", "bool", "model and inputs in torch.channels_last memory format "
+                  "(image inputs only)", default=False, decision="channels_last", explore=True,
+                  model_kinds=("image",)),
     BackendOption("cudnn_benchmark", "bool", "torch.backends.cudnn.benchmark: time convolution "
                   "algorithms once per shape", default=False, decision="cudnn_benchmark", devices=("cuda",)),
     BackendOption("tf32", "bool", "TF32 for FP32 matmuls and convolutions (fp32_precision on torch >= 2.9, "

@@ -5,6 +5,7 @@ provider reported unavailable rather than measured on the CPU, and bad input on 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -196,3 +197,47 @@ def test_a_calibration_batch_of_the_wrong_shape_is_one_line_and_caches_nothing(o
     assert "(batch, 3, 16, 16)" in err or "3, 16, 16" in err
     cache = tmp_path / "xdg-cache" / "autotune" / "onnx-variants"
     assert not cache.exists() or not list(cache.glob("*.onnx"))
+
+
+@pytest.mark.parametrize("installed, backends, quantization_rule, alternative", [
+    (["onnxruntime", "torch"], ["onnxruntime", "torch"], "cpu-int8-static", "int8"),
+    (["torch"], ["torch", "onnxruntime"], "quantise-next-step", "none"),
+])
+def test_cpu_inference_proposes_onnx_runtime_first_and_int8_only_where_it_is_installed(
+        monkeypatch, installed, backends, quantization_rule, alternative):
+    from autotune import facts  # noqa: PLC0415
+    from autotune.machine_probe import probe  # noqa: PLC0415
+    from autotune.recommendation import recommend  # noqa: PLC0415
+
+    monkeypatch.setattr(facts, "installed_backends", lambda: installed)
+    machine = probe()
+    machine = replace(machine, host=replace(machine.host, bf16=False), gpus=())
+
+    recommendation = recommend(machine, {"task": "infer", "objective": "throughput", "tier": "balanced"})
+    assert recommendation.settings["backends"] == backends
+    assert recommendation.decision("quantization").rule == quantization_rule
+    assert recommendation.settings["alternative_precision"] == alternative  # no native BF16 here
+    for name in ("backends", "quantization", "alternative_precision"):
+        assert recommendation.decision(name).source  # every rule names its source
+    trained = recommend(machine, {"task": "train", "objective": "throughput", "tier": "balanced"})
+    assert trained.settings["backends"] == ["torch"] and trained.settings["alternative_precision"] != "int8"
+
+
+def test_every_built_in_option_explores_on_conditions_the_rule_language_reads():
+    from autotune import plugins  # noqa: PLC0415
+    from autotune.conditions import Expression  # noqa: PLC0415
+    from autotune.rules import known_facts  # noqa: PLC0415
+
+    for _, backend in plugins.backends().values():
+        for option in backend.options:
+            for condition, values in option.explore_also:
+                Expression(condition, known_facts())  # raises on an unknown fact or bad syntax
+                assert set(values) <= set(option.choices)
+
+
+def test_dynamic_int8_is_explored_for_transformers_only():
+    from autotune import plugins  # noqa: PLC0415
+
+    option = plugins.backends()["onnxruntime"][1].option("int8_method")
+    assert "dynamic" in option.alternatives("qdq", {"model.family": "transformer"})
+    assert "dynamic" not in option.alternatives("qdq", {"model.family": "cnn"})

@@ -51,7 +51,7 @@ def test_a_standin_goes_through_inspect_recommend_verify_and_bench(capsys, tmp_p
     assert json.loads(out)["measured"] is True
 
     code, out, err = run(capsys, "bench", "--model", model, *extra, "--task", "train", "--sweep", "batch=1,2",
-                         "--budget-s", "0.3", "--plot", str(tmp_path / "bench.png"), "--json")
+                         "--budget-s", "2", "--plot", str(tmp_path / "bench.png"), "--json")
     assert code == 0, err
     rows = json.loads(out)["rows"]
     assert any(row["status"] == "ok" and row["throughput_samples_s"] > 0 for row in rows)
@@ -74,3 +74,17 @@ def test_a_guess_is_said_in_one_line_of_the_recommendation(capsys):
     assert code == 0, err
     guesses = [w for w in json.loads(out)["warnings"] if "guessed" in w]
     assert len(guesses) == 1 and "\n" not in guesses[0] and "--input-spec" in guesses[0]
+
+
+@pytest.mark.parametrize("name", ["detector", "token_classifier"])
+def test_a_standin_is_verified_on_onnx_runtime_beside_torch(capsys, name):
+    # The YOLO-style detector and the transformer on token ids, exported with every input
+    # and measured on ONNX Runtime's CPU provider, in one table with torch.
+    pytest.importorskip("onnxruntime")
+    code, out, err = run(capsys, "verify", "--model", f"tests.standin_models:{name}", "--backend",
+                         "onnxruntime,torch", "--budget-s", "5", "--format", "json")
+    assert code == 0, err
+    reports = {report["backend"]: report for report in json.loads(out)["measurements"]}
+    assert reports["onnxruntime"]["status"] == "measured", reports["onnxruntime"]
+    assert all(row["device"].startswith("CPU EP") for row in reports["onnxruntime"]["measurements"])
+    assert reports["torch"]["status"] == "measured"
