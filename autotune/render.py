@@ -77,10 +77,15 @@ def results_table(measurements, title: str, knees: set[int] | None = None) -> No
 
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     numeric = ("p50 ms", "p90 ms", "p99 ms", "samples/s", "peak GB", "predicted GB", "roofline")
-    for column in ("backend", "device", "config", "p50 ms", "p90 ms", "p99 ms", "samples/s", "cv", "peak GB",
-                   "predicted GB", "roofline", "result"):
+    # A column no row has a figure for (the roofline on a CPU) says nothing: left out.
+    columns = [column for column, present in (
+        ("backend", True), ("device", True), ("config", True), ("p50 ms", True), ("p90 ms", True),
+        ("p99 ms", True), ("samples/s", True), ("cv", True), ("peak GB", True),
+        ("predicted GB", any(m.predicted_peak_bytes for m in measurements)),
+        ("roofline", any(m.roofline_percent is not None for m in measurements)), ("result", True)) if present]
+    for column in columns:
         table.add_column(column, justify="right" if column in numeric else "left",
-                         no_wrap=column in ("backend", "device", "config"))
+                         no_wrap=column not in ("result",), min_width=28 if column == "result" else None)
     for m in measurements:
         timing = m.timing
         cells = [f"{getattr(timing, f):.2f}" for f in ("p50_ms", "p90_ms", "p99_ms")] if timing else ["-"] * 3
@@ -91,18 +96,22 @@ def results_table(measurements, title: str, knees: set[int] | None = None) -> No
             result = status if not m.reason else f"{status}: {m.reason}"
         if knees is not None and id(m) in knees:
             result = "knee; " + result
-        table.add_row(
-            m.backend, m.device, m.label, *cells,
-            f"{m.throughput:.1f}" if timing else "-",
-            (f"{timing.cv:.1%}" + (" unstable" if timing.unstable else "")) if timing else "-",
+        row = {
+            "backend": m.backend, "device": m.device, "config": m.label,
+            "p50 ms": cells[0], "p90 ms": cells[1], "p99 ms": cells[2],
+            "samples/s": f"{m.throughput:.1f}" if timing else "-",
+            "cv": (f"{timing.cv:.1%}" + (" unstable" if timing.unstable else "")) if timing else "-",
             # A runtime without a memory counter (a CPU) measured nothing: say so, not "-".
-            f"{m.peak_memory_bytes / 2**30:.2f}" if m.peak_memory_bytes else ("unknown" if timing else "-"),
-            f"{m.predicted_peak_bytes / 2**30:.2f}" if m.predicted_peak_bytes else "-",
-            f"{m.roofline_percent:.0f} %" if m.roofline_percent is not None else "-",
-            result,
-        )
+            "peak GB": (f"{m.peak_memory_bytes / 2**30:.2f}" if m.peak_memory_bytes
+                        else "unknown" if timing else "-"),
+            "predicted GB": f"{m.predicted_peak_bytes / 2**30:.2f}" if m.predicted_peak_bytes else "-",
+            "roofline": f"{m.roofline_percent:.0f} %" if m.roofline_percent is not None else "-",
+            "result": result,
+        }
+        table.add_row(*(row[column] for column in columns))
     console = Console(stderr=True)
-    console.width = max(console.width, 160)
+    # A log or a pipe has no width of its own: wide enough that no figure is cut.
+    console.width = max(console.width, 160 if console.is_terminal else 200)
     console.print(table)
 
 

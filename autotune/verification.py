@@ -2,8 +2,8 @@
 
 For every backend asked for: search the largest batch on a GPU, measure the recommended
 configuration (through the OOM ladder, with the FP32 accuracy check), then explore within
-the time budget — batch up while throughput still rises (past the S001-4 knee), or down
-when the rules' batch is past the peak; the alternative precision over its own batch
+the time budget — batch up while a doubling still gains more than the S001-4 knee's 5 %,
+or down when the rules' batch is past the peak; the alternative precision over its own batch
 range; then every option the backend marks explorable (and the thread count on a CPU) —
 and keep the fastest configuration that passes the accuracy budget. The recommendation
 is made again with the measured choices and ``measured: true``.
@@ -293,8 +293,8 @@ def _choose(measurements: list[Measurement], context: VerifyContext) -> Measurem
 
 def _explore_batch(context: VerifyContext, config: RunConfig, current: Measurement, measure,
                    affordable: Callable[[RunConfig], bool], largest: int | None, usable: float) -> None:
-    """Up while throughput still rises; if the first step up did not pay, down while it
-    rises (the rules' batch may be past this device's peak). Bounded by memory and by
+    """Up while a doubling gains more than the knee's 5 % (S001-4); if the first step up did
+    not pay, down while it rises (the rules' batch may be past this device's peak). Bounded by memory and by
     ``affordable``, which says whether the time left covers a candidate."""
     if context.recommendation.inputs["objective"] == "latency":
         batch = config.batch_size
@@ -306,11 +306,17 @@ def _explore_batch(context: VerifyContext, config: RunConfig, current: Measureme
     best, batch = current, config.batch_size
     limit = largest or memory_model.max_batch(context.stats, usable, config.resolution, config.precision,
                                               config.task, context.optimizer) or 2 * batch
+    knee = protocol()["knee_fraction"]
     while batch * 2 <= limit and affordable(replace(config, batch_size=batch * 2)):
         candidate = measure(replace(config, batch_size=batch * 2))
         if not candidate.ok or candidate.throughput <= best.throughput:
             break
+        # Past the S001-4 knee (the smaller batch within 5 % of the larger) a doubling buys
+        # less than the machine's noise: the time left is worth more to another precision.
+        past_knee = best.throughput >= knee * candidate.throughput
         best, batch = candidate, batch * 2
+        if past_knee:
+            break
     if best is not current:
         return
     batch = config.batch_size

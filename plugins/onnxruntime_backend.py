@@ -22,8 +22,9 @@ OPTIONS = (
                   "scales at run time, for transformers; slow on convolutions)", default="qdq",
                   choices=(*INT8_STATIC_METHODS, "dynamic"), explore=True, precisions=("int8",),
                   explore_choices=INT8_STATIC_METHODS,
-                  # On a small BERT-like encoder, dynamic was the fastest INT8 method measured
-                  # (495 against 453 samples/s for qdq, benchmarks/verify_vs_sweep.py).
+                  # On a small BERT-like encoder dynamic was the fastest INT8 method in one run
+                  # (495 against 453 samples/s for qdq) and within 1 % of it in the next
+                  # (benchmarks/verify_vs_sweep.py): worth a measurement on transformers.
                   explore_also=(("model.family == 'transformer'", ("dynamic",)),)),
     BackendOption("graph_optimization", "choice", "ONNX Runtime graph optimisation level",
                   default="all", choices=("all", "extended", "basic", "disabled")),
