@@ -296,6 +296,12 @@ class Measurer:
             except UnsupportedConfig as error:
                 unsupported.add(rung.precision)
                 steps.append(f"{rung.precision}: not supported by the {self.backend} backend ({error})")
+                if not ran_out:
+                    # The precision asked for does not run here. A lower one is the ladder's
+                    # remedy for memory, not a stand-in for it (verify tries its alternatives).
+                    if session is not None:
+                        session.close()
+                    raise NothingFits(steps, Outcome.UNSUPPORTED) from None
             except Exception as error:  # the model's own code runs here
                 if not self._is_out_of_memory(error):
                     if session is not None:

@@ -20,6 +20,7 @@ with its message on one line: the runner reports that precision as not supported
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import tempfile
@@ -226,14 +227,44 @@ def make_variant(fp32_path: Path, precision: str, method: str = "",
            "settings": settings, "calibration": _arrays_sha256(calibration) if calibrated else None,
            "onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__,
            "onnxconverter_common": onnxconverter_common.__version__}
+    def build_and_check(target: Path) -> None:
+        with _library_logging_quiet():
+            build(target)
+        _check_loads(target, label)
+
     try:
-        path = cached_file(CACHE_KIND, key, ".onnx", build, note=f"{label} of {fp32_path.name}")
+        path = cached_file(CACHE_KIND, key, ".onnx", build_and_check, note=f"{label} of {fp32_path.name}")
     except (AutotuneError, UnsupportedConfig):
         raise
     except Exception as error:  # noqa: BLE001 - any converter's failure is "not supported"
         reason = one_line(str(error), REASON_MAX_CHARS) or type(error).__name__
         raise UnsupportedConfig(f"{label}: {reason}") from error
     return Variant(precision, method, path, path.stat().st_size, fp32_size)
+
+
+@contextlib.contextmanager
+def _library_logging_quiet() -> Iterator[None]:
+    """The quantiser and the converter log warnings through the root logger ("Axis 1 is
+    out-of-range for weight ...", a dump of each tensor it skips): what happened is in the
+    variant's result, and the user's terminal is not their debug log."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+def _check_loads(target: Path, label: str) -> None:
+    """A converter can write a file ONNX Runtime refuses (the quantiser gives a bias shared by
+    two nodes a uint8 type, for one): such a file is not cached, and the precision is
+    reported as not supported for this model."""
+    try:
+        onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    except Exception as error:  # noqa: BLE001 - ORT raises a dozen unrelated types
+        reason = one_line(str(error).replace("[ONNXRuntimeError] : ", ""), REASON_MAX_CHARS)
+        raise UnsupportedConfig(f"{label}: the converter wrote a model ONNX Runtime cannot load "
+                                f"({reason})") from None
 
 
 def _checked_method(precision: str, method: str, providers_hint: str) -> str:

@@ -87,7 +87,14 @@ class OrtPrepared:
 
     def session_for(self, memory_budget_bytes: float | None) -> ort.InferenceSession:
         if self.session is None or memory_budget_bytes != self._budget:
-            self.session = ort_providers.create_session(self.variant.path, self._plan(memory_budget_bytes))
+            plan = self._plan(memory_budget_bytes)
+            try:
+                self.session = ort_providers.create_session(self.variant.path, plan)
+            except UserError as error:
+                if self.variant.precision == "fp32":
+                    raise  # the user's own file (or its export): bad input
+                # A variant autotune made that this provider refuses: this precision, not the input.
+                raise UnsupportedConfig(f"{self.variant.label}: {error}") from None
             self._budget = memory_budget_bytes
         return self.session
 
@@ -187,11 +194,15 @@ class OrtSession:
 
     def outputs(self, inputs) -> np.ndarray:
         feed = self._feed(dict(inputs))
-        count, size = len(next(iter(feed.values()))), self.config.batch_size
+        fixed = self.prepared.preparation.inputs.fixed_batch
+        # A graph exported at a fixed batch runs in chunks of exactly that batch.
+        count, size = len(next(iter(feed.values()))), fixed or self.config.batch_size
+        if fixed and count < fixed:
+            raise UserError(f"the model's graph is fixed at batch {fixed}; the accuracy check needs at "
+                            f"least {fixed} samples, and --inputs holds {count}")
         results = []
         for start in range(0, count, size):
             chunk = {name: array[start:start + size] for name, array in feed.items()}
-            fixed = self.prepared.preparation.inputs.fixed_batch
             if fixed and len(next(iter(chunk.values()))) != fixed:
                 break  # a graph fixed to its batch cannot run a short last chunk
             (output,) = self.session.run([self.compared], chunk)

@@ -181,10 +181,19 @@ def test_nothing_fits_is_a_failed_measurement_not_a_crash():
     assert len(result.steps) == len(ladder.rungs(RunConfig("infer", "fp32", 2, 224), ("fp32", "bf16")))
 
 
-def test_unsupported_precision_is_skipped_once():
-    result = measurer(ScriptedRunner(capacity=0, unsupported=("fp32", "bf16"))).measure(
+def test_an_unsupported_precision_is_reported_not_replaced_by_a_lower_one():
+    # A lower precision is the ladder's remedy for memory; an INT8 method that cannot be made
+    # is not answered with an INT4 measurement.
+    result = measurer(ScriptedRunner(capacity=10**9, unsupported=("fp32",))).measure(
         RunConfig("infer", "fp32", 4, 224), 0.01)
-    assert result.status == "failed" and len(result.steps) == 2
+    assert result.status == "failed" and result.outcome.value == "unsupported" and len(result.steps) == 1
+
+
+def test_after_running_out_of_memory_an_unsupported_lower_precision_is_skipped_once():
+    result = measurer(ScriptedRunner(capacity=0, unsupported=("bf16",))).measure(
+        RunConfig("infer", "fp32", 4, 224), 0.01)
+    assert result.outcome.value == "out_of_memory"
+    assert sum("not supported" in step for step in result.steps) == 1
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])

@@ -277,6 +277,38 @@ def test_a_converter_failure_is_unsupported_in_one_line(models, monkeypatch):
     assert not [path for path in variant_files() if path.suffix == ".onnx"]
 
 
+def test_a_variant_onnx_runtime_cannot_load_is_unsupported_and_not_cached(models, monkeypatch):
+    # The quantiser gave a bias shared by two nodes (as the TorchScript exporter shares equal
+    # initializers) a uint8 type in a QGemm: a file written, and refused by ONNX Runtime.
+    def unloadable(model, target):
+        model = onnx.ModelProto()
+        model.CopyFrom(conv_net())
+        model.graph.node[0].op_type = "NoSuchOperator"
+        onnx.save(model, str(target))
+
+    monkeypatch.setattr(onnx_variants, "_build_fp16", unloadable)
+    with pytest.raises(UnsupportedConfig, match=r"^fp16: the converter wrote a model ONNX Runtime cannot"):
+        make_variant(models["conv"], "fp16")
+    assert not [path for path in variant_files() if path.suffix == ".onnx"]
+
+
+def test_the_quantisers_warnings_stay_off_the_terminal(models, caplog):
+    def noisy(*args, **kwargs):
+        import logging  # noqa: PLC0415
+
+        logging.warning("Axis 1 is out-of-range for weight 'embedding_norm.weight' with rank 1")
+        raise RuntimeError("gave up")
+
+    with pytest.MonkeyPatch.context() as patch, caplog.at_level("WARNING"):
+        patch.setattr(onnx_variants.float16, "convert_float_to_float16", noisy)
+        with pytest.raises(UnsupportedConfig):
+            make_variant(models["conv"], "fp16")
+    assert "out-of-range" not in caplog.text
+    import logging  # noqa: PLC0415
+
+    assert logging.root.manager.disable == logging.NOTSET
+
+
 def test_an_unsorted_fp16_graph_is_unsupported_not_sorted_by_hand(models, monkeypatch):
     def unsorted(model, full_check=False):
         raise onnx.checker.ValidationError("Nodes in a graph must be topologically sorted, however input "

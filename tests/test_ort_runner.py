@@ -25,7 +25,7 @@ from tests.test_cli import one_line_error, run  # noqa: E402
 CUDA_PROBLEM = ort_providers.gpu_provider_problem("cuda")
 
 
-def conv_net(path, opset: int = 17):
+def conv_net(path, opset: int = 17, batch="batch"):
     """x[batch,3,16,16] -> Conv(3->32, k3) -> Relu -> Conv(32->128, k3) -> Relu -> global average
     pool -> Gemm(128->10): a small classifier with a dynamic batch, seeded weights (enough of
     them for INT8's 4x to show through the file's fixed overhead)."""
@@ -45,8 +45,8 @@ def conv_net(path, opset: int = 17):
     ]
     graph = helper.make_graph(
         nodes, "conv_net",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 16, 16])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 16, 16])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])],
         [weight("w1", 32, 3, 3, 3), weight("b1", 32), weight("w2", 128, 32, 3, 3), weight("b2", 128),
          weight("g", 10, 128), weight("gb", 10)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
@@ -83,6 +83,16 @@ def test_an_onnx_file_is_measured_on_the_cpu_provider_and_each_row_names_it(onnx
     assert settings["quantization"] in ("int8", "none")
     assert verification.recommendation.decision("quantization").rule == "measured"
     assert "onnxruntime" in verification.recommendation.backend_options
+
+
+def test_a_graph_fixed_at_batch_1_is_measured_and_checked_at_batch_1(tmp_path):
+    # torch.onnx.export's default: the batch the sample had. The accuracy check runs the
+    # FP32 reference and INT8 one sample at a time.
+    path = conv_net(tmp_path / "batch1.onnx", batch=1)
+    verification = api.verify(str(path), backends="onnxruntime", budget_s=8)
+    ran = [m for m in verification.measurements if m.timing is not None]
+    assert ran and {m.config.batch_size for m in ran} == {1}
+    assert any(m.config.precision == "int8" and m.ok and m.accuracy.passed for m in ran)
 
 
 def test_int8_passes_the_accuracy_check_and_its_file_is_four_times_smaller(onnx_file):
