@@ -144,8 +144,26 @@ class Session(Protocol):
         """Free everything the session holds (device memory included)."""
 
 
+@dataclass(frozen=True)
+class ModelFile:
+    """The file a compiled runtime runs (a quantised ONNX model, an engine) and the size of
+    the FP32 file it was made from, so a measurement can say what the precision saved."""
+
+    size_bytes: int
+    fp32_size_bytes: int
+
+    def describe(self) -> str:
+        """``11.8 MB (FP32 46.7 MB)``."""
+        if self.size_bytes == self.fp32_size_bytes:
+            return f"{self.size_bytes / 1e6:.1f} MB"
+        return f"{self.size_bytes / 1e6:.1f} MB (FP32 {self.fp32_size_bytes / 1e6:.1f} MB)"
+
+
 class PreparedModel(Protocol):
-    """A model made ready for one :class:`Preparation` (an engine, a converted file, a module)."""
+    """A model made ready for one :class:`Preparation` (an engine, a converted file, a module).
+
+    Optional: ``model_file`` (a :class:`ModelFile`), for a runtime that runs a file it made.
+    """
 
     def close(self) -> None:
         """Free what the prepared model holds; sessions opened from it are closed first."""

@@ -18,6 +18,7 @@ from autotune import ladder
 from autotune.accuracy import AccuracyReport, compare
 from autotune.backend_api import (
     BackendUnavailable,
+    ModelFile,
     OutOfMemory,
     RunConfig,
     Runner,
@@ -68,6 +69,8 @@ class Measurement:
     #: UNSUPPORTED because the backend cannot run on this device at all (a GPU provider that
     #: does not load): nothing else this backend would try can run either.
     unavailable: bool = False
+    #: The file the runtime ran, beside the FP32 one's size (``ModelFile``), where it made one.
+    model_file: ModelFile | None = None
 
     @property
     def ok(self) -> bool:
@@ -125,6 +128,9 @@ class Measurement:
             data["accuracy"] = self.accuracy.to_dict()
         if self.steps:
             data["oom_steps"] = list(self.steps)
+        if self.model_file is not None:
+            data["model_file_mb"] = round(self.model_file.size_bytes / 1e6, 2)
+            data["fp32_file_mb"] = round(self.model_file.fp32_size_bytes / 1e6, 2)
         return data
 
 
@@ -453,8 +459,10 @@ class Measurer:
         reason = accuracy.reason if accuracy is not None else ""
         if steps:
             reason = (reason + "; " if reason else "") + f"fit after {len(steps)} step(s) down: {ran.label()}"
+        held = self._prepared.get(self._preparation(ran))
         return result(
             ran, outcome, reason, device=device_name, timing=timing, peak_memory_bytes=peak,
+            model_file=getattr(held[0], "model_file", None) if held is not None else None,
             predicted_peak_bytes=self.predict_peak(ran) if self.predict_peak else None,
             roofline_samples_s=self.roofline(ran) if self.roofline else None,
             accuracy=accuracy, steps=tuple(steps),

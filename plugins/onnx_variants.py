@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import logging
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -244,13 +245,16 @@ def make_variant(fp32_path: Path, precision: str, method: str = "",
 
 @contextlib.contextmanager
 def _library_logging_quiet() -> Iterator[None]:
-    """The quantiser and the converter log warnings through the root logger ("Axis 1 is
-    out-of-range for weight ...", a dump of each tensor it skips): what happened is in the
-    variant's result, and the user's terminal is not their debug log."""
+    """The quantiser logs warnings through the root logger ("Axis 1 is out-of-range for weight
+    ...", a dump of each tensor it skips) and the FP16 converter warns once per weight it
+    rounds ("the float32 number 1.58e-08 will be truncated to 1e-07"): what happened is in
+    the variant's result and its accuracy check, and the user's terminal is not their log."""
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
     finally:
         logging.disable(previous)
 

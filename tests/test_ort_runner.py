@@ -102,6 +102,9 @@ def test_int8_passes_the_accuracy_check_and_its_file_is_four_times_smaller(onnx_
         measurement = measurer.measure(config, budget_s=0.2)
         assert measurement.outcome is Outcome.OK, measurement.reason
         assert measurement.accuracy.passed and measurement.accuracy.cosine_similarity > 0.99
+        # Each variant's file size is reported beside FP32's.
+        assert 3 < measurement.model_file.fp32_size_bytes / measurement.model_file.size_bytes < 4.5
+        assert measurement.to_dict()["model_file_mb"] < measurement.to_dict()["fp32_file_mb"]
     finally:
         measurer.close()
     calibration = {"x": np.random.default_rng(1).standard_normal((8, 3, 16, 16)).astype(np.float32)}
