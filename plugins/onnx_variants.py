@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import re
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
@@ -266,7 +267,10 @@ def _check_loads(target: Path, label: str) -> None:
     try:
         onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
     except Exception as error:  # noqa: BLE001 - ORT raises a dozen unrelated types
-        reason = one_line(str(error).replace("[ONNXRuntimeError] : ", ""), REASON_MAX_CHARS)
+        # ORT's own words, without its error code and "Load model from <temporary> failed:".
+        text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : (Load model from \S+ failed:)?\s*", "",
+                      one_line(str(error)))
+        reason = one_line(text, REASON_MAX_CHARS)
         raise UnsupportedConfig(f"{label}: the converter wrote a model ONNX Runtime cannot load "
                                 f"({reason})") from None
 
