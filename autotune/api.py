@@ -127,6 +127,7 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
     name as it starts. A backend whose budget cannot cover the recommended configuration
     once is skipped and says how much it needs; when no backend measured, that is a
     :class:`NoBackend` with the budget to ask for."""
+    from autotune import measured as measuring  # noqa: PLC0415
     from autotune import plugins  # noqa: PLC0415
     from autotune import verification as verifying  # noqa: PLC0415
     from autotune.facts import machine_facts  # noqa: PLC0415
@@ -160,7 +161,7 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
     except Interrupted as interrupted:
         raise Interrupted([m for r in reports for m in r.measurements] + interrupted.measurements) from None
     measurements = tuple(m for r in reports for m in r.measurements)
-    measured = verifying.measured_decisions(reports, proposed)
+    measured = measuring.measured_decisions(reports, proposed)
     if not measured:
         if measurements and all(m.outcome is Outcome.OUT_OF_MEMORY for m in measurements):
             raise DoesNotFit(f"{chosen.stats.name} ran out of memory at batch 1 in every precision; "
@@ -175,8 +176,8 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
                         "reasons above", measurements, tuple(reports))
     final = _recommend(machine, request, chosen, measured=measured,
                        measurements=tuple(r.to_dict() for r in reports),
-                       measured_latency_ms=verifying.batch_one_latency_ms(reports, measured),
-                       backend_options=verifying.winning_options(reports, proposed))
+                       measured_latency_ms=measuring.batch_one_latency_ms(reports, measured),
+                       backend_options=measuring.winning_options(reports, proposed))
     return verifying.Verification(final, proposed, tuple(reports))
 
 
