@@ -48,7 +48,7 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from autotune.backend_api import UnsupportedConfig
+from autotune.backend_api import ModelFile, UnsupportedConfig
 from autotune.cache import cached_file
 from autotune.errors import AutotuneError, UserError, one_line
 
@@ -84,7 +84,6 @@ REASON_MAX_CHARS = 160
 #: declare a dynamic batch yet reshape to the batch they were traced at.
 CALIBRATION_CHUNK = 1
 _HASH_CHUNK_BYTES = 2**20
-_MB = 1e6
 
 #: Ops kept in FP32 by the FP16 converter: its own default list (which has Resize since 1.14)
 #: plus Resize named here, since its FP16 ``scales`` break the model (onnxconverter-common
@@ -129,13 +128,10 @@ class Variant:
     def label(self) -> str:
         return f"{self.precision} {self.method}" if self.method else self.precision
 
-    def describe(self) -> str:
-        """``int8 qdq: 11.7 MB (fp32 46.8 MB, 3.99x smaller)`` (MB of 10^6 bytes)."""
-        size = f"{self.label}: {self.size_bytes / _MB:.1f} MB"
-        if self.precision == "fp32" or not self.size_bytes:
-            return size
-        ratio = self.fp32_size_bytes / self.size_bytes
-        return f"{size} (fp32 {self.fp32_size_bytes / _MB:.1f} MB, {ratio:.2f}x smaller)"
+    @property
+    def model_file(self) -> ModelFile:
+        """Its size beside the FP32 file's, as every measurement reports it."""
+        return ModelFile(self.size_bytes, self.fp32_size_bytes)
 
 
 @dataclass(frozen=True)

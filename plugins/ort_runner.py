@@ -20,7 +20,7 @@ import onnx
 import onnxruntime as ort
 from autotune_plugins import onnx_variants, ort_providers
 
-from autotune.backend_api import BackendUnavailable, ModelFile, Preparation, RunConfig, UnsupportedConfig
+from autotune.backend_api import BackendUnavailable, Preparation, RunConfig, UnsupportedConfig
 from autotune.cache import cache_root
 from autotune.convert import COMPARED_OUTPUT_KEY, ConversionRequest, convert_model
 from autotune.errors import UserError, one_line
@@ -81,7 +81,7 @@ class OrtPrepared:
         #: The output the exporter recorded for the accuracy check (read from the FP32 file:
         #: a converter need not keep the metadata), or None: the first.
         self.compared_output = compared_output
-        self.model_file = ModelFile(variant.size_bytes, variant.fp32_size_bytes)
+        self.model_file = variant.model_file
         self.max_batch_size, self.device = max_batch_size, device
         self.session: ort.InferenceSession | None = None
         self._budget: float | None = None

@@ -163,13 +163,13 @@ def test_each_variant_runs_close_to_fp32(models, tmp_path, name, precision, meth
 def test_static_int8_of_a_conv_net_is_about_four_times_smaller(models):
     for method in STATIC_METHODS:
         variant = make_variant(models["conv"], "int8", method, calibration=calibration_for("conv"))
-        assert 3 < variant.fp32_size_bytes / variant.size_bytes < 4.5, variant.describe()
+        assert 3 < variant.fp32_size_bytes / variant.size_bytes < 4.5, variant.model_file.describe()
 
 
 def test_describe_says_the_size_and_the_saving():
     variant = Variant("int8", "qdq", Path("x.onnx"), 11_700_000, 46_800_000)
-    assert variant.describe() == "int8 qdq: 11.7 MB (fp32 46.8 MB, 4.00x smaller)"
-    assert Variant("fp32", "", Path("x.onnx"), 46_800_000, 46_800_000).describe() == "fp32: 46.8 MB"
+    assert variant.model_file.describe() == "11.7 MB (FP32 46.8 MB)"
+    assert Variant("fp32", "", Path("x.onnx"), 46_800_000, 46_800_000).model_file.describe() == "46.8 MB"
 
 
 def test_int4_quantises_matmul_weights(models):
