@@ -45,10 +45,10 @@ from pathlib import Path
 from typing import Any
 
 import onnxruntime
+from autotune_plugins import ort_messages
 
 from autotune.backend_api import BackendUnavailable, UnsupportedConfig
 from autotune.cache import cache_root
-from autotune.errors import UserError, one_line
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
              "tensorrt": "TensorrtExecutionProvider"}
@@ -82,25 +82,6 @@ _GPU_SESSION_LOG_SEVERITY = 2
 #: ORT's message when a node would have gone to the CPU and the fallback is off.
 _CPU_FALLBACK_REFUSED = "assigned to the default CPU EP"
 _OUT_OF_MEMORY = re.compile(r"Failed to allocate memory|out of memory", re.IGNORECASE)
-#: ORT exception types (onnxruntime.capi.onnxruntime_pybind11_state) that only the model causes.
-_MODEL_ERROR_TYPES = frozenset({"InvalidGraph", "InvalidProtobuf", "NoSuchFile", "NoModel"})
-_OPSET_TOO_NEW = re.compile(r"Opset (\d+) is under development.*support for domain (\S+) is till opset (\d+)")
-_IR_TOO_NEW = re.compile(r"Unsupported model IR version: (\d+), max supported IR version: (\d+)")
-_UNKNOWN_OPERATOR = re.compile(r"No Op registered for|is not a registered function/op|"
-                               r"Could not find an implementation for")
-
-#: "com.example:Foo(-1) is not a registered function/op": an operator of another domain.
-_CUSTOM_OPERATOR = re.compile(r"[\w.]+\.[\w.]+:\w+\(-?\d+\) is not a registered function/op")
-_LOG_HEADER = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \[([VIWEF]):onnxruntime:[^\]]*\]\s*")
-#: "/onnxruntime_src/.../file.cc:46 void onnxruntime::Class::Method(const Type&, int) " before a message.
-_SOURCE_LOCATION = re.compile(r"^/\S+\.(?:cc|cpp|cu|h|hpp):\d+\s+"
-                              r"[^()\[]*\((?:[^()]|\([^()]*\))*\)(?: const)?\s*")
-_ERROR_CODE = re.compile(r"^\[ONNXRuntimeError\] : \d+ : [A-Z_]+ : ")
-#: How ORT wraps every failure of reading a model file, before any provider is involved.
-_LOAD_FAILED = re.compile(r"^Load model from .+? failed:\s*")
-_LIBRARY_LOAD = re.compile(r"Failed to load library \S+ with error: (.+)")
-_REQUIREMENT = re.compile(r"Require (.+?)\.\s+Please")
-
 #: File descriptor 2 is the process's: one redirection at a time.
 _STDERR_LOCK = threading.Lock()
 
@@ -286,8 +267,8 @@ def create_session(model_path: Path, plan: SessionPlan) -> onnxruntime.Inference
         try:
             return onnxruntime.InferenceSession(str(model_path), options, providers=plan.providers())
         except Exception as error:  # noqa: BLE001 - ORT raises a dozen unrelated types
-            if _is_onnxruntime_error(error):
-                raise _cannot_load(model_path, error) from None
+            if ort_messages.is_onnxruntime_error(error):
+                raise ort_messages.cannot_load(model_path, error) from None
             raise
     if plan.provider == "tensorrt":
         # ORT creates the engine folder; make the timing cache's too, as older builds did not.
@@ -322,7 +303,7 @@ def gpu_provider_problem(provider: str) -> str | None:
     # No engine cache for a throwaway model: just the device.
     plan = SessionPlan(provider, {"config_entries": {_DISABLE_CPU_FALLBACK: "1"}}, {"device_id": "0"})
     try:
-        _strict_gpu_session(_identity_model(), _session_options(plan), plan)
+        _strict_gpu_session(ort_messages.identity_model(), _session_options(plan), plan)
     except _GpuSessionFailed as failure:
         return _provider_reason(provider, failure)
     return None
@@ -437,11 +418,12 @@ def _stderr_captured() -> Iterator[_Captured]:
 
 def _explained(model_path: Path, provider: str, failure: _GpuSessionFailed) -> Exception:
     error = failure.error
-    if error is not None and _is_model_error(error):
-        return _cannot_load(model_path, error)
-    if error is not None and _is_onnxruntime_error(error) and _OUT_OF_MEMORY.search(str(error)):
+    if error is not None and ort_messages.is_model_error(error):
+        return ort_messages.cannot_load(model_path, error)
+    if error is not None and ort_messages.is_onnxruntime_error(error) and _OUT_OF_MEMORY.search(str(error)):
         return error
-    if error is not None and _CPU_FALLBACK_REFUSED in str(error) and not _library_failure(failure.log):
+    if error is not None and _CPU_FALLBACK_REFUSED in str(error) \
+            and not ort_messages.library_failure(failure.log):
         problem = gpu_provider_problem(provider)
         if problem is not None:
             return ProviderUnavailable(provider, problem, failure.log)
@@ -454,111 +436,17 @@ def _explained(model_path: Path, provider: str, failure: _GpuSessionFailed) -> E
 
 def _provider_reason(provider: str, failure: _GpuSessionFailed) -> str:
     """The most informative line: the library that did not load, else ORT's own error."""
-    library = _library_failure(failure.log)
+    library = ort_messages.library_failure(failure.log)
     if library:
         return library
     if isinstance(failure.error, _NotInBuild):
         return str(failure.error)
-    errors = [message for severity, message in _log_messages(failure.log) if severity in "EF"
+    errors = [message for severity, message in ort_messages.log_messages(failure.log) if severity in "EF"
               and _CPU_FALLBACK_REFUSED not in message]
     if errors:
         return errors[0]
     if failure.error is not None:
-        return _ort_message(str(failure.error)) or type(failure.error).__name__
+        return ort_messages.ort_message(str(failure.error)) or type(failure.error).__name__
     return f"ONNX Runtime ran the session on {', '.join(failure.providers or ['no provider'])}"
 
 
-def _library_failure(log: str) -> str | None:
-    """``libcublasLt.so.13: cannot open shared object file: ...`` from ORT's log, with the
-    versions it says it needs when it says so."""
-    library = requirement = None
-    for _, message in _log_messages(log):
-        if library is None and (match := _LIBRARY_LOAD.search(message)):
-            library = match.group(1).strip()
-        if requirement is None and (match := _REQUIREMENT.search(message)):
-            requirement = match.group(1)
-    if library is None:
-        return None
-    if requirement is None:
-        return library
-    return f"{library} (ONNX Runtime {onnxruntime.__version__} needs {requirement})"
-
-
-def _log_messages(log: str) -> list[tuple[str, str]]:
-    """(severity letter, message) for each line ORT logged, prefixes and colours removed."""
-    messages = []
-    for line in log.splitlines():
-        text = one_line(line)
-        header = _LOG_HEADER.match(text)
-        if header:
-            messages.append((header.group(1), _ort_message(text[header.end():])))
-    return messages
-
-
-def _ort_message(text: str) -> str:
-    """ORT's message without its source location, C++ signature and error code."""
-    text = one_line(text)
-    previous = None
-    while text != previous:
-        previous = text
-        for prefix in (_ERROR_CODE, _LOAD_FAILED, _SOURCE_LOCATION):
-            text = prefix.sub("", text).strip()
-    return text
-
-
-def _is_onnxruntime_error(error: BaseException) -> bool:
-    return type(error).__module__.startswith("onnxruntime")
-
-
-def _is_model_error(error: BaseException) -> bool:
-    if not _is_onnxruntime_error(error):
-        return False
-    text = _ERROR_CODE.sub("", one_line(str(error)))
-    return (type(error).__name__ in _MODEL_ERROR_TYPES or bool(_LOAD_FAILED.match(text))
-            or bool(_OPSET_TOO_NEW.search(text))
-            or bool(_IR_TOO_NEW.search(text)) or bool(_UNKNOWN_OPERATOR.search(text)))
-
-
-def _cannot_load(model_path: Path, error: BaseException) -> UserError:
-    message = _ort_message(str(error))
-    start = f"ONNX Runtime {onnxruntime.__version__} cannot load {model_path}"
-    if type(error).__name__ == "NoSuchFile":
-        return UserError(f"{start}: no such file")
-    if match := _OPSET_TOO_NEW.search(message):
-        opset, domain, supported = match.groups()
-        which = "opset" if domain == "ai.onnx" else f"{domain} opset"
-        return UserError(f"{start}: it uses {which} {opset}, newer than the {which} {supported} it supports; "
-                         f"re-export with {which} <= {supported}")
-    if match := _IR_TOO_NEW.search(message):
-        return UserError(f"{start}: {message}; re-export with IR version <= {match.group(2)}")
-    if _CUSTOM_OPERATOR.search(message):
-        return UserError(f"{start}: {message}; re-export it with standard ONNX operators")
-    if _UNKNOWN_OPERATOR.search(message):
-        newest = _newest_opset()
-        hint = f"opset <= {newest}" if newest is not None else "an older opset"
-        return UserError(f"{start}: {message}; re-export with {hint}")
-    return UserError(f"{start}: {message}")
-
-
-@functools.cache
-def _newest_opset() -> int | None:
-    """The newest ai.onnx opset this ONNX Runtime loads, from its own refusal of a far newer one."""
-    try:
-        onnxruntime.InferenceSession(_identity_model(opset=10_000), providers=["CPUExecutionProvider"])
-    except Exception as error:  # noqa: BLE001 - ORT raises a dozen unrelated types
-        if match := _OPSET_TOO_NEW.search(str(error)):
-            return int(match.group(3))
-    return None
-
-
-def _identity_model(opset: int = 13) -> bytes:
-    """A one-node model (Identity of a static 1x4 float tensor, so TensorRT builds its engine
-    when the session is made), serialized: InferenceSession takes bytes."""
-    from onnx import TensorProto, helper  # noqa: PLC0415 - only probes need it
-
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 7  # what every ONNX Runtime this project supports reads
-    return model.SerializeToString()
