@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import re
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
@@ -36,6 +35,7 @@ import numpy as np
 import onnx
 import onnxconverter_common
 import onnxruntime
+from autotune_plugins import ort_messages
 from onnx.external_data_helper import uses_external_data
 from onnxconverter_common import float16
 from onnxruntime.quantization import (
@@ -264,9 +264,7 @@ def _check_loads(target: Path, label: str) -> None:
         onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
     except Exception as error:  # noqa: BLE001 - ORT raises a dozen unrelated types
         # ORT's own words, without its error code and "Load model from <temporary> failed:".
-        text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : (Load model from \S+ failed:)?\s*", "",
-                      one_line(str(error)))
-        reason = one_line(text, REASON_MAX_CHARS)
+        reason = one_line(ort_messages.ort_message(str(error)), REASON_MAX_CHARS)
         raise UnsupportedConfig(f"{label}: the converter wrote a model ONNX Runtime cannot load "
                                 f"({reason})") from None
 

@@ -26,6 +26,7 @@ from autotune.convert import COMPARED_OUTPUT_KEY, ConversionRequest, convert_mod
 from autotune.errors import UserError, one_line
 from autotune.harness import WallClock, protocol
 from autotune.inputs import load_inputs
+from autotune.machine_probe import probe
 from autotune.model_inputs import ModelInputs, synthetic_batch
 
 #: The INT8 calibration batch's seed: not the accuracy batch's (seed 0), so the check is
@@ -45,7 +46,9 @@ def _validated(path: Path, modified_ns: int, size: int) -> None:
     """The ONNX checker and shape inference on the model file, once per file version."""
     try:
         onnx.checker.check_model(str(path))
-        onnx.shape_inference.infer_shapes_path(str(path), os.devnull) if size > 2**31 else \
+        if size > 2**31:  # too large to load whole: inferred from the path, the result discarded
+            onnx.shape_inference.infer_shapes_path(str(path), os.devnull)
+        else:
             onnx.shape_inference.infer_shapes(onnx.load(str(path), load_external_data=False))
     except Exception as error:  # noqa: BLE001 - the checker and inference raise several types
         raise UserError(f"{path} is not a valid ONNX model ({one_line(str(error), 160)}); re-export it "
@@ -121,21 +124,32 @@ class OrtPrepared:
         self.session = None
 
 
+@functools.cache
+def _first_visible_gpu_index() -> int | None:
+    """NVML's index of the GPU the provider's ``device_id`` 0 is: the first one
+    ``CUDA_VISIBLE_DEVICES`` leaves (indexes or UUIDs), as the probe reads it."""
+    gpus = probe().gpus
+    return gpus[0].index if gpus else None
+
+
 class _GpuMemory:
     """This process's memory on the GPU from NVML (ONNX Runtime has no peak counter; its
     arena keeps what it took, so the largest reading after the steps is the peak)."""
 
     def __init__(self) -> None:
         self.peak: int | None = None
+        self._nvml = None
+        index = _first_visible_gpu_index()
+        if index is None:
+            return
         try:
             import pynvml  # noqa: PLC0415 - NVML is there wherever a CUDA provider runs
 
             pynvml.nvmlInit()
+            self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)
             self._nvml = pynvml
-            device_index = int(os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0] or 0)
-            self._handle = pynvml.nvmlDeviceGetHandleByIndex(device_index if device_index >= 0 else 0)
         except Exception:  # noqa: BLE001 - no NVML: the peak stays unknown
-            self._nvml = None
+            pass
 
     def read(self) -> int | None:
         if self._nvml is None:
@@ -252,7 +266,8 @@ class OrtRunner:
                 raise ort_providers.ProviderUnavailable(provider, problem)
         request = ConversionRequest(inputs=preparation.inputs, dynamic_batch=True)
         fp32_path = convert_model(model, "onnx", request)
-        validate(fp32_path)
+        if model.kind == "onnx":
+            validate(fp32_path)  # a converted file was checked by the converter that wrote it
         variant = onnx_variants.make_variant(fp32_path, *self._variant_of(preparation, provider),
                                              calibration=self._calibration(preparation))
         return OrtPrepared(variant, preparation, provider, max_batch_size, device, recorded_output(fp32_path))
