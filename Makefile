@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean sources models
+.PHONY: run test lint bench clean sources models tensorrt-names
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,10 @@ sources: $(BIN)/python
 # profiles/models.yaml is generated from the real torchvision models.
 models: $(VENV)/.installed-all
 	$(BIN)/python scripts/make_models.py
+
+# tests/tensorrt_api/<version>.txt: the names TensorRT's Python bindings register, from
+# NVIDIA's bindings wheels (10.x and 11.x), which keep the TensorRT stand-in honest.
+tensorrt-names: $(BIN)/python
+	rm -rf build/tensorrt-wheels
+	$(BIN)/python -m pip download -q --no-deps -d build/tensorrt-wheels tensorrt-cu13-bindings "tensorrt-cu12-bindings<11"
+	$(BIN)/python scripts/tensorrt_names.py build/tensorrt-wheels/*.whl

@@ -204,6 +204,7 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
     protocol cannot fit its budget is an ``over_budget`` measurement that says why."""
     from autotune import benchmark as benching  # noqa: PLC0415
     from autotune import plugins, runs  # noqa: PLC0415
+    from autotune.backend_api import BackendUnavailable  # noqa: PLC0415
     from autotune.facts import machine_facts  # noqa: PLC0415
     from autotune.harness import protocol  # noqa: PLC0415
     from autotune.measure import Outcome  # noqa: PLC0415
@@ -226,8 +227,11 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
     recommended = _recommend(machine, request, chosen).settings
     runner, why_not = load_runner(registered[backend][1])
     if runner is None:
-        raise NoBackend(f"backend {backend} cannot run here ({why_not}); install it")
-    device = runner.device(recommended["device"])
+        raise NoBackend(f"backend {backend} cannot run here: {why_not}")
+    try:
+        device = runner.device(recommended["device"])
+    except BackendUnavailable as error:
+        raise NoBackend(f"backend {backend} cannot run here: {error}") from None
     facts = machine_facts(machine, **request.inputs, model=chosen.stats)
     if precisions:
         wanted = [decision_specs()["precision"].coerce(p.strip(), "in --precision") for p in precisions]

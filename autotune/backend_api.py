@@ -151,12 +151,17 @@ class ModelFile:
 
     size_bytes: int
     fp32_size_bytes: int
+    #: What the runtime says the file runs, where it says (``TensorRT engine: 48 layers
+    #: fp16, 3 fp32``), and why it was rebuilt, if it was.
+    detail: str = ""
 
     def describe(self) -> str:
-        """``11.8 MB (FP32 46.7 MB)``."""
+        """``11.8 MB (FP32 46.7 MB)``, then the detail after a semicolon."""
         if self.size_bytes == self.fp32_size_bytes:
-            return f"{self.size_bytes / 1e6:.1f} MB"
-        return f"{self.size_bytes / 1e6:.1f} MB (FP32 {self.fp32_size_bytes / 1e6:.1f} MB)"
+            text = f"{self.size_bytes / 1e6:.1f} MB"
+        else:
+            text = f"{self.size_bytes / 1e6:.1f} MB (FP32 {self.fp32_size_bytes / 1e6:.1f} MB)"
+        return f"{text}; {self.detail}" if self.detail else text
 
 
 class PreparedModel(Protocol):

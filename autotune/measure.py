@@ -131,6 +131,8 @@ class Measurement:
         if self.model_file is not None:
             data["model_file_mb"] = round(self.model_file.size_bytes / 1e6, 2)
             data["fp32_file_mb"] = round(self.model_file.fp32_size_bytes / 1e6, 2)
+            if self.model_file.detail:
+                data["model_file_detail"] = self.model_file.detail
         return data
 
 

@@ -94,7 +94,8 @@ def results_table(measurements, title: str, knees: set[int] | None = None) -> No
             result = f"ok, {m.accuracy.summary}"  # the budget and its source are in --json
         else:
             result = status if not m.reason else f"{status}: {m.reason}"
-        if m.model_file is not None and m.model_file.size_bytes != m.model_file.fp32_size_bytes:
+        if m.model_file is not None and (m.model_file.size_bytes != m.model_file.fp32_size_bytes
+                                         or m.model_file.detail):
             result += f"; file {m.model_file.describe()}"
         if knees is not None and id(m) in knees:
             result = "knee; " + result
@@ -142,6 +143,7 @@ def plugin_rows(backends: dict[str, tuple[str, Any]], distribution_of) -> list[d
             "from": f"{distribution[0]} {distribution[1]}" if distribution else "registered in code",
             "framework": backend.framework,
             "framework_version": backend.installed_version(),
+            "install": backend.install_command(),
             "measurable": backend.runner is not None,
             "description": backend.description,
             "options": [{"name": o.name, "type": o.type, "default": o.default, "choices": list(o.choices),
@@ -157,7 +159,7 @@ def plugin_rows(backends: dict[str, tuple[str, Any]], distribution_of) -> list[d
 def plugins_text(rows: list[dict[str, Any]]) -> str:
     lines = []
     for row in rows:
-        installed = row["framework_version"] or "not installed"
+        installed = row["framework_version"] or f"not installed ({row['install']})"
         measures = "verify/bench measure it" if row["measurable"] else "recommended, not measured"
         lines.append(f"{row['backend']:<12} plugin {row['plugin']} ({row['from']}); "
                      f"{row['framework']}: {installed}; {measures} - {row['description']}")

@@ -101,6 +101,16 @@ class Backend:
     runner: str | None = None
     #: Its runtime-specific settings (see :class:`BackendOption`).
     options: tuple[BackendOption, ...] = ()
+    #: How to install the framework, where ``pip install <framework>`` is not the answer
+    #: (said wherever the backend is "not installed").
+    install: str = ""
+
+    def install_command(self) -> str:
+        return self.install or f"pip install {(self.distributions or (self.framework,))[0]}"
+
+    def not_installed(self) -> str:
+        """``tensorrt is not installed (how to install it)``."""
+        return f"{self.framework} is not installed ({self.install_command()})"
 
     def option(self, name: str) -> BackendOption:
         for option in self.options:

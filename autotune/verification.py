@@ -28,7 +28,7 @@ from typing import Any
 from autotune import memory_model, runs
 from autotune.backend_api import BackendUnavailable, RunConfig
 from autotune.batch_search import SearchResult, search_largest_batch
-from autotune.errors import Interrupted, UserError
+from autotune.errors import Interrupted, UserError, one_line
 from autotune.harness import protocol
 from autotune.measure import Measurement, Measurer, Outcome
 from autotune.model_stats import ModelStats
@@ -134,11 +134,14 @@ def load_runner(backend: Backend) -> tuple[Any, str | None]:
     if backend.runner is None:
         return None, "this plugin declares the backend but no runner to measure it"
     if backend.installed_version() is None:
-        return None, f"{backend.framework} is not installed"
+        return None, backend.not_installed()
     try:
         return backend.load_runner(), None
     except ImportError as error:
-        return None, f"{backend.framework} is not installed ({error.name or error})"
+        # Installed, yet the runner does not import: a missing native library or module.
+        return None, f"its runner does not import ({one_line(str(error), 200)})"
+    except BackendUnavailable as error:
+        return None, str(error)
 
 
 def verify_backend(name: str, backend: Backend, context: VerifyContext) -> BackendReport:

@@ -11,27 +11,17 @@ ONNX Runtime here serves trained models: training stays with PyTorch.
 
 from __future__ import annotations
 
-import functools
-import os
-from pathlib import Path
-
 import numpy as np
-import onnx
 import onnxruntime as ort
-from autotune_plugins import onnx_variants, ort_providers
+from autotune_plugins import nvml_peak, onnx_files, onnx_variants, ort_providers
 
 from autotune.backend_api import BackendUnavailable, Preparation, RunConfig, UnsupportedConfig
 from autotune.cache import cache_root
-from autotune.convert import COMPARED_OUTPUT_KEY, ConversionRequest, convert_model
-from autotune.errors import UserError, one_line
-from autotune.harness import WallClock, protocol
-from autotune.inputs import load_inputs
-from autotune.machine_probe import probe
-from autotune.model_inputs import ModelInputs, synthetic_batch
+from autotune.convert import ConversionRequest, convert_model
+from autotune.errors import UserError
+from autotune.harness import WallClock
+from autotune.model_inputs import synthetic_batch
 
-#: The INT8 calibration batch's seed: not the accuracy batch's (seed 0), so the check is
-#: made on inputs the quantiser did not calibrate on.
-CALIBRATION_SEED = 7
 #: Precisions by provider. The CUDA provider runs an FP16-converted model, INT8 as a QDQ
 #: model and INT4 through MatMulNBits; BF16 only through TensorRT's builder flag.
 PRECISIONS = {
@@ -39,32 +29,6 @@ PRECISIONS = {
     "cuda": ("fp32", "tf32", "fp16", "int8", "int4"),
     "tensorrt": ("fp32", "tf32", "fp16", "bf16", "int8"),
 }
-
-
-@functools.cache
-def _validated(path: Path, modified_ns: int, size: int) -> None:
-    """The ONNX checker and shape inference on the model file, once per file version."""
-    try:
-        onnx.checker.check_model(str(path))
-        if size > 2**31:  # too large to load whole: inferred from the path, the result discarded
-            onnx.shape_inference.infer_shapes_path(str(path), os.devnull)
-        else:
-            onnx.shape_inference.infer_shapes(onnx.load(str(path), load_external_data=False))
-    except Exception as error:  # noqa: BLE001 - the checker and inference raise several types
-        raise UserError(f"{path} is not a valid ONNX model ({one_line(str(error), 160)}); re-export it "
-                        "and check it with onnx.checker.check_model") from None
-
-
-def validate(path: Path) -> None:
-    stat = path.stat()
-    _validated(path.resolve(), stat.st_mtime_ns, stat.st_size)
-
-
-def recorded_output(model_path: Path) -> str | None:
-    """The output the exporter recorded for the accuracy check (``logits`` of a
-    ``ModelOutput``, say); None for a file from elsewhere."""
-    model = onnx.load(str(model_path), load_external_data=False)
-    return {prop.key: prop.value for prop in model.metadata_props}.get(COMPARED_OUTPUT_KEY)
 
 
 def resolve_provider(asked: str | None, device: str) -> str:
@@ -124,46 +88,6 @@ class OrtPrepared:
         self.session = None
 
 
-@functools.cache
-def _first_visible_gpu_index() -> int | None:
-    """NVML's index of the GPU the provider's ``device_id`` 0 is: the first one
-    ``CUDA_VISIBLE_DEVICES`` leaves (indexes or UUIDs), as the probe reads it."""
-    gpus = probe().gpus
-    return gpus[0].index if gpus else None
-
-
-class _GpuMemory:
-    """This process's memory on the GPU from NVML (ONNX Runtime has no peak counter; its
-    arena keeps what it took, so the largest reading after the steps is the peak)."""
-
-    def __init__(self) -> None:
-        self.peak: int | None = None
-        self._nvml = None
-        index = _first_visible_gpu_index()
-        if index is None:
-            return
-        try:
-            import pynvml  # noqa: PLC0415 - NVML is there wherever a CUDA provider runs
-
-            pynvml.nvmlInit()
-            self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            self._nvml = pynvml
-        except Exception:  # noqa: BLE001 - no NVML: the peak stays unknown
-            pass
-
-    def read(self) -> int | None:
-        if self._nvml is None:
-            return None
-        try:
-            processes = self._nvml.nvmlDeviceGetComputeRunningProcesses(self._handle)
-        except Exception:  # noqa: BLE001 - a driver without per-process accounting
-            return None
-        used = [p.usedGpuMemory for p in processes if p.pid == os.getpid() and p.usedGpuMemory]
-        if used:
-            self.peak = max(self.peak or 0, max(used))
-        return self.peak
-
-
 class OrtSession:
     def __init__(self, prepared: OrtPrepared, config: RunConfig, memory_budget_bytes: float | None):
         self.prepared, self.config = prepared, config
@@ -178,7 +102,7 @@ class OrtSession:
         recorded = prepared.compared_output
         self.compared = recorded if recorded in self.output_names else self.output_names[0]
         self.feed = self._feed(synthetic_batch(prepared.preparation.inputs, config.batch_size, seed=1))
-        self._memory = _GpuMemory() if ran != "cpu" else None
+        self._memory = nvml_peak.ProcessPeakMemory() if ran != "cpu" else None
         self._binding = None
         if ran != "cpu":
             # Inputs and outputs stay on the GPU, so host copies are not timed.
@@ -267,10 +191,11 @@ class OrtRunner:
         request = ConversionRequest(inputs=preparation.inputs, dynamic_batch=True)
         fp32_path = convert_model(model, "onnx", request)
         if model.kind == "onnx":
-            validate(fp32_path)  # a converted file was checked by the converter that wrote it
+            onnx_files.validate(fp32_path)  # a converted file was checked by the converter that wrote it
         variant = onnx_variants.make_variant(fp32_path, *self._variant_of(preparation, provider),
-                                             calibration=self._calibration(preparation))
-        return OrtPrepared(variant, preparation, provider, max_batch_size, device, recorded_output(fp32_path))
+                                             calibration=onnx_files.calibration_batch(preparation))
+        return OrtPrepared(variant, preparation, provider, max_batch_size, device,
+                           onnx_files.recorded_output(fp32_path))
 
     @staticmethod
     def _variant_of(preparation: Preparation, provider: str) -> tuple[str, str]:
@@ -285,16 +210,6 @@ class OrtRunner:
         if precision == "int4":
             return "int4", "matmul_nbits"
         return precision, ""
-
-    @staticmethod
-    def _calibration(preparation: Preparation) -> dict[str, np.ndarray] | None:
-        """The INT8 calibration batch: the user's ``--inputs``, else seeded synthetic samples."""
-        if preparation.precision != "int8":
-            return None
-        inputs: ModelInputs = preparation.inputs
-        if preparation.inputs_path is not None:
-            return load_inputs(preparation.inputs_path, inputs, protocol()["accuracy_samples"])
-        return synthetic_batch(inputs, protocol()["accuracy_samples"], seed=CALIBRATION_SEED)
 
     def open(self, prepared: OrtPrepared, config: RunConfig,
              memory_budget_bytes: float | None = None) -> OrtSession:

@@ -1,7 +1,16 @@
-"""The TensorRT backend: engines built from ONNX for NVIDIA GPUs."""
+"""The TensorRT backend: engines built from ONNX for NVIDIA GPUs (TensorRT 10 and 11)."""
 
 from autotune import hookimpl
-from autotune.types import Backend
+from autotune.types import Backend, BackendOption
+
+OPTIONS = (
+    BackendOption("tf32", "bool", "TF32 for the engine's FP32 layers (TensorRT's BuilderFlag.TF32, on by "
+                  "default in TensorRT; cleared unless the tf32 decision says so)", default=False,
+                  decision="tf32", devices=("cuda",)),
+    BackendOption("optimization_level", "int", "the builder's optimisation level, 0 to 5: higher builds "
+                  "slower and may find faster kernels (TensorRT's default is 3)", default=3,
+                  devices=("cuda",)),
+)
 
 
 @hookimpl
@@ -12,6 +21,14 @@ def autotune_backends():
             framework="tensorrt",
             # NVIDIA publishes the Python bindings under CUDA-specific names too.
             distributions=("tensorrt", "tensorrt-cu13", "tensorrt-cu12"),
-            description="NVIDIA TensorRT engines built from ONNX (FP16, INT8, FP8)",
+            description="NVIDIA TensorRT engines built from ONNX (TensorRT 10 and 11; FP32, TF32, FP16, "
+                        "BF16 on 10, INT8 from Q/DQ); inference on NVIDIA GPUs",
+            runner="autotune_plugins.trt_runner:TrtRunner",
+            options=OPTIONS,
+            # The tensorrt packages on PyPI are stubs that download NVIDIA's libraries from
+            # NVIDIA's own index while they install.
+            install="pip install tensorrt-cu13 (or tensorrt-cu12 for TensorRT 10 with CUDA 12): its "
+                    "PyPI package downloads NVIDIA's libraries from pypi.nvidia.com while it installs, so "
+                    "that host must be reachable",
         )
     ]

@@ -1,0 +1,391 @@
+"""TensorRT engines from ONNX files, for TensorRT 10 and 11, with their precision proven.
+
+TensorRT 10 and 11 take precision differently (notes/RUNTIMES.md):
+
+- **10** builds a weakly typed network from the FP32 file and picks each layer's precision
+  within what the builder flags allow (``BuilderFlag.FP16``, ``BF16``; ``INT8`` and ``FP8``
+  for a file with Q/DQ nodes: explicit quantisation, no calibrator).
+- **11** removed those flags (``BuilderFlag.FP16`` raises AttributeError) and every network is
+  strongly typed: precision comes from the file itself, an FP16-converted model or Q/DQ
+  nodes. Both keep ``BuilderFlag.TF32`` on by default; it is cleared unless TF32 is asked.
+
+Asking for FP16 the old way on 11 can yield an FP32 engine with a warning only (rf-detr
+#1453), and a flag on 10 only *allows* a precision. So no engine is trusted on its request:
+:func:`layer_precisions` reads what the built engine runs from the engine inspector, and
+:func:`prove_precision` refuses a measurement of an engine that does not run the precision.
+
+Engines are cached (:func:`autotune.cache.cached_file`) under a key naming the GPU and its
+compute capability, the TensorRT version, the precision, the shapes and the ONNX file's
+sha256; the timing cache is kept per GPU and TensorRT version. Only the runner imports this
+module, and it hands in the ``tensorrt`` module, so tests can hand in a stand-in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from autotune.backend_api import BackendUnavailable, UnsupportedConfig
+from autotune.cache import cache_root, cached_file, key_digest
+from autotune.errors import UserError, one_line
+
+#: Bumped when what goes into an engine changes, so old cached engines are not reused.
+FORMAT = 1
+ENGINE_CACHE_KIND = "tensorrt-engines"
+TIMING_CACHE_KIND = "tensorrt-timing"
+REASON_MAX_CHARS = 200
+#: The builder flags TensorRT 10 sets for each precision; INT8 and FP8 apply to the Q/DQ
+#: nodes of an explicitly quantised file. FP32 and TF32 set none (TF32 is its own flag).
+FLAGS_10 = {"fp32": (), "tf32": (), "fp16": ("FP16",), "bf16": ("BF16",), "int8": ("INT8",), "fp8": ("FP8",)}
+#: The engine inspector's words for a tensor's type, lower case, in the order they are tried
+#: ("Thirty-two wide channel vectorized row major Int8 format", "Row major linear FP16
+#: format", "Half", "Float"): the first that occurs in the text names the precision.
+DATATYPE_WORDS = (("int8", "int8"), ("fp8", "fp8"), ("bf16", "bf16"), ("bfloat16", "bf16"), ("fp16", "fp16"),
+                  ("half", "fp16"),
+                  ("fp32", "fp32"), ("float", "fp32"), ("int32", "int32"), ("int64", "int64"),
+                  ("bool", "bool"), ("uint8", "uint8"))
+#: Layers that move or reformat data rather than compute: they run in whatever type their
+#: neighbours need, and prove nothing about the engine's precision.
+DATA_MOVEMENT_LAYERS = frozenset({"Reformat", "NoOp", "Shuffle", "Constant", "Identity", "Slice",
+                                  "Concatenation"})
+
+
+def major_version(trt: ModuleType) -> int:
+    return int(str(trt.__version__).split(".")[0])
+
+
+class BuildFailed(Exception):
+    """TensorRT did not build an engine; the message is what it logged."""
+
+
+@dataclass(frozen=True)
+class EngineRequest:
+    """Everything an engine depends on, and so its cache key."""
+
+    onnx_path: Path
+    onnx_sha256: str
+    #: What the request asks the engine to run: fp32, tf32, fp16, bf16, int8 or fp8.
+    precision: str
+    #: Input name -> (min, opt, max) shapes, batch first: the one optimisation profile.
+    input_shapes: Mapping[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]
+    workspace_bytes: int
+    optimization_level: int
+    #: TF32 for FP32 layers: the tf32 decision (TensorRT's own default is on).
+    tf32: bool
+    gpu_name: str
+    compute_capability: str
+    #: Whether ``onnx_path`` is the user's own file (a parser error is then bad input), or a
+    #: variant autotune made (then this precision is not supported for the model).
+    users_file: bool = True
+
+    def cache_key(self, trt_version: str) -> dict[str, Any]:
+        return {"engine": FORMAT, "tensorrt": trt_version, "gpu": self.gpu_name,
+                "compute_capability": self.compute_capability, "precision": self.precision,
+                "onnx": self.onnx_sha256, "shapes": {name: [list(s) for s in shapes]
+                                                     for name, shapes in sorted(self.input_shapes.items())},
+                "workspace_bytes": self.workspace_bytes, "optimization_level": self.optimization_level,
+                "tf32": self.tf32}
+
+
+def capturing_logger(trt: ModuleType):
+    """A ``trt.ILogger`` that keeps what TensorRT says, so a failure is reported in its words
+    rather than on a terminal the user is not watching."""
+
+    class CapturingLogger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.messages: list[tuple[Any, str]] = []
+
+        def log(self, severity, msg) -> None:
+            self.messages.append((severity, msg))
+
+        def errors(self) -> list[str]:
+            # pybind11 enums compare by identity, not order: name the severities.
+            wanted = (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR)
+            return [text for severity, text in self.messages if severity in wanted]
+
+        def warnings(self) -> list[str]:
+            return [text for severity, text in self.messages if severity == trt.ILogger.Severity.WARNING]
+
+    return CapturingLogger()
+
+
+def parser_errors(parser) -> list[str]:
+    """The ONNX parser's errors, each naming the node it failed on (index, name, operator)."""
+    described = []
+    for index in range(parser.num_errors):
+        error = parser.get_error(index)
+        where = ""
+        if error.node() >= 0:
+            where = f"node {error.node()}"
+            if error.node_name():
+                where += f" ({error.node_name()}"
+                where += f", {error.node_operator()})" if error.node_operator() else ")"
+            elif error.node_operator():
+                where += f" ({error.node_operator()})"
+            where += ": "
+        described.append(where + one_line(error.desc()))
+    return described
+
+
+def parse_problems(trt: ModuleType, onnx_path: Path) -> list[str]:
+    """What TensorRT's ONNX parser finds wrong with the file (nothing: an empty list); a
+    parse is cheap beside a build, so a file no precision can build is caught first."""
+    logger = capturing_logger(trt)
+    network = trt.Builder(logger).create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if parser.parse_from_file(str(onnx_path)):
+        return []
+    return parser_errors(parser) or logger.errors() or ["no reason given"]
+
+
+def rejection(onnx_path: Path, problems: list[str], users_file: bool) -> Exception:
+    """The error for a file the parser rejects: the user's own file is bad input (exit 2);
+    a PyTorch model's export can run on no precision here."""
+    shown = one_line("; ".join(problems), REASON_MAX_CHARS)
+    if users_file:
+        return UserError(f"TensorRT's ONNX parser rejects {onnx_path.name}: {shown}; export it with "
+                         "operators TensorRT supports, or measure it with --backend onnxruntime")
+    return BackendUnavailable(f"TensorRT's ONNX parser rejects the model's ONNX export: {shown}")
+
+
+def build_engine(trt: ModuleType, request: EngineRequest) -> bytes:
+    """The serialized engine for ``request``, built now (see :func:`cached_engine`).
+
+    :raises UserError: the parser rejects the user's own ONNX file, or the file's inputs are
+        not those the input description names.
+    :raises UnsupportedConfig: the parser rejects a variant autotune made.
+    :raises BuildFailed: the builder failed (its logged errors as the message).
+    """
+    logger = capturing_logger(trt)
+    builder = trt.Builder(logger)
+    # 10: explicit batch is the default (its flag is deprecated) and a weakly typed network
+    # takes precision from the builder flags; 11: always strongly typed, no flag needed.
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(request.onnx_path)):
+        problems = parser_errors(parser) or logger.errors() or ["no reason given"]
+        if request.users_file:
+            raise rejection(request.onnx_path, problems, users_file=True)
+        # The FP32 file parsed (the runner checks it first): this precision's file did not.
+        shown = one_line("; ".join(problems), REASON_MAX_CHARS)
+        raise UnsupportedConfig(f"{request.precision}: TensorRT's ONNX parser rejects the "
+                                f"{request.precision} model autotune made: {shown}")
+    _check_inputs(network, request)
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, request.workspace_bytes)
+    # DETAILED: the engine inspector then reports each layer's types, which prove the precision.
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
+    config.builder_optimization_level = request.optimization_level
+    if major_version(trt) < 11:
+        for flag in FLAGS_10[request.precision]:
+            config.set_flag(getattr(trt.BuilderFlag, flag))
+    # TF32 is on by default in both versions: cleared unless asked, so FP32 means FP32.
+    if request.tf32:
+        config.set_flag(trt.BuilderFlag.TF32)
+    else:
+        config.clear_flag(trt.BuilderFlag.TF32)
+    profile = builder.create_optimization_profile()
+    for name, (low, optimum, high) in request.input_shapes.items():
+        profile.set_shape(name, low, optimum, high)
+    config.add_optimization_profile(profile)
+    with _timing_cache(trt, config, request) as timing:
+        plan = builder.build_serialized_network(network, config)
+        if plan is None:
+            raise BuildFailed(one_line("; ".join(logger.errors()) or "no reason logged", REASON_MAX_CHARS))
+        timing.keep()
+    return memoryview(plan).tobytes()
+
+
+def _check_inputs(network, request: EngineRequest) -> None:
+    names = [network.get_input(index).name for index in range(network.num_inputs)]
+    missing = [name for name in names if name not in request.input_shapes]
+    if missing:
+        raise UserError(f"the ONNX model takes inputs {', '.join(missing)} that the input description "
+                        "lacks; pass --input-spec naming every input")
+    for index in range(network.num_inputs):
+        tensor = network.get_input(index)
+        declared = tuple(tensor.shape)
+        low = request.input_shapes[tensor.name][0]
+        fits = len(declared) == len(low) and all(
+            d in (-1, s) for d, s in zip(declared[1:], low[1:], strict=True))
+        if not fits:
+            raise UserError(f"input {tensor.name} is {_dims(declared)} in the ONNX model, but the input "
+                            f"description gives {_dims(low)}; pass --input-spec with the model's own shape")
+
+
+def _dims(shape) -> str:
+    return "x".join("?" if d == -1 else str(d) for d in shape)
+
+
+class _TimingCache:
+    """The builder's timing cache for one GPU and TensorRT version, kept on disk so a second
+    build (another precision or batch range of the same model) skips the kernel timings it
+    already made. A file from elsewhere that TensorRT refuses is replaced, not trusted."""
+
+    def __init__(self, trt: ModuleType, config, request: EngineRequest):
+        key = {"timing": FORMAT, "tensorrt": str(trt.__version__), "gpu": request.gpu_name,
+               "compute_capability": request.compute_capability}
+        self.path = cache_root() / TIMING_CACHE_KIND / f"{key_digest(key)}.cache"
+        self.config = config
+        previous = b""
+        with contextlib.suppress(OSError):
+            previous = self.path.read_bytes()
+        cache = config.create_timing_cache(previous)
+        # A file TensorRT cannot read gives no cache; one from another build is refused.
+        if cache is None or not config.set_timing_cache(cache, False):
+            config.set_timing_cache(config.create_timing_cache(b""), False)
+        self._kept = False
+
+    def keep(self) -> None:
+        self._kept = True
+
+    def write(self) -> None:
+        if not self._kept:
+            return
+        data = memoryview(self.config.get_timing_cache().serialize()).tobytes()
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_bytes(data)
+            os.replace(temporary, self.path)  # whole or absent; the last writer's wins
+        except OSError:
+            pass  # a timing cache only saves time: the engine itself is cached elsewhere
+        finally:
+            temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _timing_cache(trt: ModuleType, config, request: EngineRequest) -> Iterator[_TimingCache]:
+    timing = _TimingCache(trt, config, request)
+    yield timing
+    timing.write()
+
+
+@dataclass(frozen=True)
+class CachedEngine:
+    path: Path
+    #: Why the engine was rebuilt rather than read from the cache, or "" (built anew or read).
+    rebuilt_because: str = ""
+
+
+def cached_engine(trt: ModuleType, request: EngineRequest, loads) -> tuple[CachedEngine, Any]:
+    """The engine for ``request`` from the cache, or built and cached; ``loads(plan_bytes)``
+    deserializes one (None, or an exception, when it cannot). A cached engine that does not
+    load (corrupt, cut short, from another TensorRT build or GPU whose key collided) is
+    removed and rebuilt, and :attr:`CachedEngine.rebuilt_because` says why.
+
+    Returns (where it is, the deserialized engine).
+    """
+    key = request.cache_key(str(trt.__version__))
+    note = f"{request.precision} engine of {request.onnx_path.name} for {request.gpu_name}"
+
+    def build(target: Path) -> None:
+        target.write_bytes(build_engine(trt, request))
+
+    path = cached_file(ENGINE_CACHE_KIND, key, ".engine", build, note=note)
+    engine, why = _load(path, loads)
+    if engine is not None:
+        return CachedEngine(path), engine
+    # Removed first, so that cached_file builds it again; the sidecar goes with it.
+    path.unlink(missing_ok=True)
+    path.with_suffix(".json").unlink(missing_ok=True)
+    path = cached_file(ENGINE_CACHE_KIND, key, ".engine", build, note=note)
+    engine, why_again = _load(path, loads)
+    if engine is None:
+        raise BuildFailed(f"TensorRT cannot load the engine it just built ({why_again})")
+    return CachedEngine(path, rebuilt_because=f"the cached engine could not be loaded ({why})"), engine
+
+
+def _load(path: Path, loads) -> tuple[Any, str]:
+    try:
+        engine = loads(path.read_bytes())
+    except Exception as error:  # noqa: BLE001 - the runtime's failure, whatever its type
+        return None, one_line(str(error), REASON_MAX_CHARS) or type(error).__name__
+    return engine, "" if engine is not None else "TensorRT returned no engine"
+
+
+# --- what the built engine runs -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LayerPrecisions:
+    """How many compute layers of an engine run in each precision, as its inspector says."""
+
+    counts: Mapping[str, int]
+    #: The inspector gave no types (an engine built without detailed profiling, or dynamic
+    #: shapes with no execution context): nothing is proven either way.
+    unknown: bool = False
+
+    def describe(self) -> str:
+        """``TensorRT engine: 48 layers fp16, 3 fp32``."""
+        if self.unknown:
+            return "TensorRT engine: layer precisions unknown"
+        parts = [f"{count} {precision}" for precision, count in
+                 sorted(self.counts.items(), key=lambda item: (-item[1], item[0]))]
+        total = sum(self.counts.values())
+        if not parts:
+            return "TensorRT engine: no compute layers"
+        return f"TensorRT engine: {total} layers " + ", ".join(parts)
+
+
+def _datatype(text: str) -> str | None:
+    lowered = text.lower()
+    for word, precision in DATATYPE_WORDS:
+        if word in lowered:
+            return precision
+    return None
+
+
+def layer_precisions(engine_information: str) -> LayerPrecisions:
+    """Read the inspector's JSON (``get_engine_information(LayerInformationFormat.JSON)``).
+
+    Each compute layer counts once, in the type its first output runs in (inputs can be a
+    reformat's FP32 on the way in); data-movement layers are left out.
+    """
+    layers = json.loads(engine_information).get("Layers", [])
+    counts: Counter[str] = Counter()
+    for layer in layers:
+        if not isinstance(layer, dict):
+            return LayerPrecisions({}, unknown=True)  # LAYER_NAMES_ONLY: names, no types
+        if layer.get("LayerType") in DATA_MOVEMENT_LAYERS:
+            continue
+        tensors = [*layer.get("Outputs", ()), *layer.get("Inputs", ())]
+        formats = [str(tensor.get("Format/Datatype", "")) for tensor in tensors if isinstance(tensor, dict)]
+        if any(text.startswith("N/A") for text in formats):
+            return LayerPrecisions({}, unknown=True)
+        precision = next((p for p in map(_datatype, formats) if p is not None), None)
+        if precision is not None:
+            counts[precision] += 1
+    return LayerPrecisions(dict(counts))
+
+
+#: The layer types that show an engine runs a precision: a float precision in its layers'
+#: own types; TF32 and FP32 engines both show FP32 layers (TF32 is a math mode of FP32).
+SHOWN_AS = {"fp32": "fp32", "tf32": "fp32", "fp16": "fp16", "bf16": "bf16", "int8": "int8", "fp8": "fp8"}
+
+
+def prove_precision(asked: str, layers: LayerPrecisions, warnings: list[str] = ()) -> None:
+    """Refuse an engine that does not run ``asked``: an FP16 or INT8 figure is reported only
+    for an engine with FP16 or INT8 layers.
+
+    :raises UnsupportedConfig: the engine has no layer in the precision asked (TensorRT's
+        warnings, if any, say why), or its inspector told nothing.
+    """
+    if layers.unknown:
+        raise UnsupportedConfig(f"{asked}: TensorRT's engine inspector gave no layer types, so the "
+                                "engine's precision cannot be proven; not reported")
+    wanted = SHOWN_AS[asked]
+    if layers.counts.get(wanted, 0) > 0:
+        return
+    said = f" (TensorRT: {one_line(warnings[-1], 120)})" if warnings else ""
+    built = ", ".join(sorted(layers.counts)) or "no compute layers"
+    raise UnsupportedConfig(f"{asked}: TensorRT built an engine with {built} layers and none in {wanted}"
+                            f"{said}; not reported as {asked}")

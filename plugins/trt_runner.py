@@ -1,0 +1,389 @@
+"""The TensorRT backend's runner: an engine built from the ONNX file in the asked precision,
+run with ``execute_async_v3`` on device buffers from PyTorch.
+
+Imported only when something is measured. The model is the user's ``.onnx`` file as given,
+or a PyTorch model exported through the conversion hook (as for ONNX Runtime); the file the
+engine is built from depends on the TensorRT version (see ``trt_engine``): TensorRT 10 takes
+the FP32 file and builder flags, 11 an FP16-converted file; INT8 is a symmetric Q/DQ file in
+both (``onnx_variants``' ``qdq_s8``). The engine is built when the first batch opens, with
+that batch as the profile's optimum and the memory budget's half as its workspace, proven to
+run the precision asked, cached, and opened at each batch through ``set_input_shape``.
+
+Buffers, the stream and the CUDA-event clock come from PyTorch, so no extra CUDA binding is
+needed; :class:`CudaDevice` is the one place that touches them (tests put a host-memory
+device in its place to run the same code against a TensorRT stand-in).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from autotune_plugins import nvml_peak, onnx_files, trt_engine
+
+from autotune.backend_api import (
+    BackendUnavailable,
+    ModelFile,
+    OutOfMemory,
+    Preparation,
+    RunConfig,
+    UnsupportedConfig,
+)
+from autotune.convert import ConversionRequest, convert_model
+from autotune.errors import UserError, one_line
+from autotune.model_inputs import synthetic_batch
+
+GIB = 2**30
+#: The TensorRT precisions each API generation builds here. TensorRT 11 takes BF16 from a
+#: BF16 ONNX file, which only NVIDIA ModelOpt makes: not supported yet (and FP8, which needs
+#: FP8 Q/DQ files, is left out on both).
+PRECISIONS = {10: ("fp32", "tf32", "fp16", "bf16", "int8"), 11: ("fp32", "tf32", "fp16", "int8")}
+#: The workspace TensorRT may use for its tactics: this share of the memory budget (or of the
+#: GPU's memory without one), in whole GiB so the engine's cache key stays put.
+WORKSPACE_SHARE = 0.5
+#: TensorRT's DataType names and the torch dtypes their buffers take.
+TORCH_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
+                "INT64": "int64", "BOOL": "bool", "UINT8": "uint8", "FP8": "float8_e4m3fn"}
+
+
+def tensorrt():
+    """The ``tensorrt`` module, imported when first needed (ImportError without it)."""
+    return importlib.import_module("tensorrt")
+
+
+class CudaDevice:
+    """Device memory, the stream and the clock, through PyTorch."""
+
+    def __init__(self) -> None:
+        try:
+            import torch  # noqa: PLC0415 - the buffers' one dependency, needed only to measure
+        except ImportError:
+            raise BackendUnavailable("the TensorRT backend keeps its buffers on the GPU through PyTorch, "
+                                     "which is not installed: pip install torch") from None
+        if not torch.cuda.is_available():
+            raise BackendUnavailable("TensorRT needs a CUDA GPU, and PyTorch sees none here")
+        from autotune_plugins.torch_runner import CudaClock  # noqa: PLC0415 - one CUDA-event clock
+
+        self.torch, self._clock = torch, CudaClock
+
+    def name(self) -> str:
+        return self.torch.cuda.get_device_name()
+
+    def compute_capability(self) -> str:
+        major, minor = self.torch.cuda.get_device_capability()
+        return f"{major}.{minor}"
+
+    def total_memory_bytes(self) -> int:
+        return self.torch.cuda.get_device_properties(0).total_memory
+
+    def tensor(self, array: np.ndarray, dtype: str):
+        """A device copy of ``array`` in the torch dtype named ``dtype``."""
+        return self.torch.from_numpy(np.ascontiguousarray(array)).to("cuda").to(getattr(self.torch, dtype))
+
+    def empty(self, shape: tuple[int, ...], dtype: str):
+        return self.torch.empty(shape, dtype=getattr(self.torch, dtype), device="cuda")
+
+    def stream_handle(self) -> int:
+        return self.torch.cuda.current_stream().cuda_stream
+
+    def synchronize(self) -> None:
+        self.torch.cuda.synchronize()
+
+    def clock(self):
+        return self._clock()
+
+    def release(self) -> None:
+        self.torch.cuda.synchronize()
+        self.torch.cuda.empty_cache()
+
+    def is_out_of_memory(self, error: BaseException) -> bool:
+        return isinstance(error, self.torch.cuda.OutOfMemoryError)
+
+
+#: What :class:`TrtRunner` makes its device from (see :class:`CudaDevice`).
+DEVICE = CudaDevice
+
+
+@dataclass(frozen=True)
+class IoTensor:
+    name: str
+    is_input: bool
+    dtype: str  # a torch dtype name
+
+
+class TrtPrepared:
+    """The ONNX file for one preparation; its engine is built (or read from the cache) when
+    the first batch opens, and shared by every session after it."""
+
+    def __init__(self, trt, device, onnx_path: Path, fp32_path: Path, preparation: Preparation,
+                 max_batch_size: int, compared_output: str | None, users_file: bool):
+        self.trt, self.device = trt, device
+        self.onnx_path, self.fp32_path, self.preparation = onnx_path, fp32_path, preparation
+        self.max_batch_size, self.compared_output = max_batch_size, compared_output
+        self.users_file = users_file
+        self.engine = None
+        self.log = None
+        self.model_file: ModelFile | None = None
+        self.io: tuple[IoTensor, ...] = ()
+        self._workspace: int | None = None
+
+    def engine_for(self, batch_size: int, memory_budget_bytes: float | None):
+        workspace = self.workspace_bytes(memory_budget_bytes)
+        if self.engine is not None and workspace == self._workspace:
+            return self.engine
+        request = trt_engine.EngineRequest(
+            onnx_path=self.onnx_path, onnx_sha256=_sha256(self.onnx_path),
+            precision=self.preparation.precision, input_shapes=self.profile_shapes(batch_size),
+            workspace_bytes=workspace,
+            optimization_level=int(self.preparation.option("optimization_level", 3)),
+            tf32=bool(self.preparation.option("tf32", False)) or self.preparation.precision == "tf32",
+            gpu_name=self.device.name(), compute_capability=self.device.compute_capability(),
+            users_file=self.users_file)
+        runtime_log = trt_engine.capturing_logger(self.trt)
+        runtime = self.trt.Runtime(runtime_log)
+        #: What TensorRT logs while this engine's contexts run: a failed step says it.
+        self.log = runtime_log
+
+        def loads(plan: bytes):
+            engine = runtime.deserialize_cuda_engine(plan)
+            if engine is None:
+                raise RuntimeError("; ".join(runtime_log.errors()) or "TensorRT returned no engine")
+            return engine
+
+        try:
+            cached, engine = trt_engine.cached_engine(self.trt, request, loads)
+        except trt_engine.BuildFailed as error:
+            raise UnsupportedConfig(f"{self.preparation.precision}: TensorRT could not build the engine "
+                                    f"({error})") from None
+        self.io = _io_tensors(self.trt, engine)
+        layers = self._proven_layers(engine, batch_size, runtime_log.warnings())
+        detail = layers.describe()
+        if cached.rebuilt_because:
+            detail += f"; rebuilt: {cached.rebuilt_because}"
+        self.model_file = ModelFile(cached.path.stat().st_size, self.fp32_path.stat().st_size, detail)
+        self.engine, self._workspace = engine, workspace
+        return engine
+
+    def _proven_layers(self, engine, batch_size: int, warnings: list[str]) -> trt_engine.LayerPrecisions:
+        """The engine's layer precisions, read with a context at ``batch_size`` (a dynamic
+        engine's inspector gives no types without one), and proven to include the one asked."""
+        context = engine.create_execution_context()
+        if context is None:
+            raise OutOfMemory("TensorRT could not make an execution context (its device memory)")
+        for tensor in self.io:
+            if tensor.is_input:
+                context.set_input_shape(tensor.name, self.shape_of(tensor.name, batch_size))
+        inspector = engine.create_engine_inspector()
+        inspector.execution_context = context
+        layers = trt_engine.layer_precisions(
+            inspector.get_engine_information(self.trt.LayerInformationFormat.JSON))
+        trt_engine.prove_precision(self.preparation.precision, layers, warnings)
+        return layers
+
+    def workspace_bytes(self, memory_budget_bytes: float | None) -> int:
+        available = memory_budget_bytes or self.device.total_memory_bytes()
+        return max(1, int(available * WORKSPACE_SHARE) // GIB) * GIB
+
+    def shape_of(self, name: str, batch_size: int) -> tuple[int, ...]:
+        spec = next(spec for spec in self.preparation.inputs.inputs if spec.name == name)
+        return (self.preparation.inputs.fixed_batch or batch_size, *spec.shape)
+
+    def profile_shapes(self, batch_size: int) -> dict[str, tuple[tuple[int, ...], ...]]:
+        """One optimisation profile: batch 1 to the largest the memory model allows, tuned
+        for ``batch_size``; a graph fixed at one batch gets that batch throughout."""
+        fixed = self.preparation.inputs.fixed_batch
+        low, optimum, high = (fixed, fixed, fixed) if fixed else (1, batch_size, self.max_batch_size)
+        return {spec.name: ((low, *spec.shape), (optimum, *spec.shape), (high, *spec.shape))
+                for spec in self.preparation.inputs.inputs}
+
+    def close(self) -> None:
+        self.engine = None
+
+
+def _io_tensors(trt, engine) -> tuple[IoTensor, ...]:
+    tensors = []
+    for index in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(index)
+        dtype_name = engine.get_tensor_dtype(name).name
+        if dtype_name not in TORCH_DTYPES:
+            raise UnsupportedConfig(f"the engine's tensor {name} is {dtype_name}, which autotune cannot feed")
+        tensors.append(IoTensor(name, engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
+                                TORCH_DTYPES[dtype_name]))
+    return tuple(tensors)
+
+
+def _sha256(path: Path) -> str:
+    from autotune_plugins.onnx_variants import file_sha256  # noqa: PLC0415 - one file hash, cached
+
+    return file_sha256(path)
+
+
+class TrtSession:
+    """An execution context at one batch size, its buffers bound."""
+
+    def __init__(self, prepared: TrtPrepared, config: RunConfig, memory_budget_bytes: float | None):
+        self.prepared, self.config = prepared, config
+        self.device = prepared.device
+        engine = prepared.engine_for(config.batch_size, memory_budget_bytes)
+        self.device_name = f"TensorRT {prepared.trt.__version__} ({self.device.name()})"
+        self.context = engine.create_execution_context()
+        if self.context is None:
+            raise OutOfMemory("TensorRT could not make an execution context (its device memory)")
+        self._memory = nvml_peak.ProcessPeakMemory()
+        outputs = [tensor.name for tensor in prepared.io if not tensor.is_input]
+        recorded = prepared.compared_output
+        self.compared = recorded if recorded in outputs else outputs[0]
+        batch = synthetic_batch(prepared.preparation.inputs, config.batch_size, seed=1)
+        self.buffers = self._bind(batch)
+
+    def _bind(self, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Device buffers for ``arrays`` (one per input) and for every output at their
+        batch, each address handed to the context."""
+        prepared, context = self.prepared, self.context
+        buffers = {}
+        for tensor in prepared.io:
+            if not tensor.is_input:
+                continue
+            if tensor.name not in arrays:
+                raise UserError(f"the engine takes input {tensor.name}, which the input description lacks; "
+                                "pass --input-spec naming every input")
+            array = arrays[tensor.name]
+            if not context.set_input_shape(tensor.name, tuple(array.shape)):
+                raise UnsupportedConfig(f"input {tensor.name} at {tuple(array.shape)} is outside the "
+                                        f"engine's profile (batch 1 to {prepared.max_batch_size})")
+            buffers[tensor.name] = self.device.tensor(array, tensor.dtype)
+        for tensor in prepared.io:
+            if not tensor.is_input:
+                shape = tuple(context.get_tensor_shape(tensor.name))
+                buffers[tensor.name] = self.device.empty(shape, tensor.dtype)
+        for name, buffer in buffers.items():
+            context.set_tensor_address(name, buffer.data_ptr())
+        return buffers
+
+    def step(self) -> None:
+        if not self.context.execute_async_v3(self.device.stream_handle()):
+            logged = self.prepared.log.errors()
+            said = one_line(logged[-1], 200) if logged else "nothing logged"
+            # TensorRT says it in words only: "Error Code 2: OutOfMemory (Requested size was
+            # ...)" or "Cuda Runtime (out of memory)"; here it becomes the typed outcome.
+            if "outofmemory" in said.lower().replace(" ", ""):
+                raise OutOfMemory(f"TensorRT: {said}")
+            raise RuntimeError(f"TensorRT's execute_async_v3 failed: {said}")
+
+    def clock(self):
+        return self.device.clock()
+
+    def outputs(self, inputs) -> np.ndarray:
+        """The compared output for ``inputs``, in chunks of the session's batch (of the
+        graph's own batch where the export fixed it); the session's buffers are bound again
+        afterwards."""
+        feed = dict(inputs)
+        fixed = self.prepared.preparation.inputs.fixed_batch
+        count, size = len(next(iter(feed.values()))), fixed or self.config.batch_size
+        if fixed and count < fixed:
+            raise UserError(f"the model's graph is fixed at batch {fixed}; the accuracy check needs at "
+                            f"least {fixed} samples, and --inputs holds {count}")
+        results = []
+        try:
+            for start in range(0, count, size):
+                chunk = {name: array[start:start + size] for name, array in feed.items()}
+                if fixed and len(next(iter(chunk.values()))) != fixed:
+                    break  # a graph fixed to its batch cannot run a short last chunk
+                buffers = self._bind(chunk)
+                self.step()
+                self.device.synchronize()
+                results.append(buffers[self.compared].float().cpu().numpy())
+        finally:
+            self.buffers = self._bind(synthetic_batch(self.prepared.preparation.inputs,
+                                                      self.config.batch_size, seed=1))
+        return np.concatenate(results).astype(np.float32)
+
+    def peak_memory_bytes(self) -> int | None:
+        return self._memory.read()
+
+    def close(self) -> None:
+        self.buffers = {}
+        self.context = None
+        self.device.release()
+
+
+class TrtRunner:
+    """Builds one engine per preparation (cached on disk) and opens a context per batch."""
+
+    def __init__(self) -> None:
+        self.trt = tensorrt()
+        self.generation = trt_engine.major_version(self.trt)
+        if self.generation not in PRECISIONS:
+            raise BackendUnavailable(f"TensorRT {self.trt.__version__} is installed; autotune builds engines "
+                                     "with TensorRT 10 and 11")
+        self._device = None
+
+    def device(self, wanted: str) -> str:
+        if wanted != "cuda":
+            raise BackendUnavailable("TensorRT runs on NVIDIA GPUs only, and this machine has none")
+        return "cuda"
+
+    def _cuda(self):
+        if self._device is None:
+            self._device = DEVICE()
+        return self._device
+
+    def precisions(self, device: str, device_precisions: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(p for p in PRECISIONS[self.generation] if p in device_precisions)
+
+    def is_out_of_memory(self, error: BaseException) -> bool:
+        if isinstance(error, OutOfMemory):
+            return True
+        return self._device is not None and self._device.is_out_of_memory(error)
+
+    def enforces_memory_budget(self, device: str) -> bool:
+        # The workspace follows the budget, but the engine's weights and activations do not:
+        # the core holds the budget on the memory model's prediction and the NVML peak.
+        return False
+
+    def prepare(self, model, preparation: Preparation, device: str, max_batch_size: int) -> TrtPrepared:
+        if preparation.task != "infer":
+            raise BackendUnavailable("TensorRT serves trained models; training runs on PyTorch")
+        if preparation.precision not in PRECISIONS[self.generation]:
+            why = (" (11 takes BF16 from a BF16 ONNX file, which autotune does not make yet)"
+                   if preparation.precision == "bf16" else "")
+            raise UnsupportedConfig(f"{preparation.precision} is not built by TensorRT "
+                                    f"{self.trt.__version__} here{why}")
+        cuda = self._cuda()
+        request = ConversionRequest(inputs=preparation.inputs, dynamic_batch=True)
+        fp32_path = convert_model(model, "onnx", request)
+        users_file = model.kind == "onnx"
+        if users_file:
+            onnx_files.validate(fp32_path)  # a converted file was checked by the converter that wrote it
+        problems = trt_engine.parse_problems(self.trt, fp32_path)
+        if problems:
+            raise trt_engine.rejection(fp32_path, problems, users_file)
+        onnx_path = self._onnx_for(fp32_path, preparation)
+        return TrtPrepared(self.trt, cuda, onnx_path, fp32_path, preparation, max_batch_size,
+                           onnx_files.recorded_output(fp32_path),
+                           users_file=users_file and onnx_path == fp32_path)
+
+    def _onnx_for(self, fp32_path: Path, preparation: Preparation) -> Path:
+        """The file the engine is built from: the FP32 file, an FP16-converted one (11), or a
+        symmetric INT8 Q/DQ one (both)."""
+        precision = preparation.precision
+        if precision in ("fp32", "tf32") or (self.generation < 11 and precision in ("fp16", "bf16")):
+            return fp32_path
+        try:
+            from autotune_plugins import onnx_variants  # noqa: PLC0415 - ONNX Runtime's quantiser
+        except ImportError as error:
+            raise UnsupportedConfig(f"{precision} on TensorRT {self.generation} is built from a converted "
+                                    f"ONNX file, made with the onnx extra ({one_line(str(error))}): "
+                                    "pip install 'autotune[onnx]'") from None
+        if precision == "fp16":
+            return onnx_variants.make_variant(fp32_path, "fp16").path
+        calibration = onnx_files.calibration_batch(preparation)
+        return onnx_variants.make_variant(fp32_path, "int8", "qdq_s8", calibration=calibration,
+                                          providers_hint="tensorrt").path
+
+    def open(self, prepared: TrtPrepared, config: RunConfig,
+             memory_budget_bytes: float | None = None) -> TrtSession:
+        return TrtSession(prepared, config, memory_budget_bytes)

@@ -1,0 +1,235 @@
+"""The TensorRT backend, run end to end against a stand-in that follows TensorRT 10's and 11's
+Python APIs (tests/standin_tensorrt.py, kept honest by tests/test_tensorrt_api.py), with host
+memory in place of the GPU's: the version paths, the engine and timing caches, the precision
+proof, and bad input. Real engines are built only in the tests marked ``tensorrt``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+torch = pytest.importorskip("torch")
+from autotune_plugins import trt_engine, trt_runner  # noqa: E402
+
+from autotune import api  # noqa: E402
+from autotune.cache import cache_root  # noqa: E402
+from autotune.errors import NoBackend  # noqa: E402
+from autotune.harness import WallClock  # noqa: E402
+from autotune.measure import Outcome  # noqa: E402
+from tests import standin_tensorrt  # noqa: E402
+from tests.conftest import simulated  # noqa: E402
+from tests.test_cli import one_line_error, run  # noqa: E402
+from tests.test_ort_runner import conv_net  # noqa: E402
+
+TENSORRT_10, TENSORRT_11 = "10.16.1.11", "11.4.0.106"
+GPU = "H100 SXM"
+
+
+class HostDevice:
+    """What :class:`trt_runner.CudaDevice` offers, in host memory: the stand-in reads and
+    writes the buffers at their addresses, as TensorRT does on the GPU."""
+
+    def name(self) -> str:
+        return "NVIDIA H100 80GB HBM3"
+
+    def compute_capability(self) -> str:
+        return "9.0"
+
+    def total_memory_bytes(self) -> int:
+        return 80 * 2**30
+
+    def tensor(self, array, dtype: str):
+        return torch.from_numpy(np.ascontiguousarray(array)).to(getattr(torch, dtype)).contiguous()
+
+    def empty(self, shape, dtype: str):
+        return torch.empty(shape, dtype=getattr(torch, dtype))
+
+    def stream_handle(self) -> int:
+        return 0
+
+    def synchronize(self) -> None:
+        pass
+
+    def clock(self):
+        return WallClock()
+
+    def release(self) -> None:
+        pass
+
+    def is_out_of_memory(self, error: BaseException) -> bool:
+        return False
+
+
+@pytest.fixture
+def on_a_gpu(monkeypatch):
+    """An H100 as the probe sees it, and host memory as its device memory."""
+    monkeypatch.setattr(api, "probe", lambda *args, **kwargs: simulated(GPU))
+    monkeypatch.setattr(trt_runner, "DEVICE", HostDevice)
+
+
+@pytest.fixture(params=[TENSORRT_10, TENSORRT_11])
+def tensorrt(request, monkeypatch, on_a_gpu):
+    return standin_tensorrt.install(monkeypatch, request.param)
+
+
+@pytest.fixture
+def onnx_file(tmp_path):
+    return conv_net(tmp_path / "conv_net.onnx")
+
+
+@pytest.fixture
+def builds(monkeypatch):
+    """The engines built in this test, by precision."""
+    built = []
+    original = trt_engine.build_engine
+
+    def counting(trt, request):
+        built.append(request.precision)
+        return original(trt, request)
+
+    monkeypatch.setattr(trt_engine, "build_engine", counting)
+    return built
+
+
+def verify(model, budget_s=30, **settings):
+    verification = api.verify(str(model), backends="tensorrt", budget_s=budget_s, **settings)
+    (report,) = verification.reports
+    return report
+
+
+def test_each_version_builds_proves_and_measures_its_precisions(tensorrt, onnx_file):
+    # A small budget keeps the batch search within what the stand-in runs in host memory.
+    report = verify(onnx_file, memory_budget_gb=0.6, budget_s=20)
+    assert report.status == "measured", report.reason
+    ran = {m.config.precision: m for m in report.measurements if m.ok}
+    # H100: the rules' FP16, then the INT8 quantisation; BF16 is built by 10 only.
+    assert {"fp16", "int8"} <= set(ran)
+    for precision, measurement in ran.items():
+        assert measurement.device == f"TensorRT {tensorrt.__version__} (NVIDIA H100 80GB HBM3)"
+        detail = measurement.model_file.detail
+        assert detail.startswith("TensorRT engine: ") and f" {precision if precision != 'tf32' else 'fp32'}" \
+            in detail, detail
+        assert measurement.accuracy is not None and measurement.accuracy.passed
+    bf16 = [m for m in report.measurements if m.config.precision == "bf16"]
+    if tensorrt.__version__ == TENSORRT_11:
+        assert not bf16 or bf16[0].outcome is Outcome.UNSUPPORTED
+    else:
+        assert bf16 and bf16[0].ok
+
+
+def test_the_engine_is_cached_and_the_next_run_builds_nothing(tensorrt, onnx_file, builds):
+    verify(onnx_file, precision="fp16", batch_size=4, budget_s=10)
+    first = list(builds)
+    assert "fp16" in first
+    engines = sorted((cache_root() / trt_engine.ENGINE_CACHE_KIND).glob("*.engine"))
+    assert engines and not list((cache_root() / trt_engine.ENGINE_CACHE_KIND).glob(".*"))
+    timing = list((cache_root() / trt_engine.TIMING_CACHE_KIND).glob("*.cache"))
+    assert len(timing) == 1  # one per GPU and TensorRT version, shared by every engine
+    builds.clear()
+    verify(onnx_file, precision="fp16", batch_size=4, budget_s=10)
+    assert builds == []
+    # A timing cache TensorRT cannot read is replaced by a fresh one, not trusted or fatal.
+    timing[0].write_bytes(b"not a timing cache")
+    verify(onnx_file, precision="fp32", batch_size=4, budget_s=10)
+    assert builds == ["fp32"] and timing[0].read_bytes() != b"not a timing cache"
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "other_version"])
+def test_a_cached_engine_that_does_not_load_is_rebuilt_and_says_why(tensorrt, onnx_file, builds, damage,
+                                                                   monkeypatch):
+    verify(onnx_file, precision="fp16", batch_size=4, budget_s=10)
+    (engine,) = [p for p in (cache_root() / trt_engine.ENGINE_CACHE_KIND).glob("*.engine")
+                 if "fp16" in json.loads(p.with_suffix(".json").read_text())["key"]["precision"]]
+    if damage == "corrupt":
+        engine.write_bytes(engine.read_bytes()[: len(engine.read_bytes()) // 3])
+    else:
+        # The bytes of an engine another TensorRT version built, under this version's key.
+        other = TENSORRT_11 if tensorrt.__version__ == TENSORRT_10 else TENSORRT_10
+        foreign = standin_tensorrt.make_module(other)
+        monkeypatch.setitem(__import__("sys").modules, "tensorrt", foreign)
+        request = trt_engine.EngineRequest(
+            onnx_path=onnx_file, onnx_sha256="0" * 64, precision="fp32", input_shapes={
+                "x": ((1, 3, 16, 16), (4, 3, 16, 16), (8, 3, 16, 16))}, workspace_bytes=2**30,
+            optimization_level=3, tf32=False, gpu_name="g", compute_capability="9.0")
+        engine.write_bytes(trt_engine.build_engine(foreign, request))
+        monkeypatch.setitem(__import__("sys").modules, "tensorrt", tensorrt)
+    builds.clear()
+    report = verify(onnx_file, precision="fp16", batch_size=4, budget_s=10)
+    fp16 = next(m for m in report.measurements if m.config.precision == "fp16" and m.ok)
+    assert "rebuilt: the cached engine could not be loaded (" in fp16.model_file.detail
+    assert builds.count("fp16") == 1
+
+
+def test_an_fp32_engine_built_for_fp16_is_refused_not_reported(monkeypatch, on_a_gpu, onnx_file):
+    # TensorRT 11's known trap: asked for FP16, it builds FP32 with a warning only.
+    standin_tensorrt.install(monkeypatch, TENSORRT_11, built_precision="Float")
+    report = verify(onnx_file, precision="fp16", batch_size=4, budget_s=10)
+    fp16 = [m for m in report.measurements if m.config.precision == "fp16"]
+    assert fp16 and all(m.outcome is Outcome.UNSUPPORTED for m in fp16)
+    assert "none in fp16" in fp16[0].reason and "not reported as fp16" in fp16[0].reason
+
+
+def test_tf32_is_cleared_for_fp32_and_set_only_when_asked(tensorrt, onnx_file, monkeypatch):
+    flags = []
+    original = tensorrt.Builder.build_serialized_network
+
+    def recording(self, network, config):
+        flags.append(config.get_flag(tensorrt.BuilderFlag.TF32))
+        return original(self, network, config)
+
+    monkeypatch.setattr(tensorrt.Builder, "build_serialized_network", recording)
+    request = dict(onnx_path=onnx_file, onnx_sha256="1" * 64, input_shapes={
+        "x": ((1, 3, 16, 16), (4, 3, 16, 16), (8, 3, 16, 16))}, workspace_bytes=2**30,
+        optimization_level=3, gpu_name="g", compute_capability="9.0")
+    trt_engine.build_engine(tensorrt, trt_engine.EngineRequest(precision="fp32", tf32=False, **request))
+    trt_engine.build_engine(tensorrt, trt_engine.EngineRequest(precision="tf32", tf32=True, **request))
+    assert flags == [False, True]
+
+
+def test_tensorrt_11_has_no_precision_flags_and_takes_fp16_from_the_file(monkeypatch, on_a_gpu, onnx_file):
+    trt = standin_tensorrt.install(monkeypatch, TENSORRT_11)
+    assert not hasattr(trt.BuilderFlag, "FP16")
+    runner = trt_runner.TrtRunner()
+    from autotune.backend_api import Preparation  # noqa: PLC0415
+    from autotune.model_inputs import from_shape  # noqa: PLC0415
+
+    preparation = Preparation("infer", "fp16", from_shape((3, 16, 16), "x"))
+    assert runner._onnx_for(onnx_file, preparation) != onnx_file  # an FP16-converted file
+    trt10 = standin_tensorrt.install(monkeypatch, TENSORRT_10)
+    assert hasattr(trt10.BuilderFlag, "FP16")
+    assert trt_runner.TrtRunner()._onnx_for(onnx_file, preparation) == onnx_file  # the flag's job
+
+
+def test_a_model_the_parser_rejects_is_one_line_naming_the_node_and_exit_2(tensorrt, tmp_path, capsys):
+    path = conv_net(tmp_path / "unsupported.onnx")
+    standin_tensorrt.refuse_operator(tensorrt, "Gemm")
+    message = one_line_error(capsys, "verify", "--model", str(path), "--backend", "tensorrt",
+                             "--budget-s", "10", "--batch-size", "4")
+    assert "TensorRT's ONNX parser rejects unsupported.onnx: node 6" in message and "Gemm" in message
+    assert "--backend onnxruntime" in message
+    engines = cache_root() / trt_engine.ENGINE_CACHE_KIND
+    assert not engines.exists() or [p for p in engines.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_no_gpu_no_tensorrt_each_says_so_and_the_other_backends_run(monkeypatch, onnx_file, capsys):
+    code, out, err = run(capsys, "verify", "--model", str(onnx_file), "--backend", "tensorrt",
+                         "--budget-s", "5")
+    assert code == 1
+    assert "tensorrt is not installed (pip install tensorrt-cu13" in out + err
+    assert "pypi.nvidia.com" in out + err
+    standin_tensorrt.install(monkeypatch, TENSORRT_10)
+    code, out, err = run(capsys, "verify", "--model", str(onnx_file), "--backend", "tensorrt,onnxruntime",
+                         "--budget-s", "8")
+    assert code == 0, err
+    assert "TensorRT runs on NVIDIA GPUs only, and this machine has none" in out
+
+
+def test_training_is_left_to_pytorch(tensorrt):
+    with pytest.raises(NoBackend) as refused:
+        verify("tests.test_model_stats:small_cnn", input_shape="3,32,32", task="train", budget_s=5)
+    (report,) = refused.value.reports
+    assert report.status == "skipped" and "TensorRT serves trained models" in report.reason
