@@ -7,9 +7,9 @@ OPTIONS = (
     BackendOption("tf32", "bool", "TF32 for the engine's FP32 layers (TensorRT's BuilderFlag.TF32, on by "
                   "default in TensorRT; cleared unless the tf32 decision says so)", default=False,
                   decision="tf32", devices=("cuda",)),
-    BackendOption("optimization_level", "int", "the builder's optimisation level, 0 to 5: higher builds "
-                  "slower and may find faster kernels (TensorRT's default is 3)", default=3,
-                  devices=("cuda",)),
+    BackendOption("optimization_level", "choice", "the builder's optimisation level: higher builds slower "
+                  "and may find faster kernels (TensorRT's default is 3)", default="3",
+                  choices=("0", "1", "2", "3", "4", "5"), devices=("cuda",)),
 )
 
 

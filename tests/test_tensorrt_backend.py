@@ -233,3 +233,28 @@ def test_training_is_left_to_pytorch(tensorrt):
         verify("tests.test_model_stats:small_cnn", input_shape="3,32,32", task="train", budget_s=5)
     (report,) = refused.value.reports
     assert report.status == "skipped" and "TensorRT serves trained models" in report.reason
+
+
+def test_bench_sweeps_the_tensorrt_backend(tensorrt, onnx_file, capsys):
+    code, out, err = run(capsys, "bench", "--model", str(onnx_file), "--backend", "tensorrt", "--sweep",
+                         "batch=1,4", "--budget-s", "1", "--json")
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    ran = {(r["precision"], r["batch_size"]) for r in rows if r["status"] == "ok"}
+    assert {("fp16", 1), ("fp16", 4), ("int8", 1), ("int8", 4)} <= ran, rows
+
+
+def test_a_model_with_dynamic_dimensions_and_no_shapes_is_exit_2(tensorrt, tmp_path, capsys):
+    path = conv_net(tmp_path / "dynamic.onnx", batch="batch")
+    model = __import__("onnx").load(str(path))
+    for dim in model.graph.input[0].type.tensor_type.shape.dim[2:]:
+        dim.dim_param = "side"
+    __import__("onnx").save(model, str(path))
+    message = one_line_error(capsys, "verify", "--model", str(path), "--backend", "tensorrt")
+    assert "dynamic input dimensions" in message and "--input-spec" in message
+
+
+def test_an_optimization_level_tensorrt_lacks_is_exit_2(tensorrt, onnx_file, capsys):
+    message = one_line_error(capsys, "verify", "--model", str(onnx_file), "--backend", "tensorrt",
+                             "--set", "tensorrt.optimization_level=9")
+    assert "tensorrt.optimization_level" in message and "5" in message
