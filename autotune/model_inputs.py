@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from autotune.errors import UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
     import numpy
 
 #: Element types an input may have (numpy's names, which torch and ONNX share).
@@ -290,3 +292,23 @@ def synthetic_batch(inputs: ModelInputs, batch: int, seed: int = 0) -> dict[str,
             array = np.full(shape, 1 if spec.values == "ones" else 0, dtype=spec.dtype)
         arrays[spec.name] = array
     return arrays
+
+
+def batch_chunks(arrays: Mapping[str, numpy.ndarray], batch_size: int, fixed_batch: int | None = None
+                 ) -> Iterator[dict[str, numpy.ndarray]]:
+    """``arrays`` (one per input, batch first) in chunks of ``batch_size`` samples, for a
+    runtime that runs one batch size at a time; a graph exported at a fixed batch gets
+    chunks of exactly that batch, the short last one left out.
+
+    :raises UserError: a fixed-batch graph and fewer samples than its batch.
+    """
+    count = len(next(iter(arrays.values())))
+    size = fixed_batch or batch_size
+    if fixed_batch and count < fixed_batch:
+        raise UserError(f"the model's graph is fixed at batch {fixed_batch}; the accuracy check needs at "
+                        f"least {fixed_batch} samples, and --inputs holds {count}")
+    for start in range(0, count, size):
+        chunk = {name: array[start:start + size] for name, array in arrays.items()}
+        if fixed_batch and len(next(iter(chunk.values()))) != fixed_batch:
+            return
+        yield chunk

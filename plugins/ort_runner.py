@@ -20,7 +20,7 @@ from autotune.cache import cache_root
 from autotune.convert import ConversionRequest, convert_model
 from autotune.errors import UserError
 from autotune.harness import WallClock
-from autotune.model_inputs import synthetic_batch
+from autotune.model_inputs import batch_chunks, synthetic_batch
 
 #: Precisions by provider. The CUDA provider runs an FP16-converted model, INT8 as a QDQ
 #: model and INT4 through MatMulNBits; BF16 only through TensorRT's builder flag.
@@ -133,17 +133,8 @@ class OrtSession:
 
     def outputs(self, inputs) -> np.ndarray:
         feed = self._feed(dict(inputs))
-        fixed = self.prepared.preparation.inputs.fixed_batch
-        # A graph exported at a fixed batch runs in chunks of exactly that batch.
-        count, size = len(next(iter(feed.values()))), fixed or self.config.batch_size
-        if fixed and count < fixed:
-            raise UserError(f"the model's graph is fixed at batch {fixed}; the accuracy check needs at "
-                            f"least {fixed} samples, and --inputs holds {count}")
         results = []
-        for start in range(0, count, size):
-            chunk = {name: array[start:start + size] for name, array in feed.items()}
-            if fixed and len(next(iter(chunk.values()))) != fixed:
-                break  # a graph fixed to its batch cannot run a short last chunk
+        for chunk in batch_chunks(feed, self.config.batch_size, self.prepared.preparation.inputs.fixed_batch):
             (output,) = self.session.run([self.compared], chunk)
             results.append(np.asarray(output, dtype=np.float32))
         return np.concatenate(results)

@@ -157,15 +157,16 @@ def rejection(onnx_path: Path, problems: list[str], users_file: bool) -> Excepti
     return BackendUnavailable(f"TensorRT's ONNX parser rejects the model's ONNX export: {shown}")
 
 
-def build_engine(trt: ModuleType, request: EngineRequest) -> bytes:
-    """The serialized engine for ``request``, built now (see :func:`cached_engine`).
+def build_engine(trt: ModuleType, request: EngineRequest, logger=None) -> bytes:
+    """The serialized engine for ``request``, built now (see :func:`cached_engine`);
+    ``logger`` (a :func:`capturing_logger`) keeps what TensorRT said while building.
 
     :raises UserError: the parser rejects the user's own ONNX file, or the file's inputs are
         not those the input description names.
     :raises UnsupportedConfig: the parser rejects a variant autotune made.
     :raises BuildFailed: the builder failed (its logged errors as the message).
     """
-    logger = capturing_logger(trt)
+    logger = logger or capturing_logger(trt)
     builder = trt.Builder(logger)
     # 10: explicit batch is the default (its flag is deprecated) and a weakly typed network
     # takes precision from the builder flags; 11: always strongly typed, no flag needed.
@@ -275,6 +276,8 @@ class CachedEngine:
     path: Path
     #: Why the engine was rebuilt rather than read from the cache, or "" (built anew or read).
     rebuilt_because: str = ""
+    #: What TensorRT warned while building it (nothing when it was read from the cache).
+    build_warnings: tuple[str, ...] = ()
 
 
 def cached_engine(trt: ModuleType, request: EngineRequest, loads) -> tuple[CachedEngine, Any]:
@@ -288,13 +291,15 @@ def cached_engine(trt: ModuleType, request: EngineRequest, loads) -> tuple[Cache
     key = request.cache_key(str(trt.__version__))
     note = f"{request.precision} engine of {request.onnx_path.name} for {request.gpu_name}"
 
+    logger = capturing_logger(trt)
+
     def build(target: Path) -> None:
-        target.write_bytes(build_engine(trt, request))
+        target.write_bytes(build_engine(trt, request, logger))
 
     path = cached_file(ENGINE_CACHE_KIND, key, ".engine", build, note=note)
     engine, why = _load(path, loads)
     if engine is not None:
-        return CachedEngine(path), engine
+        return CachedEngine(path, build_warnings=tuple(logger.warnings())), engine
     # Removed first, so that cached_file builds it again; the sidecar goes with it.
     path.unlink(missing_ok=True)
     path.with_suffix(".json").unlink(missing_ok=True)
@@ -302,7 +307,8 @@ def cached_engine(trt: ModuleType, request: EngineRequest, loads) -> tuple[Cache
     engine, why_again = _load(path, loads)
     if engine is None:
         raise BuildFailed(f"TensorRT cannot load the engine it just built ({why_again})")
-    return CachedEngine(path, rebuilt_because=f"the cached engine could not be loaded ({why})"), engine
+    return CachedEngine(path, rebuilt_because=f"the cached engine could not be loaded ({why})",
+                        build_warnings=tuple(logger.warnings())), engine
 
 
 def _load(path: Path, loads) -> tuple[Any, str]:

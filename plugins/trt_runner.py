@@ -34,7 +34,7 @@ from autotune.backend_api import (
 )
 from autotune.convert import ConversionRequest, convert_model
 from autotune.errors import UserError, one_line
-from autotune.model_inputs import synthetic_batch
+from autotune.model_inputs import batch_chunks, synthetic_batch
 
 GIB = 2**30
 #: The TensorRT precisions each API generation builds here. TensorRT 11 takes BF16 from a
@@ -159,7 +159,7 @@ class TrtPrepared:
             raise UnsupportedConfig(f"{self.preparation.precision}: TensorRT could not build the engine "
                                     f"({error})") from None
         self.io = _io_tensors(self.trt, engine)
-        layers = self._proven_layers(engine, batch_size, runtime_log.warnings())
+        layers = self._proven_layers(engine, batch_size, [*cached.build_warnings, *runtime_log.warnings()])
         detail = layers.describe()
         if cached.rebuilt_because:
             detail += f"; rebuilt: {cached.rebuilt_because}"
@@ -236,8 +236,12 @@ class TrtSession:
         outputs = [tensor.name for tensor in prepared.io if not tensor.is_input]
         recorded = prepared.compared_output
         self.compared = recorded if recorded in outputs else outputs[0]
-        batch = synthetic_batch(prepared.preparation.inputs, config.batch_size, seed=1)
-        self.buffers = self._bind(batch)
+        self.buffers = self._bind(self._own_batch())
+
+    def _own_batch(self) -> dict[str, np.ndarray]:
+        """The session's inputs: its batch, or the graph's own where the export fixed it."""
+        inputs = self.prepared.preparation.inputs
+        return synthetic_batch(inputs, inputs.fixed_batch or self.config.batch_size, seed=1)
 
     def _bind(self, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         """Device buffers for ``arrays`` (one per input) and for every output at their
@@ -252,8 +256,9 @@ class TrtSession:
                                 "pass --input-spec naming every input")
             array = arrays[tensor.name]
             if not context.set_input_shape(tensor.name, tuple(array.shape)):
+                low, _, high = prepared.profile_shapes(1)[tensor.name]
                 raise UnsupportedConfig(f"input {tensor.name} at {tuple(array.shape)} is outside the "
-                                        f"engine's profile (batch 1 to {prepared.max_batch_size})")
+                                        f"engine's profile (batch {low[0]} to {high[0]})")
             buffers[tensor.name] = self.device.tensor(array, tensor.dtype)
         for tensor in prepared.io:
             if not tensor.is_input:
@@ -280,25 +285,16 @@ class TrtSession:
         """The compared output for ``inputs``, in chunks of the session's batch (of the
         graph's own batch where the export fixed it); the session's buffers are bound again
         afterwards."""
-        feed = dict(inputs)
         fixed = self.prepared.preparation.inputs.fixed_batch
-        count, size = len(next(iter(feed.values()))), fixed or self.config.batch_size
-        if fixed and count < fixed:
-            raise UserError(f"the model's graph is fixed at batch {fixed}; the accuracy check needs at "
-                            f"least {fixed} samples, and --inputs holds {count}")
         results = []
         try:
-            for start in range(0, count, size):
-                chunk = {name: array[start:start + size] for name, array in feed.items()}
-                if fixed and len(next(iter(chunk.values()))) != fixed:
-                    break  # a graph fixed to its batch cannot run a short last chunk
+            for chunk in batch_chunks(dict(inputs), self.config.batch_size, fixed):
                 buffers = self._bind(chunk)
                 self.step()
                 self.device.synchronize()
                 results.append(buffers[self.compared].float().cpu().numpy())
         finally:
-            self.buffers = self._bind(synthetic_batch(self.prepared.preparation.inputs,
-                                                      self.config.batch_size, seed=1))
+            self.buffers = self._bind(self._own_batch())
         return np.concatenate(results).astype(np.float32)
 
     def peak_memory_bytes(self) -> int | None:

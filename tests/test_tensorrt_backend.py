@@ -87,9 +87,9 @@ def builds(monkeypatch):
     built = []
     original = trt_engine.build_engine
 
-    def counting(trt, request):
+    def counting(trt, request, logger=None):
         built.append(request.precision)
-        return original(trt, request)
+        return original(trt, request, logger)
 
     monkeypatch.setattr(trt_engine, "build_engine", counting)
     return built
@@ -171,6 +171,7 @@ def test_an_fp32_engine_built_for_fp16_is_refused_not_reported(monkeypatch, on_a
     fp16 = [m for m in report.measurements if m.config.precision == "fp16"]
     assert fp16 and all(m.outcome is Outcome.UNSUPPORTED for m in fp16)
     assert "none in fp16" in fp16[0].reason and "not reported as fp16" in fp16[0].reason
+    assert "(TensorRT: " in fp16[0].reason  # what it warned while building
 
 
 def test_tf32_is_cleared_for_fp32_and_set_only_when_asked(tensorrt, onnx_file, monkeypatch):
@@ -258,3 +259,9 @@ def test_an_optimization_level_tensorrt_lacks_is_exit_2(tensorrt, onnx_file, cap
     message = one_line_error(capsys, "verify", "--model", str(onnx_file), "--backend", "tensorrt",
                              "--set", "tensorrt.optimization_level=9")
     assert "tensorrt.optimization_level" in message and "5" in message
+
+
+def test_a_graph_exported_at_a_fixed_batch_gets_an_engine_at_that_batch(tensorrt, tmp_path):
+    report = verify(conv_net(tmp_path / "fixed.onnx", batch=2), budget_s=10, precision="fp16")
+    ran = [m for m in report.measurements if m.ok]
+    assert ran and {m.config.batch_size for m in ran} == {2}, report.measurements

@@ -44,8 +44,8 @@ def test_a_second_run_reads_the_engine_from_the_cache(onnx_file, monkeypatch):
     api.verify(str(onnx_file), backends="tensorrt", budget_s=60, precision="fp16", batch_size=8)
     built = []
     original = trt_engine.build_engine
-    monkeypatch.setattr(trt_engine, "build_engine", lambda trt, request: built.append(request) or original(
-        trt, request))
+    monkeypatch.setattr(trt_engine, "build_engine", lambda trt, request, logger=None: built.append(
+        request) or original(trt, request, logger))
     api.verify(str(onnx_file), backends="tensorrt", budget_s=60, precision="fp16", batch_size=8)
     assert built == []
     assert list((cache_root() / trt_engine.ENGINE_CACHE_KIND).glob("*.engine"))
