@@ -18,6 +18,7 @@ Deleting the folder is always safe: everything in it is rebuilt on demand.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from autotune.errors import UserError
+
+_HASH_CHUNK_BYTES = 2**20
 
 
 def cache_root() -> Path:
@@ -42,6 +45,22 @@ def key_digest(key: Mapping[str, Any]) -> str:
     fallback would let object addresses into the key and make every run a miss."""
     canonical = json.dumps(key, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes (a model a cached artifact is made from), read in chunks and
+    remembered per path, modification time and size."""
+    status = path.stat()
+    return _file_sha256(str(path.resolve()), status.st_mtime_ns, status.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while block := file.read(_HASH_CHUNK_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _unwritable(folder: Path, error: OSError) -> UserError:

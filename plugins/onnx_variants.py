@@ -27,7 +27,6 @@ import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,7 @@ from onnxruntime.quantization import (
 )
 
 from autotune.backend_api import ModelFile, UnsupportedConfig
-from autotune.cache import cached_file
+from autotune.cache import cached_file, file_sha256
 from autotune.errors import AutotuneError, UserError, one_line
 
 
@@ -83,7 +82,6 @@ REASON_MAX_CHARS = 160
 #: Calibration samples per run on a model whose batch is dynamic: one, because many exports
 #: declare a dynamic batch yet reshape to the batch they were traced at.
 CALIBRATION_CHUNK = 1
-_HASH_CHUNK_BYTES = 2**20
 
 #: Ops kept in FP32 by the FP16 converter: its own default list (which has Resize since 1.14)
 #: plus Resize named here, since its FP16 ``scales`` break the model (onnxconverter-common
@@ -471,21 +469,6 @@ def _check_calibration(model: onnx.ModelProto, calibration: Mapping[str, np.ndar
 
 
 # --- cache keys -----------------------------------------------------------------------------
-
-def file_sha256(path: Path) -> str:
-    """sha256 of the file's bytes, read in chunks; remembered per path, mtime and size."""
-    status = path.stat()
-    return _file_sha256(str(path.resolve()), status.st_mtime_ns, status.st_size)
-
-
-@lru_cache(maxsize=64)
-def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while block := file.read(_HASH_CHUNK_BYTES):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def _arrays_sha256(arrays: Mapping[str, np.ndarray] | None) -> str | None:
     if arrays is None:

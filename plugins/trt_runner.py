@@ -32,6 +32,7 @@ from autotune.backend_api import (
     RunConfig,
     UnsupportedConfig,
 )
+from autotune.cache import file_sha256
 from autotune.convert import ConversionRequest, convert_model
 from autotune.errors import UserError, one_line
 from autotune.model_inputs import batch_chunks, synthetic_batch
@@ -135,7 +136,7 @@ class TrtPrepared:
         if self.engine is not None and workspace == self._workspace:
             return self.engine
         request = trt_engine.EngineRequest(
-            onnx_path=self.onnx_path, onnx_sha256=_sha256(self.onnx_path),
+            onnx_path=self.onnx_path, onnx_sha256=file_sha256(self.onnx_path),
             precision=self.preparation.precision, input_shapes=self.profile_shapes(batch_size),
             workspace_bytes=workspace,
             optimization_level=int(self.preparation.option("optimization_level", 3)),
@@ -213,12 +214,6 @@ def _io_tensors(trt, engine) -> tuple[IoTensor, ...]:
         tensors.append(IoTensor(name, engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
                                 TORCH_DTYPES[dtype_name]))
     return tuple(tensors)
-
-
-def _sha256(path: Path) -> str:
-    from autotune_plugins.onnx_variants import file_sha256  # noqa: PLC0415 - one file hash, cached
-
-    return file_sha256(path)
 
 
 class TrtSession:
