@@ -7,16 +7,24 @@ The Python API (:mod:`autotune.api`) is reachable from here, loaded on first use
     recommendation = autotune.recommend(model="resnet50", task="train")
 """
 
-from autotune.hookspecs import hookimpl
-
 __version__ = "0.1.0"
-_API = ("probe", "recommend", "inspect", "verify", "bench")
-__all__ = ["__version__", "hookimpl", *_API]
+_API = ("probe", "recommend", "inspect", "verify", "bench", "profile", "check_profile")
+__all__ = ["__version__", "hookimpl", "apply", *_API]
 
 
 def __getattr__(name: str):
+    # Loaded on first use: ``import autotune.auto`` in a training script pays for neither
+    # the plugin manager (pluggy) nor the rules engine when a cached profile answers.
+    if name == "hookimpl":
+        from autotune.hookspecs import hookimpl  # noqa: PLC0415
+
+        return hookimpl
+    if name == "apply":
+        from autotune.applying import apply  # noqa: PLC0415
+
+        return apply
     if name in _API:
-        from autotune import api  # noqa: PLC0415 - loaded on first use
+        from autotune import api  # noqa: PLC0415
 
         return getattr(api, name)
     raise AttributeError(f"module 'autotune' has no attribute {name!r}")

@@ -285,3 +285,65 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
                                 Path(plot) if plot is not None else None)
 
 
+
+
+def profile(models: Sequence[str] = (), *, task: str = "infer", measure: bool = False,
+            store: str | Path | None = None, budget_s: float = 60.0, config: str | Path | None = None,
+            where: str = WHERE, on_measurement: Callable[[Any], None] | None = None,
+            on_backend: Callable[[str], None] | None = None, **settings: Any):
+    """Write this machine's profile for ``task`` (and ``models``): the probe, the
+    recommendation for each model (measured by :func:`verify` with ``measure``) with every reason, and
+    the fingerprint, to ``<store>/<host>.<purpose>.yaml``. Returns (the path, the profile).
+
+    Nothing is written until every recommendation is made, and then whole: an interrupted
+    run leaves the previous profile as it was."""
+    from autotune.fingerprint import fingerprint  # noqa: PLC0415
+    from autotune.machine_profile import (  # noqa: PLC0415
+        MachineProfile,
+        profile_path,
+        purpose_of,
+        store_folder,
+        write_profile,
+    )
+
+    folder = store_folder(store)
+    recommendations = []
+    for model in list(models) or [None]:
+        if measure:
+            measured = verify(model, budget_s=budget_s, config=config, where=where, task=task,
+                              on_measurement=on_measurement, on_backend=on_backend, **settings)
+            recommendations.append(measured.recommendation)
+        else:
+            recommendations.append(recommend(model, config=config, where=where, task=task, **settings))
+    machine = probe()
+    prints = fingerprint(machine)
+    made = MachineProfile(purpose=purpose_of(task, "-".join(models) if models else None), fingerprint=prints,
+                          machine=machine.to_dict(), recommendations=tuple(recommendations))
+    path = profile_path(folder, prints.host, made.purpose)
+    write_profile(made, path)
+    return path, made
+
+
+def find_profile(path: str | Path | None = None, *, task: str = "infer", model: str | None = None,
+                 store: str | Path | None = None) -> Path:
+    """The profile file: ``path`` as given, else this machine's for ``task`` (and ``model``)
+    in the store."""
+    import socket  # noqa: PLC0415
+
+    from autotune.machine_profile import profile_path, purpose_of, store_folder  # noqa: PLC0415
+
+    if path is not None:
+        return Path(path)
+    return profile_path(store_folder(store), socket.gethostname(), purpose_of(task, model))
+
+
+def check_profile(path: str | Path | None = None, *, task: str = "infer", model: str | None = None,
+                  store: str | Path | None = None):
+    """(the profile, what changed since it was made): is it still this machine's?
+
+    :raises ProfileError: no profile there, or one that cannot be read as a profile."""
+    from autotune.fingerprint import compare, fingerprint  # noqa: PLC0415
+    from autotune.machine_profile import read_profile  # noqa: PLC0415
+
+    found = read_profile(find_profile(path, task=task, model=model, store=store))
+    return found, compare(found.fingerprint, fingerprint(probe()))

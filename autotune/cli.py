@@ -402,3 +402,13 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("autotune: interrupted", err=True)
         sys.exit(130)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _add_subcommand_modules() -> None:
+    # Commands with modules of their own; imported here, after the helpers they share.
+    from autotune.profile_cli import profile  # noqa: PLC0415
+
+    cli.add_command(profile)
+
+
+_add_subcommand_modules()

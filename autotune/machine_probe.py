@@ -3,14 +3,19 @@
 ``probe(nvml)`` takes its NVML source as a parameter: the real ``pynvml`` module by
 default, or a :class:`autotune.nvml_recording.RecordedNvml` replaying another machine.
 No NVML library, no driver or no GPU gives a CPU-only :class:`Machine` whose ``note``
-says why, never an exception.
+says why, never an exception. A Jetson has no NVML at all: there the board is named by
+the device tree (``/proc/device-tree/model``) and its GPU described from the spec
+database.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import platform
+import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,15 @@ _WHY_NO_NVML = {
     "LibRmVersionMismatch": "the NVIDIA driver and its NVML library versions differ: reboot "
     "after the driver update",
 }
+
+#: Where Linux shows the firmware's device tree, in which a Jetson names its board. Read
+#: only where NVML is missing, so a machine with the NVIDIA desktop driver never reads it.
+DEVICE_TREE = Path("/proc/device-tree")
+#: The kernel's memory figures: a Jetson's GPU allocates from the RAM the CPU also uses.
+MEMINFO = Path("/proc/meminfo")
+# A Jetson's database entry may miss by the RAM the firmware reserves for itself (a 64 GB
+# AGX Orin shows about 61 GiB), not by a whole variant (the 32 GB AGX Orin shares its name).
+_JETSON_RAM_TOLERANCE = 0.25
 
 
 def _text(value: Any) -> str:
@@ -172,6 +186,103 @@ def probe_host() -> Host:
     )
 
 
+def _device_tree_strings(path: Path) -> list[str]:
+    """A device-tree property's NUL-separated strings; empty where the file is missing."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return []
+    return [text.strip() for text in data.decode("utf-8", "replace").split("\0") if text.strip()]
+
+
+def _available_ram_bytes() -> int | None:
+    """``MemAvailable`` from :data:`MEMINFO`: what a new allocation can still get."""
+    try:
+        for line in MEMINFO.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key == "MemAvailable":
+                return int(value.split()[0]) * 1024  # the kernel counts in KiB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _jetson_board_name(model: str) -> str:
+    """``"NVIDIA Jetson AGX Orin Developer Kit"`` -> ``"NVIDIA Jetson AGX Orin"``: the kit's
+    carrier board is no part of the GPU, and the database names modules."""
+    name = re.sub(r"\b(engineering\s+reference\s+)?developer\s+kit\b|\bdevkit\b", " ", model,
+                  flags=re.IGNORECASE)
+    return " ".join(name.split())
+
+
+def _jetson_gpu(spec: gpudb.GpuSpec, host: Host) -> Gpu:
+    """The Jetson's GPU: the database entry, with this board's own memory figures.
+
+    The GPU has no memory of its own: it allocates from the board's RAM, shared with the
+    CPU, so the total is the RAM the kernel manages (less than the datasheet's by what the
+    firmware reserves) and the free memory is ``MemAvailable``, the live reading NVML's
+    ``free`` stands for elsewhere; the spec's figure only where the host reports no RAM.
+    """
+    total_bytes = host.ram_bytes or int(spec.vram_gb * gpudb.GIB)
+    available_bytes = _available_ram_bytes()
+    free_bytes = total_bytes if available_bytes is None else min(available_bytes, total_bytes)
+    # simulated_gpu turns a database entry into a Gpu; this one is the machine's own, though.
+    return dataclasses.replace(gpudb.simulated_gpu(spec, 0), vram_total_bytes=total_bytes,
+                               vram_free_bytes=free_bytes, simulated=False)
+
+
+def _jetson_spec(board: str, ram_bytes: int) -> tuple[gpudb.GpuSpec | None, str]:
+    """The database entry for a Jetson board, or None and why there is none.
+
+    Matched by exact name or alias only (never by the words ``resolve`` accepts from a
+    user), and only when the board's RAM is that entry's: an AGX Orin 32 GB calls itself
+    "Jetson AGX Orin" as the 64 GB one does, yet has fewer SMs.
+    """
+    spec = gpudb.match_probed(board, ram_bytes)
+    if spec is None or spec.form_factor != "embedded":
+        return None, "is not in the spec database"
+    spec_bytes = spec.vram_gb * gpudb.GIB
+    if ram_bytes and abs(ram_bytes - spec_bytes) > _JETSON_RAM_TOLERANCE * spec_bytes:
+        return None, (f"has {ram_bytes / gpudb.GIB:.0f} GiB of memory where the spec database's "
+                      f"{spec.name} has {spec.vram_gb:.0f} GB: a variant the database lacks")
+    return spec, ""
+
+
+def _jetson_machine(device_tree: Path, host: Host, cuda_visible_devices: str | None) -> Machine | None:
+    """This machine as a Jetson, named by its device tree; None where it is not one.
+
+    A Jetson whose board the spec database lacks gets no GPU and a note saying so: its
+    figures are never borrowed from another board's entry.
+    """
+    model = " ".join(_device_tree_strings(device_tree / "model"))
+    compatible = _device_tree_strings(device_tree / "compatible")
+    tegra = next((entry for entry in compatible if entry.startswith("nvidia,tegra")), "")
+    # A Raspberry Pi has a device tree too: only an NVIDIA Tegra board is a Jetson.
+    if not (tegra or re.match(r"nvidia\b|.*\bjetson\b", model, re.IGNORECASE)):
+        return None
+    shown = model or tegra
+    spec, missing = _jetson_spec(_jetson_board_name(model) or tegra, host.ram_bytes)
+    if spec is None:
+        return Machine(host=host, gpus=(), note=(
+            f"{shown} (named by the device tree; Jetson has no NVML) {missing}: add its entry "
+            f"to profiles/gpus.yaml"))
+    # The summary beside this note names the entry already: the note names the board.
+    notes = [f"recognised from the device tree as {shown} (Jetson has no NVML); its GPU memory "
+             f"is the RAM it shares with the CPU"]
+    gpus = visible_gpus([_jetson_gpu(spec, host)], cuda_visible_devices)
+    if not gpus:
+        notes.append(f"CUDA_VISIBLE_DEVICES={cuda_visible_devices!r} hides every GPU")
+    return Machine(host=host, gpus=tuple(gpus), note="; ".join(notes))
+
+
+def _replays_another_machine(nvml: Any) -> bool:
+    """Whether ``nvml`` replays a recording, whose machine's device tree is not this one's."""
+    # Only a loaded nvml_recording module can have made a RecordedNvml: looking it up
+    # costs the real library's probe no import.
+    recording = sys.modules.get("autotune.nvml_recording")
+    return recording is not None and isinstance(nvml, recording.RecordedNvml)
+
+
 def visible_gpus(gpus: list[Gpu], cuda_visible_devices: str | None) -> list[Gpu]:
     """The GPUs a CUDA program here would see, by ``CUDA_VISIBLE_DEVICES`` semantics.
 
@@ -200,11 +311,14 @@ def visible_gpus(gpus: list[Gpu], cuda_visible_devices: str | None) -> list[Gpu]
 
 
 def probe(nvml: Any = None, host: Host | None = None,
-          cuda_visible_devices: str | None = None) -> Machine:
+          cuda_visible_devices: str | None = None, device_tree: Path | None = None) -> Machine:
     """Describe this machine; ``nvml`` defaults to the real library.
 
     ``cuda_visible_devices`` defaults to the environment's ``CUDA_VISIBLE_DEVICES``: the
-    recommendation is for the GPUs this process may use.
+    recommendation is for the GPUs this process may use. ``device_tree`` is read only where
+    there is no NVML library (a Jetson has none) to name the board; it defaults to this
+    machine's :data:`DEVICE_TREE`, except for ``nvml`` replaying a recording, which
+    describes another machine.
     """
     if cuda_visible_devices is None:
         cuda_visible_devices = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -213,11 +327,18 @@ def probe(nvml: Any = None, host: Host | None = None,
         try:
             import pynvml as nvml  # noqa: PLC0415 - only the probe pays for it
         except ImportError:
-            return Machine(host=host, gpus=(), note="nvidia-ml-py is not installed")
+            jetson = _jetson_machine(device_tree or DEVICE_TREE, host, cuda_visible_devices)
+            return jetson or Machine(host=host, gpus=(), note="nvidia-ml-py is not installed")
     try:
         nvml.nvmlInit()
     except nvml.NVMLError as error:
         reason = type(error).__name__.removeprefix("NVMLError_")
+        if reason == "LibraryNotFound":
+            if device_tree is None and not _replays_another_machine(nvml):
+                device_tree = DEVICE_TREE
+            jetson = _jetson_machine(device_tree, host, cuda_visible_devices) if device_tree else None
+            if jetson is not None:
+                return jetson
         return Machine(host=host, gpus=(), note=_WHY_NO_NVML.get(reason, f"NVML: {error}"))
     try:
         driver = _query(nvml, nvml.nvmlSystemGetDriverVersion)

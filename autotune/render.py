@@ -43,15 +43,18 @@ def describe(machine: Machine) -> str:
         if gpu.mig_enabled:
             slices = ", ".join(f"{s.name} {gb(s.memory_total_bytes)}" for s in gpu.mig_slices)
             lines.append(f"  MIG on: {slices or 'no instances created'}")
+    if machine.gpus and machine.note:  # a Jetson found from its device tree, a GPU that did not answer
+        lines.append(f"note: {machine.note}")
     return "\n".join(lines)
 
 
-def explain_table(recommendation: Recommendation) -> None:
+def explain_table(recommendation: Recommendation, title: str | None = None, stderr: bool = True) -> None:
+    """Every decision, its value, rule, source and reason (``--explain``, ``profile show``)."""
     from rich import box  # noqa: PLC0415 - only --explain pays for rich
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
-    table = Table(title=f"autotune recommend: {recommendation.machine}", title_justify="left",
+    table = Table(title=title or f"autotune recommend: {recommendation.machine}", title_justify="left",
                   box=box.SIMPLE_HEAD)
     table.add_column("decision", no_wrap=True)
     table.add_column("value", max_width=20, overflow="fold")
@@ -63,7 +66,7 @@ def explain_table(recommendation: Recommendation) -> None:
         text = ", ".join(value) if isinstance(value, list) else str(value).lower() \
             if isinstance(value, bool) else str(value)
         table.add_row(decision.name, text, decision.rule, decision.source, decision.reason)
-    console = Console(stderr=True)
+    console = Console(stderr=stderr)
     console.width = max(console.width, 120)  # narrower, the reasons wrap word by word
     console.print(table)
     for warning in recommendation.warnings:
