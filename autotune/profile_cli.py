@@ -13,7 +13,15 @@ from pathlib import Path
 import click
 
 from autotune import api
-from autotune.cli import CONFIG_OPTION, SET_OPTION, WHERE, _measuring, _settings
+from autotune.cli import (
+    CONFIG_OPTION,
+    INPUT_SHAPE_OPTION,
+    INPUT_SPEC_OPTION,
+    SET_OPTION,
+    WHERE,
+    _measuring,
+    _settings,
+)
 from autotune.config import INPUT_CHOICES
 
 STORE_OPTION = click.option("--store", type=click.Path(file_okay=False, path_type=Path),
@@ -30,6 +38,8 @@ FILE_ARGUMENT = click.argument("file", required=False, type=click.Path(dir_okay=
 @click.option("--model", "models", multiple=True, metavar="MODEL",
               help="A model to recommend for (repeatable): a reference name, package.module:callable "
               "or .onnx.")
+@INPUT_SHAPE_OPTION
+@INPUT_SPEC_OPTION
 @TASK_OPTION
 @click.option("--budget-s", type=click.FloatRange(min=1), default=60, show_default=True,
               help="With --verify: wall seconds per backend and model.")
@@ -37,7 +47,8 @@ FILE_ARGUMENT = click.argument("file", required=False, type=click.Path(dir_okay=
 @SET_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the profile as JSON.")
 @click.pass_context
-def profile(ctx, measure, store, models, task, budget_s, config_file, assignments, as_json) -> None:
+def profile(ctx, measure, store, models, input_shape, input_spec, task, budget_s, config_file, assignments,
+            as_json) -> None:
     """Write this machine's profile: the probe, the recommendation(s) with every reason, what
     --verify measured, and a fingerprint that tells later whether it still holds.
 
@@ -48,7 +59,7 @@ def profile(ctx, measure, store, models, task, budget_s, config_file, assignment
     """
     if ctx.invoked_subcommand is not None:
         return
-    settings = _settings({"assignments": assignments})
+    settings = _settings({"assignments": assignments, "input_shape": input_shape, "input_spec": input_spec})
     if measure:
         path, made = _measuring("autotune profile --verify", lambda show, starting: api.profile(
             models, task=task, measure=True, store=store, budget_s=budget_s, config=config_file, where=WHERE,

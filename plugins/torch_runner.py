@@ -206,9 +206,9 @@ class TorchRunner:
         return "cuda" if wanted == "cuda" and torch.cuda.is_available() else "cpu"
 
     def is_out_of_memory(self, error: BaseException) -> bool:
-        # torch.OutOfMemoryError is the allocator's; cuDNN and cuBLAS report theirs as a
-        # RuntimeError whose only mark is the text.
-        return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+        from autotune.oom_proof import is_out_of_memory  # noqa: PLC0415 - one test of torch's OOM
+
+        return is_out_of_memory(error)
 
     def enforces_memory_budget(self, device: str) -> bool:
         # set_per_process_memory_fraction caps the CUDA caching allocator; the CPU has no cap.

@@ -130,3 +130,33 @@ def test_the_example_trains_a_few_steps_on_the_cpu(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "step 2/2: loss" in done.stdout and done.stderr.startswith("autotune: rules: ")
     assert Path(tmp_path / "store").is_dir()
+
+
+def test_global_settings_follow_the_profile_and_keep_what_the_script_set_first():
+    torch = pytest.importorskip("torch")
+    from autotune.training_config import apply_torch_settings  # noqa: PLC0415
+
+    backends = torch.backends
+    saved = backends.cudnn.benchmark, backends.cuda.matmul.fp32_precision, backends.cudnn.conv.fp32_precision
+    try:
+        chosen = TrainingConfig(source="profile", device="cuda", tf32=True, cudnn_benchmark=True)
+        backends.cudnn.benchmark = False
+        done = apply_torch_settings(chosen, torch_was_imported=False)
+        assert backends.cudnn.benchmark and backends.cuda.matmul.fp32_precision == "tf32"
+        assert done == ("cudnn.benchmark=on", "tf32=on")
+        # The script set them before importing autotune.auto: kept, and said so.
+        backends.cuda.matmul.fp32_precision = "tf32"
+        done = apply_torch_settings(replace_config(chosen, tf32=False), torch_was_imported=True)
+        assert backends.cuda.matmul.fp32_precision == "tf32"
+        assert "kept your matmul.fp32_precision=tf32" in done
+        assert apply_torch_settings(replace_config(chosen, device="cpu"), torch_was_imported=False) == ()
+        assert not torch.cuda.is_initialized()  # flags only: CUDA is never initialised
+    finally:
+        (backends.cudnn.benchmark, backends.cuda.matmul.fp32_precision,
+         backends.cudnn.conv.fp32_precision) = saved
+
+
+def replace_config(config, **changes):
+    from dataclasses import replace  # noqa: PLC0415
+
+    return replace(config, **changes)

@@ -151,3 +151,17 @@ def test_ctrl_c_during_profile_verify_leaves_the_old_profile_intact(tmp_path):
     assert process.returncode == 130, err
     assert path.read_bytes() == before
     assert [p.name for p in store.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_profile_verify_keeps_what_was_measured(tmp_path, capsys):
+    store = tmp_path / "store"
+    code, out, err = run(capsys, "profile", "--verify", "--store", str(store), "--model",
+                         "tests.test_model_stats:small_cnn", "--input-shape", "3,32,32", "--budget-s", "5",
+                         "--set", "backends=torch")
+    assert code == 0, err
+    (path,) = store.glob("*.infer-small_cnn.yaml")
+    made = read_profile(path)
+    assert made.measured and made.recommendations[0].measurements
+    code, out, err = run(capsys, "profile", "show", "--store", str(store), "--model",
+                         "tests.test_model_stats:small_cnn")
+    assert code == 0 and ", measured, written" in out
