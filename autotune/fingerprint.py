@@ -83,7 +83,7 @@ def fingerprint(machine: Machine, distributions: list[str] | None = None) -> Fin
 
     gpus = tuple({"name": gpu.name, "uuid": gpu.uuid, "vram_gb": round(gpu.vram_total_bytes / GIB, 1),
                   "compute_capability": gpu.compute_capability,
-                  "mig": sorted(s.profile for s in gpu.mig_slices) if gpu.mig_enabled else None}
+                  "mig": sorted(s.name for s in gpu.mig_slices) if gpu.mig_enabled else None}
                  for gpu in machine.gpus)
     return Fingerprint(
         host=socket.gethostname(), gpus=gpus, driver_version=machine.driver_version,

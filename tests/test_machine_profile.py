@@ -165,3 +165,13 @@ def test_profile_verify_keeps_what_was_measured(tmp_path, capsys):
     code, out, err = run(capsys, "profile", "show", "--store", str(store), "--model",
                          "tests.test_model_stats:small_cnn")
     assert code == 0 and ", measured, written" in out
+
+
+def test_a_mig_layout_is_part_of_the_fingerprint():
+    from tests.conftest import replayed  # noqa: PLC0415
+
+    mig = fingerprint(replayed("a100_mig.yaml"))
+    assert mig.gpus[0]["mig"] == ["NVIDIA A100-SXM4-40GB MIG 1g.5gb", "NVIDIA A100-SXM4-40GB MIG 1g.5gb",
+                                  "NVIDIA A100-SXM4-40GB MIG 3g.20gb"]
+    relaid = replace(mig, gpus=({**mig.gpus[0], "mig": ["NVIDIA A100-SXM4-40GB MIG 7g.40gb"]},))
+    assert compare(mig, relaid).hardware_changed
