@@ -406,9 +406,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def _add_subcommand_modules() -> None:
     # Commands with modules of their own; imported here, after the helpers they share.
+    from autotune.fleet_cli import fleet  # noqa: PLC0415
     from autotune.profile_cli import profile  # noqa: PLC0415
 
     cli.add_command(profile)
+    cli.add_command(fleet)
 
 
 _add_subcommand_modules()

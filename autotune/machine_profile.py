@@ -47,13 +47,15 @@ class MachineProfile:
     #: training script's ``import autotune.auto`` applies.
     recommendations: tuple[Recommendation, ...]
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    #: Made from an inventory by ``autotune fleet plan``: not probed, not measured.
+    planned: bool = False
 
     @property
     def measured(self) -> bool:
         return any(recommendation.measured for recommendation in self.recommendations)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, "purpose": self.purpose, "created": self.created,
+        return {"schema": SCHEMA, "purpose": self.purpose, "created": self.created, "planned": self.planned,
                 "measured": self.measured, "fingerprint": self.fingerprint.to_dict(),
                 "machine": _plain(self.machine),
                 "recommendations": [recommendation.to_dict() for recommendation in self.recommendations]}
@@ -73,7 +75,7 @@ class MachineProfile:
                 raise ValueError("no recommendation")
             return cls(purpose=str(data["purpose"]), fingerprint=Fingerprint.from_dict(data["fingerprint"]),
                        machine=dict(data["machine"]), recommendations=recommendations,
-                       created=str(data["created"]))
+                       created=str(data["created"]), planned=bool(data.get("planned", False)))
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             what = f"field {error}" if isinstance(error, KeyError) else str(error) or type(error).__name__
             raise ProfileError(f"{where} is a malformed autotune profile ({what}); write it again with "
@@ -152,6 +154,14 @@ def one_line_of(text: str) -> str:
     return one_line(text, 120)
 
 
+def render_profile(profile: MachineProfile) -> str:
+    """The profile as the YAML document a store holds."""
+    from autotune.profiles import dump_yaml  # noqa: PLC0415
+
+    return (f"# autotune profile of {profile.fingerprint.host} ({profile.purpose}); "
+            "read by import autotune.auto\n" + dump_yaml(profile.to_dict()))
+
+
 def write_profile(profile: MachineProfile, path: Path) -> None:
     """Write ``profile`` to ``path`` whole: under a lock beside it, through a temporary file
     in the same folder, flushed to disk, then renamed into place.
@@ -160,10 +170,7 @@ def write_profile(profile: MachineProfile, path: Path) -> None:
     """
     from filelock import FileLock  # noqa: PLC0415
 
-    from autotune.profiles import dump_yaml  # noqa: PLC0415
-
-    text = (f"# autotune profile of {profile.fingerprint.host} ({profile.purpose}); "
-            "read by import autotune.auto\n" + dump_yaml(profile.to_dict()))
+    text = render_profile(profile)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,83 @@
+"""``autotune fleet``: plan profiles for an inventory offline, and summarize a store of them.
+
+Parsing and rendering only: the work is in :mod:`autotune.fleet_plan` and
+:mod:`autotune.fleet_summary`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from autotune.config import INPUT_CHOICES
+
+
+@click.group("fleet")
+def fleet() -> None:
+    """Many machines: plan their profiles from an inventory, or summarize a store of them.
+
+    \b
+    autotune fleet plan --inventory hosts.yaml --out profiles/
+    autotune fleet summary --store profiles/ [--json | --csv] [--plot fleet.png]
+    """
+
+
+@fleet.command()
+@click.option("--inventory", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML (hosts: [{host, gpus: [{model, count, mig}], cpu_cores, ram_gb, driver}]) or CSV "
+              "(host,gpu_model,gpu_count,mig,cpu_cores,ram_gb,driver).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The folder (a profile store) to write one planned profile per host into.")
+@click.option("--task", type=click.Choice(INPUT_CHOICES["task"]), default="infer", show_default=True,
+              help="What the profiles are for.")
+def plan(inventory: Path, out: Path, task: str) -> None:
+    """One planned profile per host, from the spec database and the rules, without touching
+    the hosts. An unknown GPU model anywhere: exit 2 naming the host, nothing written."""
+    from autotune.fleet_plan import write_plan  # noqa: PLC0415
+
+    started = time.monotonic()
+    written = write_plan(inventory, out, task)
+    click.echo(f"planned {written} hosts into {out} in {time.monotonic() - started:.1f} s", err=True)
+
+
+@fleet.command()
+@click.option("--store", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The profile store to read.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the table as CSV.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw the fleet by GPU model and recommended precision as a PNG.")
+def summary(store: Path, as_json: bool, as_csv: bool, plot: Path | None) -> None:
+    """One table (host, GPUs, precision, batch, resolution, backend, planned/probed/measured,
+    stale), then counts by GPU model and by decision. Unreadable files are listed."""
+    from autotune import fleet_summary  # noqa: PLC0415
+    from autotune.output import check_writable  # noqa: PLC0415
+
+    if plot is not None:
+        check_writable(plot)
+    profiles, problems = fleet_summary.read_store(store)
+    summarized = fleet_summary.summarize(profiles)
+    for problem in problems:
+        click.echo(f"skipped: {problem}", err=True)
+    if plot is not None:
+        fleet_summary.plot(summarized, plot)
+        click.echo(f"wrote {plot}", err=True)
+    if as_json:
+        click.echo(json.dumps({**summarized, "unreadable": problems}, indent=2))
+        return
+    if as_csv:
+        click.echo(fleet_summary.to_csv(summarized["rows"]), nl=False)
+        return
+    rows = summarized["rows"]
+    columns = fleet_summary.COLUMNS
+    widths = {column: max([len(column)] + [len(str(r[column])) for r in rows]) for column in columns}
+    click.echo("  ".join(column.ljust(widths[column]) for column in columns).rstrip())
+    for entry in rows:
+        click.echo("  ".join(str(entry[column]).ljust(widths[column]) for column in columns).rstrip())
+    click.echo(f"\n{summarized['hosts']} hosts; {summarized['stale_hosts']} stale")
+    for title, key in (("GPUs by model", "gpus_by_model"), ("hosts by precision", "hosts_by_precision"),
+                       ("hosts by backend", "hosts_by_backend"), ("hosts by source", "hosts_by_source")):
+        click.echo(f"{title}: " + ", ".join(f"{name} {count}" for name, count in summarized[key].items()))
