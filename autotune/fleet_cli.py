@@ -81,3 +81,30 @@ def summary(store: Path, as_json: bool, as_csv: bool, plot: Path | None) -> None
     for title, key in (("GPUs by model", "gpus_by_model"), ("hosts by precision", "hosts_by_precision"),
                        ("hosts by backend", "hosts_by_backend"), ("hosts by source", "hosts_by_source")):
         click.echo(f"{title}: " + ", ".join(f"{name} {count}" for name, count in summarized[key].items()))
+
+
+@fleet.command()
+@click.option("--profile", "profile_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="The profile to label from (default: this machine's in the store).")
+@click.option("--store", type=click.Path(file_okay=False, path_type=Path),
+              help="The profile store (default: $AUTOTUNE_STORE, else the user's data folder).")
+@click.option("--task", type=click.Choice(INPUT_CHOICES["task"]), default="infer", show_default=True,
+              help="Which of this machine's profiles.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="The feature file (default: /etc/kubernetes/node-feature-discovery/features.d/autotune; "
+              "- prints the labels instead).")
+def labels(profile_file: Path | None, store: Path | None, task: str, out: Path | None) -> None:
+    """Kubernetes node labels for this machine's profile (autotune.io/precision=fp16, ...), as a
+    Node Feature Discovery local feature file, written whole."""
+    from autotune import api  # noqa: PLC0415
+    from autotune.fleet_labels import FEATURES_FILE, features_text, labels_for, write_features  # noqa: PLC0415
+    from autotune.machine_profile import read_profile  # noqa: PLC0415
+
+    path = api.find_profile(profile_file, task=task, store=store)
+    text = features_text(labels_for(read_profile(path)), path)
+    if str(out) == "-":
+        click.echo(text, nl=False)
+        return
+    target = out or FEATURES_FILE
+    write_features(text, target)
+    click.echo(f"wrote {target} ({text.count(chr(10)) - 1} labels)", err=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from autotune import api
 from autotune.machine_profile import read_profile
@@ -102,3 +104,52 @@ def test_the_summary_tables_counts_and_draws_the_fleet(tmp_path, capsys):
     assert "4 hosts; 0 stale" in out and "GPUs by model: H100 SXM 16" in out
     message = one_line_error(capsys, "fleet", "summary", "--store", str(tmp_path / "missing"))
     assert "no profile store at" in message
+
+
+LABEL_INVENTORY = """\
+hosts:
+  - host: one
+    gpus: [{model: H100 SXM, count: 8}]
+  - host: mixed
+    gpus: [{model: RTX 4090, count: 1}, {model: RTX 3060 12GB, count: 2}]
+  - host: mig
+    gpus: [{model: A100 80GB, count: 1, mig: [3g.40gb, 1g.10gb, 1g.10gb]}]
+"""
+
+
+def label_lines(capsys, path) -> dict[str, str]:
+    code, out, err = run(capsys, "fleet", "labels", "--profile", str(path), "--out", "-")
+    assert code == 0, err
+    return dict(line.split("=", 1) for line in out.splitlines() if not line.startswith("#"))
+
+
+def test_labels_per_gpu_model_and_per_mig_slice_never_from_the_first_gpu_only(tmp_path, capsys):
+    from autotune.fleet_labels import VALID_VALUE  # noqa: PLC0415
+
+    (tmp_path / "hosts.yaml").write_text(LABEL_INVENTORY)
+    run(capsys, "fleet", "plan", "--inventory", str(tmp_path / "hosts.yaml"), "--out", str(tmp_path / "plan"))
+    one = label_lines(capsys, tmp_path / "plan" / "one.infer.yaml")
+    assert one["autotune.io/precision"] == "fp16" and one["autotune.io/gpu.product"] == "H100-SXM"
+    assert one["autotune.io/source"] == "planned" and one["autotune.io/gpu.count"] == "8"
+    mixed = label_lines(capsys, tmp_path / "plan" / "mixed.infer.yaml")
+    assert "autotune.io/precision" not in mixed  # no node-wide answer from its first GPU
+    assert {"autotune.io/rtx-4090.batch-size", "autotune.io/rtx-3060-12gb.batch-size"} <= set(mixed)
+    mig = label_lines(capsys, tmp_path / "plan" / "mig.infer.yaml")
+    assert {"autotune.io/mig-3g.40gb.batch-size", "autotune.io/mig-1g.10gb.batch-size"} <= set(mig)
+    for labels in (one, mixed, mig):
+        for name, value in labels.items():
+            assert len(value) <= 63 and VALID_VALUE.match(value)
+            assert len(name.split("/", 1)[1]) <= 63 and VALID_VALUE.match(name.split("/", 1)[1])
+    target = tmp_path / "features.d" / "autotune"
+    code, out, err = run(capsys, "fleet", "labels", "--profile", str(tmp_path / "plan" / "one.infer.yaml"),
+                         "--out", str(target))
+    assert code == 0 and "autotune.io/precision=fp16" in target.read_text()
+    assert [p.name for p in target.parent.iterdir()] == ["autotune"]  # the dot-file was renamed
+
+
+@given(st.text(max_size=200))
+def test_any_text_cleans_to_a_valid_label_value(text):
+    from autotune.fleet_labels import VALID_VALUE, clean  # noqa: PLC0415
+
+    value = clean(text)
+    assert len(value) <= 63 and VALID_VALUE.match(value)
