@@ -290,13 +290,16 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
 def profile(models: Sequence[str] = (), *, task: str = "infer", measure: bool = False,
             store: str | Path | None = None, budget_s: float = 60.0, config: str | Path | None = None,
             where: str = WHERE, on_measurement: Callable[[Any], None] | None = None,
-            on_backend: Callable[[str], None] | None = None, **settings: Any):
+            on_backend: Callable[[str], None] | None = None, host: str | None = None,
+            replay: str | Path | None = None, **settings: Any):
     """Write this machine's profile for ``task`` (and ``models``): the probe, the
     recommendation for each model (measured by :func:`verify` with ``measure``) with every reason, and
     the fingerprint, to ``<store>/<host>.<purpose>.yaml``. Returns (the path, the profile).
 
     Nothing is written until every recommendation is made, and then whole: an interrupted
-    run leaves the previous profile as it was."""
+    run leaves the previous profile as it was. ``host`` names the machine in place of its
+    host name (a fleet's collector, where nodes share one); ``replay`` describes the machine
+    an NVML recording holds (rules only: measuring runs here)."""
     from autotune.fingerprint import fingerprint  # noqa: PLC0415
     from autotune.machine_profile import (  # noqa: PLC0415
         MachineProfile,
@@ -314,9 +317,12 @@ def profile(models: Sequence[str] = (), *, task: str = "infer", measure: bool = 
                               on_measurement=on_measurement, on_backend=on_backend, **settings)
             recommendations.append(measured.recommendation)
         else:
-            recommendations.append(recommend(model, config=config, where=where, task=task, **settings))
-    machine = probe()
+            recommendations.append(recommend(model, config=config, where=where, task=task, replay=replay,
+                                             **settings))
+    machine = probe(replay=replay)
     prints = fingerprint(machine)
+    if host:
+        prints = replace(prints, host=host)
     made = MachineProfile(purpose=purpose_of(task, "-".join(models) if models else None), fingerprint=prints,
                           machine=machine.to_dict(), recommendations=tuple(recommendations))
     path = profile_path(folder, prints.host, made.purpose)

@@ -108,3 +108,46 @@ def labels(profile_file: Path | None, store: Path | None, task: str, out: Path |
     target = out or FEATURES_FILE
     write_features(text, target)
     click.echo(f"wrote {target} ({text.count(chr(10)) - 1} labels)", err=True)
+
+
+@fleet.command()
+@click.option("--ray", "address", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS]",
+              help="Collect from the Ray cluster at ADDRESS (default: the one this machine belongs to).")
+@click.option("--store", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A folder every node can write (a shared filesystem): one profile per node.")
+@click.option("--task", type=click.Choice(INPUT_CHOICES["task"]), default="infer", show_default=True,
+              help="What the profiles are for.")
+@click.option("--verify", "measure", is_flag=True, help="Measure on each node (autotune profile --verify).")
+@click.option("--budget-s", type=click.FloatRange(min=1), default=60, show_default=True,
+              help="With --verify: wall seconds per backend on each node.")
+@click.option("--timeout-s", type=click.FloatRange(min=1), default=600, show_default=True,
+              help="How long to wait for the nodes; one that has not answered by then is cancelled "
+              "and listed.")
+@click.option("--json", "as_json", is_flag=True, help="Print each node's result as JSON.")
+def collect(address, store, task, measure, budget_s, timeout_s, as_json) -> None:
+    """autotune profile on every alive GPU node of a Ray cluster, one task pinned to each,
+    asking for no GPU (it does not queue behind training). A node that fails, dies or times
+    out is listed with its error; the others' profiles land in the store.
+
+    \b
+    Exit codes: 0 every node answered; 1 some did not (listed); 2 bad input or no cluster.
+    """
+    from dataclasses import asdict  # noqa: PLC0415
+
+    from autotune.errors import UserError  # noqa: PLC0415
+    from autotune.fleet_collect import collect as collect_nodes  # noqa: PLC0415
+
+    if address is None:
+        raise UserError("fleet collect runs on a Ray cluster: pass --ray (this machine's cluster) or --ray "
+                        "ADDRESS")
+    results = collect_nodes(address, store=store, task=task, measure=measure, budget_s=budget_s,
+                            timeout_s=timeout_s)
+    if as_json:
+        click.echo(json.dumps([asdict(result) for result in results], indent=2))
+    for result in results:
+        where = result.profile_path if result.status == "ok" else result.error
+        click.echo(f"{result.host}: {result.status}: {where}", err=True)
+    answered = sum(result.status == "ok" for result in results)
+    click.echo(f"{answered} of {len(results)} GPU nodes profiled into {store}", err=True)
+    if answered < len(results):
+        raise SystemExit(1)
