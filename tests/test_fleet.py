@@ -153,3 +153,9 @@ def test_any_text_cleans_to_a_valid_label_value(text):
 
     value = clean(text)
     assert len(value) <= 63 and VALID_VALUE.match(value)
+
+
+def test_collect_without_ray_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)  # as if Ray were not installed
+    message = one_line_error(capsys, "fleet", "collect", "--ray", "--store", str(tmp_path))
+    assert "needs Ray: pip install 'autotune[fleet]'" in message
