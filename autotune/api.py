@@ -88,6 +88,13 @@ def _recommend(machine: Machine, request: Request, model, **measured: Any) -> Re
                                **measured)
 
 
+def recommend_for(machine: Machine, *, where: str = WHERE, **settings: Any) -> Recommendation:
+    """The rules' recommendation for a machine already in hand (a planned host, this machine
+    as the import hook probed it), with the project's config files under ``settings``."""
+    request = settings_request(settings, None, where)
+    return _recommend(machine, request, model_request(request))
+
+
 def recommend(model: str | None = None, *, config: str | Path | None = None, gpu: str | Sequence[str] = (),
               replay: str | Path | None = None, where: str = WHERE, **settings: Any) -> Recommendation:
     """How to run ``model`` (or any model) on this machine, a simulated ``gpu``, or a

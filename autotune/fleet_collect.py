@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autotune.errors import UserError
+from autotune.errors import UserError, one_line
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def _run(ray, affinity, store, task, measure, budget_s, timeout_s, replay_for) -
         except Exception as error:  # noqa: BLE001 - RayTaskError, WorkerCrashedError, NodeDiedError
             cause = getattr(error, "cause", None) or error
             results.append(NodeResult(node["NodeID"], node["autotune_host"], "failed",
-                                      error=_one_line(f"{type(cause).__name__}: {cause}")))
+                                      error=one_line(f"{type(cause).__name__}: {cause}", 240)))
     for reference in late:
         ray.cancel(reference, force=True)
         node = pending[reference]
@@ -147,9 +147,3 @@ def _run(ray, affinity, store, task, measure, budget_s, timeout_s, replay_for) -
         results.append(NodeResult(node["NodeID"], node["autotune_host"], "timed out",
                                   error=f"no answer within {timeout_s:g} s ({waited:.0f} s)"))
     return sorted(results, key=lambda result: result.host)
-
-
-def _one_line(text: str) -> str:
-    from autotune.errors import one_line  # noqa: PLC0415
-
-    return one_line(text, 240)

@@ -12,7 +12,6 @@ cleaned as GFD cleans product names, then cut and trimmed, which GFD does not.
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -66,8 +65,8 @@ def _alone(profile: MachineProfile, model: str, count: int, mig: tuple[str, ...]
                           cpu_cores=max(1, int(host.get("logical_cores") or 1)),
                           ram_gb=max(1, round((host.get("ram_bytes") or 2**30) / 2**30)),
                           driver=profile.fingerprint.driver_version)
-    request = api.settings_request(dict(profile.recommendations[0].inputs), None, "by the profile")
-    return api._recommend(planned_machine(planned), request, api.model_request(request)).settings
+    inputs = dict(profile.recommendations[0].inputs)
+    return api.recommend_for(planned_machine(planned), where="by the profile", **inputs).settings
 
 
 def labels_for(profile: MachineProfile) -> dict[str, str]:
@@ -100,14 +99,12 @@ def features_text(labels: dict[str, str], profile_path: Path | None = None) -> s
 
 
 def write_features(text: str, path: Path) -> None:
-    """Into place whole: NFD ignores dot-files, so a dot-file beside the target is written and
-    renamed over it."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Into place whole: NFD ignores dot-files, and :func:`autotune.output.write_atomically`
+    writes a dot-file beside the target and renames it over it."""
+    from autotune.output import write_atomically  # noqa: PLC0415
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(text, "utf-8")
-        os.replace(temporary, path)
     except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise UserError(f"cannot write {path} ({error.strerror}); pass --out FILE, or run where "
-                        f"{path.parent} is writable") from None
+        raise UserError(f"cannot create {path.parent} ({error.strerror}); pass --out FILE") from None
+    write_atomically(path, text)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -35,6 +34,7 @@ from typing import Any
 
 from autotune.errors import UserError
 from autotune.machine_profile import MachineProfile, profile_path, purpose_of, render_profile
+from autotune.output import write_atomically
 from autotune.types import Host, Machine, MigSlice
 
 GIB = 2**30
@@ -192,12 +192,11 @@ def plan(hosts: Iterable[PlannedHost], task: str = "infer") -> Iterable[MachineP
     from autotune import api  # noqa: PLC0415
     from autotune.fingerprint import fingerprint  # noqa: PLC0415
 
-    request = api.settings_request({"task": task}, None, "by the inventory")
     shared: dict[tuple, tuple[Any, dict[str, Any], Any]] = {}
     for planned in hosts:
         if planned.hardware not in shared:
             machine = planned_machine(planned)
-            recommendation = api._recommend(machine, request, api.model_request(request))
+            recommendation = api.recommend_for(machine, where="by the inventory", task=task)
             shared[planned.hardware] = (recommendation, machine.to_dict(), fingerprint(machine, []))
         recommendation, machine_dict, prints = shared[planned.hardware]
         yield MachineProfile(purpose=purpose_of(task), fingerprint=replace(prints, host=planned.host),
@@ -224,7 +223,7 @@ def write_plan(inventory: Path, out: Path, task: str = "infer") -> int:
                                                                                host=_HOST_TOKEN)))
         text = rendered[group].replace(f"host: {_HOST_TOKEN}", f"host: '{made.fingerprint.host}'", 1)
         path = profile_path(out, made.fingerprint.host, made.purpose)
-        _write_whole(path, text.replace(_HOST_TOKEN, made.fingerprint.host))
+        write_atomically(path, text.replace(_HOST_TOKEN, made.fingerprint.host))
         written += 1
     return written
 
@@ -232,13 +231,3 @@ def write_plan(inventory: Path, out: Path, task: str = "infer") -> int:
 _HOST_TOKEN = "AUTOTUNEHOSTNAME"
 #: Host names as schedulers and DNS write them: letters, digits, dots, dashes, underscores.
 _HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
-
-
-def _write_whole(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, "utf-8")
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise UserError(f"cannot write {path} ({error.strerror}); choose a writable --out") from None

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from autotune.errors import UserError
+from autotune.errors import UserError, one_line
 from autotune.fingerprint import Fingerprint
 from autotune.types import Recommendation
 
@@ -139,19 +139,13 @@ def read_profile(path: Path) -> MachineProfile:
         data = read_yaml_text(text)
     except yaml.constructor.ConstructorError as error:
         tag = getattr(error, "problem", "") or "a tag"
-        raise ProfileError(f"{path} is refused: it holds {one_line_of(tag)}, which a profile never has "
+        raise ProfileError(f"{path} is refused: it holds {one_line(tag, 120)}, which a profile never has "
                            "(profiles are read as plain data); delete it and write it again with autotune "
                            "profile") from None
     except yaml.YAMLError as error:
-        raise ProfileError(f"{path} is not valid YAML ({one_line_of(str(error))}); write it again with "
+        raise ProfileError(f"{path} is not valid YAML ({one_line(str(error), 120)}); write it again with "
                            "autotune profile") from None
     return MachineProfile.from_dict(data, str(path))
-
-
-def one_line_of(text: str) -> str:
-    from autotune.errors import one_line  # noqa: PLC0415
-
-    return one_line(text, 120)
 
 
 def render_profile(profile: MachineProfile) -> str:

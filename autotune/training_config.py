@@ -83,8 +83,7 @@ def _rules_recommendation(machine, **overrides: Any):
     """A rules-only training recommendation for ``machine`` (the project's config files apply)."""
     from autotune import api  # noqa: PLC0415
 
-    request = api.settings_request({"task": PURPOSE_TASK, **overrides}, None, "by autotune.auto")
-    return api._recommend(machine, request, api.model_request(request))
+    return api.recommend_for(machine, where="by autotune.auto", task=PURPOSE_TASK, **overrides)
 
 
 def _fallback(machine, why: str) -> TrainingConfig:
