@@ -22,7 +22,7 @@ FACTS: dict[str, str] = {
     "tier": "'accuracy', 'balanced' or 'low-resource' (S000-5)",
     "gpu.count": "number of NVIDIA GPUs (0 on a CPU-only machine)",
     "gpu.name": "the GPU decisions are sized for (the one with the least memory)",
-    "gpu.architecture": "its family: pascal, volta, turing, ampere, ada, hopper, blackwell",
+    "gpu.architecture": "its family: kepler, maxwell, pascal, volta, turing, ampere, ada, hopper, blackwell",
     "gpu.cc": "its compute capability as a number, e.g. 8.6",
     "gpu.vram_gb": "its total memory in GiB (a MIG slice's when MIG is on)",
     "gpu.free_vram_gb": "its free memory in GiB when probed",

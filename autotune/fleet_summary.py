@@ -33,7 +33,7 @@ def read_store(folder: Path) -> tuple[list[MachineProfile], list[str]]:
 
 
 def gpu_text(machine: dict[str, Any]) -> str:
-    """``8 x A100 80GB`` (``+`` between models); ``CPU only``."""
+    """``8 x A100 80GB SXM`` (``+`` between models); ``CPU only``."""
     counts = Counter(gpu.get("spec_name") or gpu.get("name") for gpu in machine.get("gpus") or ())
     return " + ".join(f"{count} x {name}" for name, count in counts.items()) or "CPU only"
 

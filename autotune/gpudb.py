@@ -35,8 +35,8 @@ class GpuSpec:
     form_factor: str
     vram_gb: float
     memory_bandwidth_gb_s: float
-    memory_bus_width_bits: int
-    sm_count: int
+    memory_bus_width_bits: int | None  # None where no vendor text or device report gives it
+    sm_count: int | None
     tensor_cores: bool
     fp32_tflops: float
     tensor_tflops: dict[str, float]
@@ -46,7 +46,7 @@ class GpuSpec:
 
     @property
     def precisions(self) -> tuple[str, ...]:
-        return precisions_for(self.architecture, self.tensor_cores)
+        return precisions_for(self.architecture, self.tensor_cores, self.compute_capability)
 
 
 def normalize_gpu_name(name: str) -> str:
@@ -69,15 +69,17 @@ def tensor_core_precisions_for(architecture: str, tensor_cores: bool) -> tuple[s
     return tuple(architectures().get(architecture, {}).get("tensor_core_precisions", ()))
 
 
-def precisions_for(architecture: str, tensor_cores: bool) -> tuple[str, ...]:
+def precisions_for(architecture: str, tensor_cores: bool, compute_capability: str) -> tuple[str, ...]:
     """What a GPU runs well: fp32 always, plus its Tensor Core precisions, or the fast
-    non-Tensor-Core paths of its family when it has none. Ordered as ``PRECISIONS``."""
+    non-Tensor-Core paths of its family (of its compute capability, where the family's
+    members differ: a P100 is not a GTX 1080) when it has none. Ordered as ``PRECISIONS``."""
     table = architectures().get(architecture, {})
-    extra = (
-        table.get("tensor_core_precisions", ())
-        if tensor_cores
-        else table.get("precisions_without_tensor_cores", ())
-    )
+    if tensor_cores:
+        extra = table.get("tensor_core_precisions", ())
+    else:
+        extra = table.get("precisions_without_tensor_cores", ())
+        if isinstance(extra, dict):
+            extra = extra.get(compute_capability, ())
     wanted = {"fp32", *extra}
     return tuple(p for p in PRECISIONS if p in wanted)
 
@@ -103,6 +105,10 @@ def has_tensor_cores(architecture: str, name: str) -> bool:
     return not (pattern and re.search(pattern, name, re.IGNORECASE))
 
 
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
 @functools.cache
 def all_specs() -> tuple[GpuSpec, ...]:
     entries = load_profile("gpus.yaml")["gpus"]
@@ -116,8 +122,8 @@ def all_specs() -> tuple[GpuSpec, ...]:
             form_factor=entry["form_factor"],
             vram_gb=float(entry["vram_gb"]),
             memory_bandwidth_gb_s=float(entry["memory_bandwidth_gb_s"]),
-            memory_bus_width_bits=int(entry["memory_bus_width_bits"]),
-            sm_count=int(entry["sm_count"]),
+            memory_bus_width_bits=_optional_int(entry.get("memory_bus_width_bits")),
+            sm_count=_optional_int(entry.get("sm_count")),
             tensor_cores=bool(entry["tensor_cores"]),
             fp32_tflops=float(entry["fp32_tflops"]),
             tensor_tflops={k: float(v) for k, v in (entry.get("tensor_tflops") or {}).items()},
@@ -162,7 +168,7 @@ def resolve(query: str) -> GpuSpec:
     """The entry a user means by ``query``, or a :class:`UserError` naming the closest.
 
     An exact (normalised) name, NVML name or alias wins; otherwise the query's words must
-    all appear in exactly one entry's name ("a100 80" -> A100 80GB).
+    all appear in exactly one entry's name ("80gb pcie" -> A100 80GB PCIe).
     """
     key = normalize_gpu_name(query)
     keys = _keys()

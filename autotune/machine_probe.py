@@ -133,7 +133,7 @@ def _probe_gpu(nvml: Any, index: int) -> Gpu:
         power_limit_w=None if power_limit_mw is None else power_limit_mw / 1000,
         tensor_cores=tensor_cores,
         tensor_core_precisions=gpudb.tensor_core_precisions_for(architecture, tensor_cores),
-        precisions=gpudb.precisions_for(architecture, tensor_cores),
+        precisions=gpudb.precisions_for(architecture, tensor_cores, compute_capability),
         spec_name=spec.name if spec else None,
     )
 

@@ -18,7 +18,7 @@ from autotune_plugins.torch_inspect import build_seeded
 from autotune_plugins.torch_io import call_model, select_output, synthetic_tensors, to_tensors, training_loss
 from torch import nn
 
-from autotune.backend_api import Preparation, RunConfig, UnsupportedConfig
+from autotune.backend_api import BackendUnavailable, Preparation, RunConfig, UnsupportedConfig
 from autotune.harness import WallClock
 from autotune.model_inputs import ModelInputs
 
@@ -31,6 +31,33 @@ OPTIMIZERS = {
     "rmsprop": lambda params: torch.optim.RMSprop(params),
     "adagrad": lambda params: torch.optim.Adagrad(params),
 }
+
+
+def missing_kernels(arch_list: list[str], capability: tuple[int, int]) -> str | None:
+    """Why this torch build cannot run on a GPU of ``capability``, or None when it can.
+
+    A wheel carries machine code (``sm_XY``) that runs on compute capability X.Y and later
+    minors of X, and PTX (``compute_XY``) the driver compiles for X.Y and anything newer.
+    Fleets hold boards current wheels leave out (PyTorch 2.11's CUDA 12.8 wheels start at
+    7.5): torch only warns, then every kernel fails with "no kernel image is available", so
+    the backend is skipped with the wheel to install instead of measuring nothing.
+    """
+    if not arch_list:  # a build that does not say: let torch try
+        return None
+    major, minor = capability
+    for arch in arch_list:
+        kind, _, digits = arch.partition("_")
+        digits = digits.rstrip("af")  # sm_90a / sm_100f: arch-specific variants of 9.0 / 10.0
+        if not digits.isdigit():
+            continue
+        arch_major, arch_minor = int(digits[:-1]), int(digits[-1])
+        if kind == "sm" and arch_major == major and arch_minor <= minor:
+            return None
+        if kind == "compute" and (arch_major, arch_minor) <= (major, minor):
+            return None
+    return (f"this PyTorch {torch.__version__} has kernels for {' '.join(arch_list)}, none for this "
+            f"GPU's compute capability {major}.{minor}; install a wheel built for it (the CUDA 12.6 "
+            "wheels start at 5.0: pip install torch --index-url https://download.pytorch.org/whl/cu126)")
 
 
 class CudaClock:
@@ -203,7 +230,12 @@ class TorchRunner:
         self._models: dict[str, nn.Module] = {}
 
     def device(self, wanted: str) -> str:
-        return "cuda" if wanted == "cuda" and torch.cuda.is_available() else "cpu"
+        if wanted != "cuda" or not torch.cuda.is_available():
+            return "cpu"
+        missing = missing_kernels(torch.cuda.get_arch_list(), torch.cuda.get_device_capability())
+        if missing:
+            raise BackendUnavailable(missing)
+        return "cuda"
 
     def is_out_of_memory(self, error: BaseException) -> bool:
         from autotune.oom_proof import is_out_of_memory  # noqa: PLC0415 - one test of torch's OOM

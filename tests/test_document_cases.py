@@ -149,3 +149,17 @@ def test_training_on_a_cpu_only_machine_uses_torch():
     # ONNX Runtime serves models; it does not train them.
     settings = settings_for(replayed("no_driver.yaml"), task="train")
     assert settings["backends"] == ["torch"] and settings["device"] == "cpu"
+
+
+@pytest.mark.parametrize(("gpu", "rule"), [
+    ("K80", "gpu-kepler"), ("M60", "gpu-before-turing"), ("P100 PCIe 16GB", "gpu-before-turing"),
+    ("V100 SXM2 32GB", "gpu-before-turing"), ("T4", "gpu-present"), ("H100 SXM", "gpu-present"),
+])
+def test_boards_current_wheels_leave_out_are_named_with_the_wheel_to_install(gpu, rule):
+    recommendation = recommend(simulated(gpu), {"task": "infer", "objective": "throughput",
+                                                "tier": "balanced"})
+    device = next(d for d in recommendation.decisions if d.name == "device")
+    assert (device.value, device.rule) == ("cuda", rule)
+    cu126 = [w for w in recommendation.warnings if "whl/cu126" in w]
+    kepler = [w for w in recommendation.warnings if "R470" in w]
+    assert (bool(cu126), bool(kepler)) == (rule == "gpu-before-turing", rule == "gpu-kepler")

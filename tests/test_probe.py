@@ -24,7 +24,7 @@ def test_gpu_without_tensor_cores():
 
 def test_mig_enabled_gpu_lists_its_slices():
     (gpu,) = replayed("a100_mig.yaml").gpus
-    assert gpu.spec_name == "A100 40GB" and gpu.mig_enabled
+    assert gpu.spec_name == "A100 40GB SXM" and gpu.mig_enabled
     assert [s.name.split()[-1] for s in gpu.mig_slices] == ["3g.20gb", "1g.5gb", "1g.5gb"]
     assert [s.memory_total_bytes // 2**20 for s in gpu.mig_slices] == [19968, 4864, 4864]
     assert gpu.nvlink_active_links == 12

@@ -223,3 +223,40 @@ def test_tf32_uses_the_current_pytorch_api_and_is_restored():
     finally:
         session.close()
     assert read() == before
+
+
+CU128_2_11 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]  # torch.cuda.get_arch_list()
+CU126 = ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"]
+
+
+@pytest.mark.parametrize(("arch_list", "capability", "runs"), [
+    (CU128_2_11, (8, 9), True),  # sm_86 machine code runs on 8.9
+    (CU128_2_11, (12, 0), True),
+    (CU128_2_11, (7, 0), False),  # a V100 on PyTorch 2.11's CUDA 12.8 wheel
+    (CU128_2_11, (6, 0), False),
+    (CU126, (6, 0), True),
+    (CU126, (5, 2), True),  # an M60 on sm_50
+    (CU126, (3, 7), False),  # a K80
+    (CU126, (10, 0), False),  # no sm_100 and no PTX
+    (["sm_90", "compute_90"], (10, 0), True),  # PTX compiles for newer GPUs
+    (["sm_90a"], (9, 0), True),
+    ([], (3, 7), True),  # a build that does not say is let through
+])
+def test_missing_kernels_follows_cuda_binary_compatibility(arch_list, capability, runs):
+    from autotune_plugins.torch_runner import missing_kernels
+
+    why = missing_kernels(arch_list, capability)
+    assert (why is None) == runs
+    if not runs:
+        assert f"compute capability {capability[0]}.{capability[1]}" in why and "whl/cu126" in why
+
+
+def test_a_gpu_this_torch_has_no_kernels_for_skips_the_backend(monkeypatch):
+    from autotune.backend_api import BackendUnavailable
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: list(CU128_2_11))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (6, 0))
+    with pytest.raises(BackendUnavailable, match="none for this GPU's compute capability 6.0"):
+        TorchRunner().device("cuda")
+    assert TorchRunner().device("cpu") == "cpu"
