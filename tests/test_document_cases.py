@@ -163,3 +163,13 @@ def test_boards_current_wheels_leave_out_are_named_with_the_wheel_to_install(gpu
     cu126 = [w for w in recommendation.warnings if "whl/cu126" in w]
     kepler = [w for w in recommendation.warnings if "R470" in w]
     assert (bool(cu126), bool(kepler)) == (rule == "gpu-before-turing", rule == "gpu-kepler")
+
+
+@pytest.mark.parametrize(("gpu", "first"), [
+    ("V100 SXM2 32GB", "onnxruntime"), ("P4", "onnxruntime"), ("K80", "onnxruntime"), ("T4", "tensorrt"),
+])
+def test_tensorrt_is_not_proposed_for_gpus_it_no_longer_supports(gpu, first):
+    for tier in ("balanced", "low-resource"):
+        backends = settings_for(simulated(gpu), tier=tier)["backends"]
+        assert backends[0] == first
+        assert ("tensorrt" in backends) == (first == "tensorrt")
