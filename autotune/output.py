@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shlex
 import sys
 from collections.abc import Iterator
@@ -86,20 +87,27 @@ def check_writable(path: Path) -> None:
 def atomic_file(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary path beside ``path`` to write; on success it replaces ``path`` with the
     permissions a new file gets, on failure it vanishes: never a half-written file."""
-    import tempfile  # noqa: PLC0415 - only writing a file needs it
-
     check_writable(path)
-    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(descriptor)
-    temporary = Path(name)
+    temporary = _new_temporary(path, suffix)
     try:
         yield temporary
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would surprise the user
         os.replace(temporary, path)
-    finally:
+    except BaseException:
         temporary.unlink(missing_ok=True)
+        raise
+
+
+def _new_temporary(path: Path, suffix: str) -> Path:
+    """An empty dot-file beside ``path``, made with mode 0666 so the umask gives it what any
+    new file gets (tempfile.mkstemp's 0600 would surprise the user, and reading the umask
+    means setting it, which is not safe beside other threads)."""
+    while True:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}{suffix}")
+        try:
+            os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:  # 48 random bits taken: draw again
+            continue
+        return temporary
 
 
 def write_atomically(path: Path, text: str) -> None:
