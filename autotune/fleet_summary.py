@@ -82,6 +82,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # noqa: PLC0415
+        from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
     except ImportError:
         raise UserError("the fleet picture needs matplotlib: pip install 'autotune[bench]'") from None
     by_model: dict[str, Counter[str]] = {}
@@ -97,6 +98,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         axes.bar(models, heights, bottom=bottoms, label=precision)
         bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
     axes.set_ylabel("hosts")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # hosts come whole
     axes.set_title(f"autotune fleet: {summary['hosts']} hosts by GPU model and recommended precision")
     axes.legend(title="precision")
     axes.tick_params(axis="x", labelrotation=30)
