@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shlex
 import sys
 from collections.abc import Iterator
@@ -102,7 +101,7 @@ def _new_temporary(path: Path, suffix: str) -> Path:
     new file gets (tempfile.mkstemp's 0600 would surprise the user, and reading the umask
     means setting it, which is not safe beside other threads)."""
     while True:
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}{suffix}")
+        temporary = path.with_name(f".{path.name}.{os.urandom(6).hex()}{suffix}")
         try:
             os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         except FileExistsError:  # 48 random bits taken: draw again

@@ -42,22 +42,29 @@ def missing_kernels(arch_list: list[str], capability: tuple[int, int]) -> str | 
     7.5): torch only warns, then every kernel fails with "no kernel image is available", so
     the backend is skipped with the wheel to install instead of measuring nothing.
     """
-    if not arch_list:  # a build that does not say: let torch try
-        return None
     major, minor = capability
+    built: list[tuple[str, int, int]] = []
     for arch in arch_list:
         kind, _, digits = arch.partition("_")
         digits = digits.rstrip("af")  # sm_90a / sm_100f: arch-specific variants of 9.0 / 10.0
-        if not digits.isdigit():
-            continue
-        arch_major, arch_minor = int(digits[:-1]), int(digits[-1])
+        if digits.isdigit():
+            built.append((kind, int(digits[:-1]), int(digits[-1])))
+    if not built:  # a build that does not say: let torch try
+        return None
+    for kind, arch_major, arch_minor in built:
         if kind == "sm" and arch_major == major and arch_minor <= minor:
             return None
         if kind == "compute" and (arch_major, arch_minor) <= (major, minor):
             return None
+    if (major, minor) < (5, 0):
+        fix = "no current wheel runs below 5.0 (CUDA 12 dropped Kepler); run it on the CPU (--set device=cpu)"
+    elif (major, minor) < min((arch_major, arch_minor) for _, arch_major, arch_minor in built):
+        fix = ("install an older-GPU wheel (the CUDA 12.6 wheels start at 5.0: "
+               "pip install torch --index-url https://download.pytorch.org/whl/cu126)")
+    else:
+        fix = "install a wheel for a newer CUDA (https://pytorch.org/get-started/locally/)"
     return (f"this PyTorch {torch.__version__} has kernels for {' '.join(arch_list)}, none for this "
-            f"GPU's compute capability {major}.{minor}; install a wheel built for it (the CUDA 12.6 "
-            "wheels start at 5.0: pip install torch --index-url https://download.pytorch.org/whl/cu126)")
+            f"GPU's compute capability {major}.{minor}; {fix}")
 
 
 class CudaClock:

@@ -248,7 +248,11 @@ def test_missing_kernels_follows_cuda_binary_compatibility(arch_list, capability
     why = missing_kernels(arch_list, capability)
     assert (why is None) == runs
     if not runs:
-        assert f"compute capability {capability[0]}.{capability[1]}" in why and "whl/cu126" in why
+        assert f"compute capability {capability[0]}.{capability[1]}" in why
+        older_gpu, kepler = capability < (7, 5), capability < (5, 0)
+        assert ("whl/cu126" in why) == (older_gpu and not kepler)
+        assert ("--set device=cpu" in why) == kepler
+        assert ("newer CUDA" in why) == (not older_gpu)
 
 
 def test_a_gpu_this_torch_has_no_kernels_for_skips_the_backend(monkeypatch):
