@@ -1,21 +1,33 @@
 # Two entry points for a fresh clone: `make run` and `make test`.
+#
+# Development and CI install from uv.lock, so a fresh clone gets the same packages on any
+# day; `make lock` moves the lock on purpose, and `make test-latest` runs the suite on the
+# newest releases to show drift before a lock refresh brings it in. uv itself is pinned
+# here and lives in build/uv, apart from the environment it manages.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+UV := build/uv/bin/uv
+LATEST := build/venv-latest
+# --locked: fail, rather than re-resolve, when pyproject.toml changed without `make lock`.
+SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --python $(PYTHON)
 
-.PHONY: run test lint bench clean sources models tensorrt-names
+.PHONY: run test test-latest lint lock bench clean sources models tensorrt-names
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+$(UV):
+	$(PYTHON) -m venv build/uv
+	build/uv/bin/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 
-# The stamp files re-install only when pyproject.toml changes.
-$(VENV)/.installed-core: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+# The stamp files re-install only when pyproject.toml or the lock changes.
+# The core alone for `make run`; --inexact keeps what `make test` installed.
+$(VENV)/.installed-core: pyproject.toml uv.lock | $(UV)
+	$(SYNC) --quiet --inexact --no-dev
 	touch $@
 
-$(VENV)/.installed-all: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[all,test]'
+# Exactly the lock: the core, the extras all and test, and the dev group (pyright, ruff).
+$(VENV)/.installed-all: pyproject.toml uv.lock | $(UV)
+	$(SYNC) --quiet --extra all --extra test
 	touch $@ $(VENV)/.installed-core
 
 run: $(VENV)/.installed-core
@@ -25,8 +37,19 @@ test: $(VENV)/.installed-all
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-all
-	$(BIN)/python -m pip install -q ruff
 	$(BIN)/ruff check .
+
+# Refresh uv.lock to the newest releases the ranges in pyproject.toml allow.
+lock: | $(UV)
+	$(UV) lock --upgrade --python $(PYTHON)
+
+# The suite on the newest releases, without the lock, in a venv of its own (build/venv-latest).
+test-latest: | $(UV)
+	rm -rf $(LATEST)
+	$(UV) venv --quiet --python $(PYTHON) $(LATEST)
+	$(UV) pip install --quiet --refresh --python $(LATEST)/bin/python -e '.[all,test]'
+	$(UV) pip list --python $(LATEST)/bin/python --format freeze > build/latest-versions.txt
+	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider
 
 bench: $(VENV)/.installed-all
 	$(BIN)/python benchmarks/recommend_startup.py
@@ -35,7 +58,7 @@ clean:
 	rm -rf $(VENV) build *.egg-info
 
 # profiles/sources.yaml is generated from the shared source distillation.
-sources: $(BIN)/python
+sources: $(VENV)/.installed-core
 	$(BIN)/python scripts/sync_sources.py
 
 # profiles/models.yaml is generated from the real torchvision models.
@@ -44,7 +67,7 @@ models: $(VENV)/.installed-all
 
 # tests/tensorrt_api/<version>.txt: the names TensorRT's Python bindings register, from
 # NVIDIA's bindings wheels (10.x and 11.x), which keep the TensorRT stand-in honest.
-tensorrt-names: $(BIN)/python
+tensorrt-names: $(VENV)/.installed-all
 	rm -rf build/tensorrt-wheels
 	$(BIN)/python -m pip download -q --no-deps -d build/tensorrt-wheels tensorrt-cu13-bindings "tensorrt-cu12-bindings<11"
 	$(BIN)/python scripts/tensorrt_names.py build/tensorrt-wheels/*.whl
