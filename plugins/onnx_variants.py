@@ -95,7 +95,7 @@ INT8_SETTINGS: dict[str, dict[str, Any]] = {
     # ONNX Runtime's recommended form for CNNs on CPU and CUDA.
     "qdq": {**_STATIC, "quant_format": "QDQ", "activation_type": "QUInt8", "weight_type": "QInt8",
             "per_channel": True, "reduce_range": False, "extra_options": {}},
-    # The fastest of 16 variants on an AVX2 CPU without VNNI (notes/RUNTIMES.md); 7-bit
+    # The fastest of 16 variants on an AVX2 CPU without VNNI (docs/runtimes.md); 7-bit
     # weights (reduce_range) are what ONNX Runtime suggests for non-VNNI CPUs, whose u8*s8
     # kernels saturate.
     "qoperator": {**_STATIC, "quant_format": "QOperator", "activation_type": "QUInt8",
@@ -195,7 +195,7 @@ def make_variant(fp32_path: Path, precision: str, method: str = "",
         weights: TensorRT's form) or ``dynamic`` (``quantize_dynamic``, int8 weights,
         activations quantised at run time). Never pick ``dynamic`` by rule on a conv net:
         ONNX Runtime's dynamic ConvInteger was 4-5x slower than FP32 on a CPU
-        (notes/RUNTIMES.md) while it suits transformers' MatMuls; measurement decides. For
+        (docs/runtimes.md) while it suits transformers' MatMuls; measurement decides. For
         int4 ``matmul_nbits`` (``""`` means it too).
     :param calibration: for the static int8 methods, input name -> array whose leading axis
         is the batch (a few dozen representative samples); fed a sample at a time.

@@ -1,6 +1,6 @@
 """TensorRT engines from ONNX files, for TensorRT 10 and 11, with their precision proven.
 
-TensorRT 10 and 11 take precision differently (notes/RUNTIMES.md):
+TensorRT 10 and 11 take precision differently (docs/runtimes.md, with the sources):
 
 - **10** builds a weakly typed network from the FP32 file and picks each layer's precision
   within what the builder flags allow (``BuilderFlag.FP16``, ``BF16``; ``INT8`` and ``FP8``

@@ -158,7 +158,7 @@ def _directory(path: Path, fmt: Format) -> str:
 
 def _unreadable(path: Path, fmt: Format) -> str:
     path.write_bytes(fmt.good())  # good content: only a reader that meets the refusal fails
-    return "Permission denied"
+    return "cannot read .+; check its permissions"  # the OS's reason between them is its own
 
 
 def _truncated(path: Path, fmt: Format) -> str:
