@@ -10,7 +10,7 @@ from __future__ import annotations
 import pickle
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from autotune.errors import UserError
 from autotune.files import INPUTS_MAX_BYTES, open_user_file
@@ -29,25 +29,47 @@ def _first_sentence(error: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
+# What a file's first bytes say it is: numpy.save writes the first, numpy.savez a zip archive.
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _npy_header_dtype(file: BinaryIO, path: Path) -> numpy.dtype:
+    """The dtype a .npy file's header declares, read before numpy loads any data; the file is
+    left at its start."""
+    import numpy as np  # noqa: PLC0415
+
+    try:
+        major, _ = np.lib.format.read_magic(file)
+        header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        _, _, dtype = header(file)
+    except Exception as error:  # noqa: BLE001 - a header numpy cannot parse, in any of its words
+        raise UserError(f"cannot read inputs {path}: its .npy header is damaged ({_first_sentence(error)}); "
+                        f"{_SAVE_FIX}") from None
+    finally:
+        file.seek(0)
+    return dtype
+
+
 def _load_npy(path: Path, floats: bool) -> numpy.ndarray:
     import numpy as np  # noqa: PLC0415
 
     with open_user_file(path, "inputs", max_bytes=INPUTS_MAX_BYTES, fix=_SAVE_FIX) as file:
+        magic = file.read(len(_NPY_MAGIC))
+        file.seek(0)
+        if magic.startswith(_ZIP_MAGIC):
+            raise UserError(f"cannot read inputs {path}: it is an .npz archive, not one array; {_SAVE_FIX}")
+        if magic != _NPY_MAGIC:
+            raise UserError(f"cannot read inputs {path}: it is not a .npy file (no .npy header); "
+                            f"{_SAVE_FIX}")
+        if _npy_header_dtype(file, path).hasobject:
+            raise UserError(f"cannot read inputs {path}: it holds an array of Python objects, which "
+                            "autotune does not unpickle; save one float batch with numpy.save")
         try:
             data = np.load(file, allow_pickle=False)
         except Exception as error:  # noqa: BLE001 - numpy raises ValueError, EOFError, OSError...
-            if "Object arrays" in str(error):
-                raise UserError(f"cannot read inputs {path}: it holds an array of Python objects, which "
-                                "autotune does not unpickle; save one float batch with numpy.save") from None
-            if "pickled" in str(error):  # no .npy header: numpy takes it for a pickle
-                raise UserError(f"cannot read inputs {path}: it is not a .npy file (no .npy header); "
-                                f"{_SAVE_FIX}") from None
             raise UserError(f"cannot read inputs {path}: it is not a complete .npy file "
                             f"({_first_sentence(error)}); {_SAVE_FIX}") from None
-        if isinstance(data, np.lib.npyio.NpzFile):
-            data.close()
-    if not isinstance(data, np.ndarray):  # an .npz archive under a .npy name
-        raise UserError(f"cannot read inputs {path}: it is an .npz archive, not one array; {_SAVE_FIX}")
     if floats and not np.issubdtype(data.dtype, np.floating):
         raise UserError(f"inputs {path} hold {data.dtype} values; the model takes floats: "
                         f"save the float batch it takes, e.g. numpy.save(path, batch.astype('float32'))")

@@ -275,6 +275,7 @@ def test_garbled_recordings(capsys, tmp_path, command, content, says):
     ("batch.npy", lambda np, torch: np.float32(1.0), "hold shape"),
     ("batch.npy", lambda np, torch: b"not numpy at all, not even a pickle", "not a .npy file"),
     ("batch.npy", lambda np, torch: {"a": np.zeros(3)}, "an .npz archive"),
+    ("batch.npy", lambda np, torch: b"\x93NUMPY\x01\x00\x10\x00{garbage       }\n", "header is damaged"),
     ("batch.pt", lambda np, torch: {"x": torch.zeros(4, 3, 8, 8)}, "not one tensor"),
     ("batch.pt", lambda np, torch: [torch.zeros(4, 3, 8, 8)], "not one tensor"),
     ("batch.pt", lambda np, torch: torch.zeros(4, 3, 8, 8, dtype=torch.int32), "hold int32 values"),
