@@ -61,6 +61,10 @@ DATA_MOVEMENT_LAYERS = frozenset({"Reformat", "NoOp", "Shuffle", "Constant", "Id
                                   "Concatenation"})
 
 
+#: One input's (min, opt, max) shapes in an optimisation profile, batch first.
+ProfileShapes = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+
+
 def major_version(trt: ModuleType) -> int:
     return int(str(trt.__version__).split(".")[0])
 
@@ -78,7 +82,7 @@ class EngineRequest:
     #: What the request asks the engine to run: fp32, tf32, fp16, bf16, int8 or fp8.
     precision: str
     #: Input name -> (min, opt, max) shapes, batch first: the one optimisation profile.
-    input_shapes: Mapping[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]
+    input_shapes: Mapping[str, ProfileShapes]
     workspace_bytes: int
     optimization_level: int
     #: TF32 for FP32 layers: the tf32 decision (TensorRT's own default is on).
@@ -279,7 +283,8 @@ class _TimingCache:
 
 
 @contextlib.contextmanager
-def _timing_cache(trt: ModuleType, config: tensorrt.IBuilderConfig, request: EngineRequest) -> Iterator[_TimingCache]:
+def _timing_cache(trt: ModuleType, config: tensorrt.IBuilderConfig,
+                  request: EngineRequest) -> Iterator[_TimingCache]:
     timing = _TimingCache(trt, config, request)
     yield timing
     timing.write()

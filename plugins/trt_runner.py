@@ -172,7 +172,8 @@ class TrtPrepared:
         self.engine, self._workspace = engine, workspace
         return engine
 
-    def _proven_layers(self, engine: trt_types.ICudaEngine, batch_size: int, warnings: list[str]) -> trt_engine.LayerPrecisions:
+    def _proven_layers(self, engine: trt_types.ICudaEngine, batch_size: int,
+                       warnings: list[str]) -> trt_engine.LayerPrecisions:
         """The engine's layer precisions, read with a context at ``batch_size`` (a dynamic
         engine's inspector gives no types without one), and proven to include the one asked."""
         context = engine.create_execution_context()
@@ -196,7 +197,7 @@ class TrtPrepared:
         spec = next(spec for spec in self.preparation.inputs.inputs if spec.name == name)
         return (self.preparation.inputs.fixed_batch or batch_size, *spec.shape)
 
-    def profile_shapes(self, batch_size: int) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
+    def profile_shapes(self, batch_size: int) -> dict[str, trt_engine.ProfileShapes]:
         """One optimisation profile: batch 1 to the largest the memory model allows, tuned
         for ``batch_size``; a graph fixed at one batch gets that batch throughout."""
         fixed = self.preparation.inputs.fixed_batch

@@ -66,7 +66,8 @@ def pynvml_mismatches(stub_text: str, module) -> list[str]:
     problems = []
     for dotted, node in declared(stub_text).items():
         owner_name, _, name = dotted.rpartition(".")
-        if not _public(name) or not all(_public(part) or part in PYNVML_HELPERS for part in dotted.split(".")):
+        parts = dotted.split(".")
+        if not _public(name) or not all(_public(part) or part in PYNVML_HELPERS for part in parts):
             continue
         if owner_name:
             owner = getattr(module, PYNVML_HELPERS.get(owner_name, owner_name), None)
@@ -119,7 +120,8 @@ def test_the_tensorrt_stub_names_only_what_tensorrt_registers(version):
 
 
 def test_the_tensorrt_check_fails_on_a_name_tensorrt_lacks():
-    wrong = TENSORRT_STUB.read_text("utf-8") + "\nclass ICudaEngine:\n    def execute_async_v4(self) -> bool: ...\n"
+    stub = TENSORRT_STUB.read_text("utf-8")
+    wrong = stub + "\nclass ICudaEngine:\n    def execute_async_v4(self) -> bool: ...\n"
     assert unregistered(tensorrt_names(wrong), TENSORRT_10) == {"execute_async_v4"}
     # A name TensorRT 11 removed is caught on 11.
     removed = TENSORRT_STUB.read_text("utf-8") + "\nclass IBuilderConfig:\n    int8_calibrator: object\n"

@@ -10,9 +10,9 @@
 # ModuleType; its code annotates the objects it gets back with these classes.
 
 from collections.abc import Iterator, Sequence
-from typing import ClassVar
+from typing import ClassVar, TypeAlias
 
-from typing_extensions import Buffer, TypeAlias
+from typing_extensions import Buffer
 
 __version__: str
 
