@@ -7,9 +7,17 @@ The Python API (:mod:`autotune.api`) is reachable from here, loaded on first use
     recommendation = autotune.recommend(model="resnet50", task="train")
 """
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 _API = ("probe", "recommend", "inspect", "verify", "bench", "profile", "check_profile")
-__all__ = ["__version__", "hookimpl", "apply", *_API]
+__all__ = ["__version__", "hookimpl", "apply",
+           "probe", "recommend", "inspect", "verify", "bench", "profile", "check_profile"]  # _API
+
+if TYPE_CHECKING:  # what __getattr__ loads on first use, as type checkers should see it
+    from autotune.api import bench, check_profile, inspect, probe, profile, recommend, verify
+    from autotune.applying import apply
+    from autotune.hookspecs import hookimpl
 
 
 def __getattr__(name: str):

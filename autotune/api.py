@@ -30,6 +30,7 @@ from autotune.types import Machine, Recommendation
 
 if TYPE_CHECKING:  # the measuring modules load only when something is measured
     from autotune.benchmark import BenchResult
+    from autotune.recommendation import ModelRequest
     from autotune.verification import Verification
 
 WHERE = "by argument"
@@ -63,7 +64,7 @@ def settings_request(settings: Mapping[str, Any], config: str | Path | None = No
     return request
 
 
-def model_request(request: Request):
+def model_request(request: Request) -> ModelRequest | None:
     """The memory model's :class:`~autotune.recommendation.ModelRequest` for the request's model, or None."""
     if "model" not in request.model:
         for key in request.model:
@@ -78,6 +79,14 @@ def model_request(request: Request):
         key: settings[key] for key in ("optimizer", "latency_budget_ms", "headroom") if key in settings
     }
     return ModelRequest(stats=model_stats_for(source), source=source, **options)
+
+
+def _measured_model(request: Request) -> ModelRequest:
+    """The model a measurement runs: the request's (its settings default to one)."""
+    chosen = model_request(request)
+    if chosen is None:
+        raise UserError("measuring needs a model; add --model (or `model =` in the config)")
+    return chosen
 
 
 def _recommend(machine: Machine, request: Request, model, **measured: Any) -> Recommendation:
@@ -142,7 +151,7 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
     from autotune.measure import Outcome  # noqa: PLC0415
 
     request = settings_request({"model": model, **settings}, config, where, default_model="resnet18")
-    chosen = model_request(request)
+    chosen = _measured_model(request)
     machine = probe()
     proposed = _recommend(machine, request, chosen)
     _check_inputs(inputs, chosen, proposed)
@@ -228,7 +237,7 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
     if backend not in registered:
         raise UserError(f"unknown backend {backend!r}; registered: {', '.join(sorted(registered))}")
     request = settings_request({"model": model, **settings}, config, where, default_model="resnet18")
-    chosen = model_request(request)
+    chosen = _measured_model(request)
     machine = probe()
     task = request.inputs["task"]
     recommended = _recommend(machine, request, chosen).settings

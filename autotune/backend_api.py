@@ -118,6 +118,7 @@ class Clock(Protocol):
 
     def stop(self) -> float:
         """Milliseconds since ``start``, after the device finished the work."""
+        ...
 
 
 class Session(Protocol):
@@ -130,11 +131,13 @@ class Session(Protocol):
 
     def clock(self) -> Clock:
         """A clock that times device work (CUDA events on a GPU, a monotonic clock on a CPU)."""
+        ...
 
     def outputs(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         """The model's output for ``inputs`` (one array per named input, a batch of any
         size) in this configuration, as FP32 numpy: the one output the accuracy check
         compares (``logits`` where the model returns several)."""
+        ...
 
     def peak_memory_bytes(self) -> int | None:
         """Peak device memory since the session opened, or None where the runtime has no
@@ -179,12 +182,14 @@ class Runner(Protocol):
 
     def device(self, wanted: str) -> str:
         """The device this runner will use when ``wanted`` ("cuda" or "cpu") is asked."""
+        ...
 
     def prepare(self, model: Any, preparation: Preparation, device: str,
                 max_batch_size: int) -> PreparedModel:
         """Make ``model`` (a :class:`autotune.model_source.ModelSource`) ready to run as
         ``preparation`` says, for batches up to ``max_batch_size``. Raises
         :class:`UnsupportedConfig` for what this backend cannot run here."""
+        ...
 
     def open(self, prepared: PreparedModel, config: RunConfig,
              memory_budget_bytes: float | None = None) -> Session:
@@ -193,9 +198,11 @@ class Runner(Protocol):
         Where :meth:`enforces_memory_budget` is true it holds the device to
         ``memory_budget_bytes``; elsewhere the core enforces the budget on the memory
         model's prediction."""
+        ...
 
     def enforces_memory_budget(self, device: str) -> bool:
         """True when :meth:`open` can make the device fail above a memory budget."""
+        ...
 
     def is_out_of_memory(self, error: BaseException) -> bool: ...
 

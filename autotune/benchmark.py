@@ -79,7 +79,7 @@ def plot(measurements: list[Measurement], path: Path, title: str) -> None:
         members.sort(key=lambda m: m.config.batch_size)
         batches = [m.config.batch_size for m in members]
         throughput_axis.plot(batches, [m.throughput for m in members], marker="o", label=label)
-        latency_axis.plot(batches, [m.timing.p50_ms for m in members], marker="o", label=label)
+        latency_axis.plot(batches, [m.timed.p50_ms for m in members], marker="o", label=label)
         for m in members:
             if id(m) in marked:
                 throughput_axis.annotate("knee", (m.config.batch_size, m.throughput),

@@ -32,7 +32,8 @@ from autotune.rules import decision_specs
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10
-    import tomli as tomllib
+    # The floor pyright checks is 3.10, where the project installs tomli; a newer venv has none.
+    import tomli as tomllib  # pyright: ignore[reportMissingImports]
 
 INPUT_CHOICES: dict[str, tuple[str, ...]] = {
     "task": ("infer", "train"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal, overload
 
 import yaml
 
@@ -105,6 +105,10 @@ def _decode(data: bytes, path: Path, what: str, fix: str) -> str:
     return text
 
 
+@overload
+def read_user_file(path: Path, what: str, *, max_bytes: int, text: Literal[True], fix: str) -> str: ...
+@overload
+def read_user_file(path: Path, what: str, *, max_bytes: int, text: Literal[False], fix: str) -> bytes: ...
 def read_user_file(path: Path, what: str, *, max_bytes: int, text: bool, fix: str) -> str | bytes:
     """The whole content of ``path``: ``str`` (UTF-8) when ``text``, else ``bytes``.
 

@@ -75,6 +75,14 @@ def _number(value: Any, what: str, where: str, minimum: int = 1) -> int:
     return number
 
 
+def _mig_memory_bytes(profile: str) -> int:
+    """The memory of a MIG profile ``_mig`` accepted (``3g.40gb``: 40 GiB)."""
+    match = _MIG_MEMORY.match(profile)
+    if match is None:
+        raise ValueError(f"{profile!r} is not a MIG profile")
+    return int(match.group(2)) * GIB
+
+
 def _mig(value: Any, where: str) -> tuple[str, ...]:
     if value in (None, "", []):
         return ()
@@ -178,8 +186,7 @@ def planned_machine(planned: PlannedHost) -> Machine:
         for _ in range(group.count):
             gpu = gpudb.simulated_gpu(spec, len(gpus))
             if group.mig:
-                slices = tuple(MigSlice(index, f"{gpu.name} MIG {profile}", "",
-                                        int(_MIG_MEMORY.match(profile).group(2)) * GIB)
+                slices = tuple(MigSlice(index, f"{gpu.name} MIG {profile}", "", _mig_memory_bytes(profile))
                                for index, profile in enumerate(group.mig))
                 gpu = replace(gpu, mig_enabled=True, mig_slices=slices)
             gpus.append(gpu)

@@ -122,7 +122,7 @@ def time_session(session: Session, batch_size: int, budget_s: float | None = Non
     end past the budget, by the wall clock (the session's clock may time device work only).
     """
     settings = protocol()
-    budget_s = settings["config_budget_s"] if budget_s is None else budget_s
+    budget_s = float(settings["config_budget_s"]) if budget_s is None else budget_s
     clock = session.clock()
     walls_s: list[float] = []
 

@@ -93,6 +93,13 @@ class Measurement:
         return self.timing.throughput_samples_s if self.timing else 0.0
 
     @property
+    def timed(self) -> Timing:
+        """The timing of a measurement that ran (every OK one did)."""
+        if self.timing is None:
+            raise ValueError(f"{self.backend} {self.label} has no timing ({self.outcome.value})")
+        return self.timing
+
+    @property
     def roofline_percent(self) -> float | None:
         if self.timing is None or not self.roofline_samples_s:
             return None
@@ -407,7 +414,7 @@ class Measurer:
 
         check_accuracy = check_accuracy and config.precision != "fp32"
         estimate = self._estimate(config, check_accuracy) if deadline is not None else None
-        if estimate is not None and time.monotonic() + estimate[0] > deadline:
+        if estimate is not None and deadline is not None and time.monotonic() + estimate[0] > deadline:
             return self._over_budget(config, *estimate, deadline - time.monotonic())
         opening, preparing_before = time.monotonic(), self.preparing_s
         try:

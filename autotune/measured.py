@@ -19,7 +19,7 @@ def _better(a: Measurement, b: Measurement | None, objective: str) -> bool:
     if b is None:
         return True
     if objective == "latency":
-        return a.timing.p50_ms < b.timing.p50_ms
+        return a.timed.p50_ms < b.timed.p50_ms
     return a.throughput > b.throughput
 
 
@@ -27,12 +27,15 @@ def _better(a: Measurement, b: Measurement | None, objective: str) -> bool:
 def _option_decisions(report: BackendReport, winner: Measurement, settings: dict[str, Any],
                       where: str) -> dict[str, Decision]:
     """Explored options whose measured value differs from the decision they follow."""
-    decisions = {}
+    decisions: dict[str, Decision] = {}
+    registration = report.registration
+    if registration is None:  # a report made without its backend's registration explored nothing
+        return decisions
     for name in report.explored:
         if name == "cpu_threads":
             decision, value = "cpu_threads", winner.config.cpu_threads
         else:
-            decision, value = report.registration.option(name).decision, winner.config.option(name)
+            decision, value = registration.option(name).decision, winner.config.option(name)
         if decision is not None and decision in settings and value != settings[decision]:
             shown = str(settings[decision]).lower()
             decisions[decision] = Decision(decision, value, "measured", "S002-8",
@@ -40,15 +43,22 @@ def _option_decisions(report: BackendReport, winner: Measurement, settings: dict
     return decisions
 
 
-def _winning(reports: list[BackendReport], recommendation: Recommendation) -> BackendReport | None:
-    """The backend whose best configuration is best, or None when none measured."""
-    measured = [r for r in reports if r.best is not None]
+def _measured(reports: list[BackendReport]) -> list[tuple[BackendReport, Measurement]]:
+    """Each report that has a best configuration, with it."""
+    return [(r, r.best) for r in reports if r.best is not None]
+
+
+def _winning(reports: list[BackendReport], recommendation: Recommendation
+             ) -> tuple[BackendReport, Measurement] | None:
+    """The backend whose best configuration is best, with that configuration, or None when
+    none measured."""
+    measured = _measured(reports)
     if not measured:
         return None
     objective = recommendation.inputs["objective"]
     winning = measured[0]
     for report in measured[1:]:
-        if _better(report.best, winning.best, objective):
+        if _better(report[1], winning[1], objective):
             winning = report
     return winning
 
@@ -57,10 +67,13 @@ def winning_options(reports: list[BackendReport], recommendation: Recommendation
                     ) -> dict[str, dict[str, Any]]:
     """The winning configuration's backend options, by backend name (options that mean
     nothing for its precision left out)."""
-    winning = _winning(reports, recommendation)
-    if winning is None or not winning.best.config.options:
+    found = _winning(reports, recommendation)
+    if found is None:
         return {}
-    config, registration = winning.best.config, winning.registration
+    winning, best = found
+    config, registration = best.config, winning.registration
+    if not config.options or registration is None:
+        return {}
     return {winning.backend: {name: value for name, value in config.options if value is not None
                               and registration.option(name).applies_to(config.precision)}}
 
@@ -92,13 +105,12 @@ def measured_decisions(reports: list[BackendReport], recommendation: Recommendat
                        ) -> dict[str, Decision]:
     """The decisions measurement made: batch size, precision, quantisation and explored
     options of the best configuration, and the backend order by measured speed."""
-    winning = _winning(reports, recommendation)
-    if winning is None:
+    found = _winning(reports, recommendation)
+    if found is None:
         return {}
-    measured = [r for r in reports if r.best is not None]
-    winner = winning.best
+    winning, winner = found
     settings = recommendation.settings
-    speed = f"{winner.throughput:.1f} samples/s, p50 {winner.timing.p50_ms:.1f} ms"
+    speed = f"{winner.throughput:.1f} samples/s, p50 {winner.timed.p50_ms:.1f} ms"
     if winner.roofline_percent is not None:
         speed += f", {winner.roofline_percent:.0f} % of the roofline"
     where = f"measured with {winner.backend} on {winner.device}: {speed}"
@@ -119,13 +131,13 @@ def measured_decisions(reports: list[BackendReport], recommendation: Recommendat
     quantization = _quantization_decision(reports, winner, settings, reason)
     if quantization is not None:
         decisions["quantization"] = quantization
-    order = sorted(measured, key=lambda r: -r.best.throughput)
-    measured_names = [r.backend for r in order]
+    order = sorted(_measured(reports), key=lambda measured: -measured[1].throughput)
+    measured_names = [r.backend for r, _ in order]
     ranked = measured_names + [b for b in settings["backends"] if b not in measured_names]
     if ranked != settings["backends"]:
         decisions["backends"] = Decision("backends", ranked, "measured", "S002-8",
                                          "ordered by measured throughput: " + ", ".join(
-                                             f"{r.backend} {r.best.throughput:.1f}/s" for r in order))
+                                             f"{r.backend} {best.throughput:.1f}/s" for r, best in order))
     return decisions
 
 
@@ -134,4 +146,4 @@ def batch_one_latency_ms(reports: list[BackendReport], decisions: dict[str, Deci
     precision = decisions["precision"].value if "precision" in decisions else None
     ones = [m for r in reports for m in r.measurements
             if m.ok and m.config.batch_size == 1 and precision in (None, m.config.precision)]
-    return min((m.timing.p50_ms for m in ones), default=None)
+    return min((m.timed.p50_ms for m in ones), default=None)

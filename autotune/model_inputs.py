@@ -160,8 +160,8 @@ class ModelInputs:
 
     def _size(self, label: str) -> int | None:
         """The size of the first input's ``label`` axis (height, sequence), None if none has one."""
-        return next((spec.shape[spec.axis(label)] for spec in self.inputs
-                     if spec.axis(label) is not None), None)
+        axes = ((spec, spec.axis(label)) for spec in self.inputs)
+        return next((spec.shape[axis] for spec, axis in axes if axis is not None), None)
 
     @property
     def resolution(self) -> int | None:

@@ -65,6 +65,8 @@ class ModelStats:
         if resolution is None or self.native_resolution is None:
             return self.resolutions[0]
         nearest = min(self.resolutions, key=lambda s: abs((s.resolution or 0) - resolution))
+        if nearest.resolution is None:  # measured at no resolution: nothing to scale from
+            return nearest
         scale = (resolution / nearest.resolution) ** 2
 
         def scaled(values: dict[str, int]) -> dict[str, int]:

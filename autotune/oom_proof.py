@@ -157,7 +157,7 @@ class AccumulatingStep:
         if micro_step is None:
             if not args or not callable(args[0]):
                 raise TypeError("pass the micro-step function first: step(micro_step, *batch)")
-            micro_step, *args = args
+            micro_step, args = args[0], args[1:]
         effective = _sample_count(args, kwargs)
         self.effective_batch_size = effective
         size_at_start = min(self.micro_batch_size or effective, effective)

@@ -60,7 +60,8 @@ def parse(text: str, output_format: str) -> Recommendation:
         if sys.version_info >= (3, 11):
             import tomllib  # noqa: PLC0415
         else:  # pragma: no cover
-            import tomli as tomllib  # noqa: PLC0415
+            # The floor pyright checks is 3.10, where the project installs tomli; a newer venv has none.
+            import tomli as tomllib  # noqa: PLC0415  # pyright: ignore[reportMissingImports]
         data = tomllib.loads(text)
         from autotune.rules import decision_specs  # noqa: PLC0415
 

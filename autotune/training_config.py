@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,7 @@ def _fallback(machine, why: str) -> TrainingConfig:
         return TrainingConfig(source="fallback", precision="fp32")
 
 
-def load_training_config(environ: dict[str, str] | None = None) -> TrainingConfig:
+def load_training_config(environ: Mapping[str, str] | None = None) -> TrainingConfig:
     """The configuration ``import autotune.auto`` exposes; never raises (see the module)."""
     environ = os.environ if environ is None else environ
     if environ.get("AUTOTUNE_DISABLE") == "1":
@@ -177,9 +178,11 @@ def apply_torch_settings(config: TrainingConfig, torch_was_imported: bool) -> tu
         done.append(f"cudnn.benchmark={'on' if config.cudnn_benchmark else 'off'}")
     modern = hasattr(backends.cuda.matmul, "fp32_precision") and hasattr(
         getattr(backends.cudnn, "conv", None), "fp32_precision")
+    # cudnn.conv is a property of torch's module class (torch >= 2.9, checked above), which
+    # its type declarations leave out: each use below is marked for pyright.
     if modern:
         current = {"matmul.fp32_precision": backends.cuda.matmul.fp32_precision,
-                   "conv.fp32_precision": backends.cudnn.conv.fp32_precision}
+                   "conv.fp32_precision": backends.cudnn.conv.fp32_precision}  # pyright: ignore[reportAttributeAccessIssue]
     else:
         current = {"matmul.allow_tf32": backends.cuda.matmul.allow_tf32,
                    "cudnn.allow_tf32": backends.cudnn.allow_tf32}
@@ -190,7 +193,7 @@ def apply_torch_settings(config: TrainingConfig, torch_was_imported: bool) -> tu
         if modern:
             precision = "tf32" if config.tf32 else "ieee"
             backends.cuda.matmul.fp32_precision = precision
-            backends.cudnn.conv.fp32_precision = precision
+            backends.cudnn.conv.fp32_precision = precision  # pyright: ignore[reportAttributeAccessIssue]
         else:
             backends.cuda.matmul.allow_tf32 = backends.cudnn.allow_tf32 = config.tf32
         done.append(f"tf32={'on' if config.tf32 else 'off'}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -91,12 +91,12 @@ class Verification:
         return [m for report in self.reports for m in report.measurements]
 
 
-def select_backends(names: str | list[str] | None, registered: dict[str, tuple[str, Backend]],
+def select_backends(names: str | Sequence[str] | None, registered: dict[str, tuple[str, Backend]],
                     recommended: list[str]) -> list[tuple[str, Backend]]:
     """``None``: the recommendation's order; ``all``: every registered backend; else a list."""
     if names is None:
         chosen = [n for n in recommended if n in registered]
-    elif names == "all" or names == ["all"]:
+    elif names == "all" or (not isinstance(names, str) and list(names) == ["all"]):
         chosen = [*[n for n in recommended if n in registered],
                   *sorted(n for n in registered if n not in recommended)]
     else:
@@ -153,7 +153,7 @@ def verify_backend(name: str, backend: Backend, context: VerifyContext) -> Backe
     deadline = started + context.budget_s
     planned_end = started + context.budget_s * protocol()["budget_plan_share"]
     runner, why_not = load_runner(backend)
-    if runner is None:
+    if why_not is not None:  # (None, why) or (runner, None)
         return BackendReport(name, "skipped", why_not, registration=backend)
     settings = context.recommendation.settings
     task = context.recommendation.inputs["task"]
@@ -279,10 +279,10 @@ def _choose(measurements: list[Measurement], context: VerifyContext) -> Measurem
     """Latency: the largest batch within the budget (else the fastest). Throughput: the
     highest measured throughput (the batch climb stops past the S001-4 knee)."""
     if context.recommendation.inputs["objective"] == "latency":
-        within = [m for m in measurements if m.timing.p50_ms <= context.latency_budget_ms]
+        within = [m for m in measurements if m.timed.p50_ms <= context.latency_budget_ms]
         if within:
             return max(within, key=lambda m: m.config.batch_size)
-        return min(measurements, key=lambda m: m.timing.p50_ms)
+        return min(measurements, key=lambda m: m.timed.p50_ms)
     return max(measurements, key=lambda m: m.throughput)
 
 
@@ -293,7 +293,7 @@ def _explore_batch(context: VerifyContext, config: RunConfig, current: Measureme
     ``affordable``, which says whether the time left covers a candidate."""
     if context.recommendation.inputs["objective"] == "latency":
         batch = config.batch_size
-        while current.ok and current.timing.p50_ms > context.latency_budget_ms and batch > 1 \
+        while current.ok and current.timed.p50_ms > context.latency_budget_ms and batch > 1 \
                 and affordable(replace(config, batch_size=batch // 2)):
             batch //= 2
             current = measure(replace(config, batch_size=batch))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -222,17 +223,18 @@ def _read_inputs(model: onnx.ModelProto, graph_inputs: list[_GraphInput], given:
                 if param in guessed_params:
                     guessed.append(graph_input.name)
             elif graph_input.axes and graph_input.axes[index] == "sequence":
-                shape[index] = user_sequence or DEFAULT_SEQUENCE_LENGTH
+                shape[index] = length = user_sequence or DEFAULT_SEQUENCE_LENGTH
                 if user_sequence is None:
                     guessed.append(graph_input.name)
                 if param:
-                    sizes_by_param[param] = shape[index]
+                    sizes_by_param[param] = length
                     if user_sequence is None:
                         guessed_params.add(param)
-        if None in shape:
+        known = tuple(size for size in shape if size is not None)
+        if len(known) < len(shape):
             unknown.append(graph_input)
             continue
-        specs.append(_spec(model, graph_input, tuple(shape), spec))
+        specs.append(_spec(model, graph_input, known, spec))
     if unknown:
         shown = "; ".join(f"{graph_input.name}: {graph_input.shown()}" for graph_input in unknown)
         example = "; ".join(_spec_example(graph_input) for graph_input in graph_inputs)
@@ -394,7 +396,7 @@ def _family(model: onnx.ModelProto) -> str:
     return "cnn" if "Conv" in ops else "other"
 
 
-def _resolutions(inputs: ModelInputs, dynamic_spatial: bool) -> list[int | None]:
+def _resolutions(inputs: ModelInputs, dynamic_spatial: bool) -> Sequence[int | None]:
     """The native resolution, and the tiers around it where the graph leaves H and W dynamic."""
     native = inputs.resolution
     if native is None or not dynamic_spatial:
@@ -414,10 +416,9 @@ def inspect_onnx(path: Path, given: ModelInputs | tuple[int, ...] | None) -> Mod
     graph_batches = {name: graph_input.batch for name, graph_input in graph_inputs.items()}
     # Tiers only where both the height and the width are the graph's to choose.
     dynamic_spatial = any(
-        spec.axis("height") is not None and spec.axis("width") is not None
-        and graph_inputs[spec.name].dims[spec.axis("height")] is None
-        and graph_inputs[spec.name].dims[spec.axis("width")] is None
-        for spec in inputs.inputs)
+        height is not None and width is not None
+        and graph_inputs[spec.name].dims[height] is None and graph_inputs[spec.name].dims[width] is None
+        for spec in inputs.inputs for height, width in [(spec.axis("height"), spec.axis("width"))])
     itemsize = _float_itemsize(model, inputs)
 
     def by_dtype(value: int) -> dict[str, int]:

@@ -416,7 +416,9 @@ class _CalibrationBatches(CalibrationDataReader):
         for start in range(0, samples - chunk + 1, chunk):
             yield {name: array[start:start + chunk] for name, array in arrays.items()}
 
-    def get_next(self) -> dict[str, np.ndarray] | None:
+    # ONNX Runtime's base class annotates get_next as returning a dict, yet its own callers
+    # (__next__, collect_data) stop at None: the end of the data, as this reader returns it.
+    def get_next(self) -> dict[str, np.ndarray] | None:  # pyright: ignore[reportIncompatibleMethodOverride]
         return next(self._batches, None)
 
 

@@ -39,7 +39,7 @@ import re
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -332,7 +332,7 @@ def _session_options(plan: SessionPlan) -> onnxruntime.SessionOptions:
 class _GpuSessionFailed(Exception):
     """Creation raised (``error``) or ran elsewhere (``providers``); ``log`` is what ORT wrote."""
 
-    def __init__(self, log: str, error: Exception | None = None, providers: list[str] | None = None):
+    def __init__(self, log: str, error: Exception | None = None, providers: Sequence[str] | None = None):
         super().__init__(str(error) if error is not None else f"ran on {providers}")
         self.log, self.error, self.providers = log, error, providers
 
@@ -343,6 +343,8 @@ def _strict_gpu_session(model: str | bytes, options: onnxruntime.SessionOptions,
     if wanted not in onnxruntime.get_available_providers():
         raise _GpuSessionFailed("", error=_NotInBuild(plan.provider))
     _preload_gpu_libraries()
+    session: onnxruntime.InferenceSession | None = None
+    failure: Exception | None = None
     with _stderr_captured() as captured:
         try:
             # enable_fallback=0: otherwise the wrapper answers a provider error by printing an
@@ -350,12 +352,9 @@ def _strict_gpu_session(model: str | bytes, options: onnxruntime.SessionOptions,
             session = onnxruntime.InferenceSession(model, options, providers=plan.providers(),
                                                    enable_fallback=0)
         except Exception as error:  # noqa: BLE001 - ORT raises a dozen unrelated types
-            failure: _GpuSessionFailed | None = _GpuSessionFailed("", error=error)
-        else:
-            failure = None
-    if failure is not None:
-        failure.log = captured.text
-        raise failure
+            failure = error
+    if session is None:
+        raise _GpuSessionFailed(captured.text, error=failure)
     session.disable_fallback()  # and no retry on the CPU when run() meets a provider error
     providers = session.get_providers()
     if not providers or providers[0] != wanted:

@@ -55,7 +55,7 @@ import copy
 import importlib
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -358,8 +358,9 @@ def parameters_on_meta() -> Iterator[None]:
 
     def register_on_meta(module: nn.Module, name: str, parameter: nn.Parameter | None) -> None:
         register(module, name, parameter)
-        if parameter is not None:
-            module._parameters[name] = _on_meta(module._parameters[name])
+        registered = module._parameters[name]  # as the registration hooks left it
+        if parameter is not None and registered is not None:
+            module._parameters[name] = _on_meta(registered)
 
     nn.Module.register_parameter = register_on_meta  # type: ignore[method-assign]
     try:
@@ -451,6 +452,12 @@ def factory_for(source: ModelSource) -> Callable[[], object]:
 
 # --- the three methods -------------------------------------------------------------------
 
+def _tensor_tables(layer: nn.Module) -> tuple[tuple[dict[str, Any], bool], ...]:
+    """A layer's parameters and its buffers, each with whether it holds buffers; typed as
+    plain tables, for a parameter's replacement is a plain tensor until it is put back."""
+    return (layer._parameters, False), (layer._buffers, True)
+
+
 @contextlib.contextmanager
 def swapped_tensors(module: nn.Module, replace: Callable[[torch.Tensor, bool], torch.Tensor]
                     ) -> Iterator[nn.Module]:
@@ -462,7 +469,7 @@ def swapped_tensors(module: nn.Module, replace: Callable[[torch.Tensor, bool], t
     replacements: dict[int, torch.Tensor] = {}  # by id: the originals live on in ``saved``
     try:
         for layer in module.modules():
-            for table, is_buffer in ((layer._parameters, False), (layer._buffers, True)):
+            for table, is_buffer in _tensor_tables(layer):
                 for name, tensor in list(table.items()):
                     if tensor is None:
                         continue
@@ -619,7 +626,7 @@ def _measure(method: _Method, inputs: ModelInputs, resolution: int | None) -> tu
     return stats, operators
 
 
-def _run(method: _Method, inputs: ModelInputs, candidates: list[int | None]) -> _Measured:
+def _run(method: _Method, inputs: ModelInputs, candidates: Sequence[int | None]) -> _Measured:
     """Every candidate size the model runs at (its own checks reject the others), measured.
     The cheap methods measure them all and must run the native size first (its error is
     the method's); a real run measures the smallest size that runs and stops once it knows
@@ -660,7 +667,7 @@ def _run(method: _Method, inputs: ModelInputs, candidates: list[int | None]) -> 
     return _Measured(label, sorted(accepted, key=lambda size: size or 0), stats, operators, described)
 
 
-def _candidates(inputs: ModelInputs, resolutions: tuple[int, ...]) -> list[int | None]:
+def _candidates(inputs: ModelInputs, resolutions: tuple[int, ...]) -> Sequence[int | None]:
     """The sizes to try: none but the given one for inputs without a resolution; else the
     tier resolutions passed in, the tiers scaled around the native size, and that size."""
     native = inputs.resolution
@@ -685,8 +692,10 @@ def inspect_module(module: nn.Module, name: str, source_text: str,
     if not isinstance(inputs, ModelInputs):
         inputs = from_shape(tuple(inputs))
     if build_real is None and any(not parameter.is_meta for parameter in module.parameters()):
-        def build_real() -> nn.Module:  # a copy: the real run trains it (BatchNorm statistics)
+        def copy_of_module() -> nn.Module:  # a copy: the real run trains it (BatchNorm statistics)
             return copy.deepcopy(module)
+
+        build_real = copy_of_module
     makers: dict[str, Callable[[], _Method]] = {
         METHOD_META: lambda: _OnMeta(module), METHOD_FAKE: lambda: _Faked(module)}
     if build_real is not None:

@@ -100,8 +100,11 @@ class _Tf32:
     def __init__(self) -> None:
         self.modern = hasattr(torch.backends.cuda.matmul, "fp32_precision") and hasattr(
             getattr(torch.backends.cudnn, "conv", None), "fp32_precision")
+        # cudnn.conv is a property of torch's module class (torch >= 2.9, checked above), which
+        # its type declarations leave out: each use below is marked for pyright.
         if self.modern:
-            self.saved = (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision)
+            self.saved = (torch.backends.cuda.matmul.fp32_precision,
+                          torch.backends.cudnn.conv.fp32_precision)  # pyright: ignore[reportAttributeAccessIssue]
         else:
             self.saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
 
@@ -109,14 +112,15 @@ class _Tf32:
         if self.modern:
             precision = "tf32" if enabled else "ieee"
             torch.backends.cuda.matmul.fp32_precision = precision
-            torch.backends.cudnn.conv.fp32_precision = precision
+            torch.backends.cudnn.conv.fp32_precision = precision  # pyright: ignore[reportAttributeAccessIssue]
         else:
             torch.backends.cuda.matmul.allow_tf32 = enabled
             torch.backends.cudnn.allow_tf32 = enabled
 
     def restore(self) -> None:
         if self.modern:
-            torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = self.saved
+            conv = torch.backends.cudnn.conv  # pyright: ignore[reportAttributeAccessIssue]
+            torch.backends.cuda.matmul.fp32_precision, conv.fp32_precision = self.saved
         else:
             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self.saved
 
@@ -168,9 +172,14 @@ class TorchSession:
         # channels_last is a layout of 4-D image tensors; a text model has none to change.
         self.memory_format = (torch.channels_last if config.option("channels_last", False)
                               and inputs.kind == "image" else torch.contiguous_format)
-        module = prepared.fresh_module().to(device=device, dtype=self.cast_dtype,
-                                            memory_format=self.memory_format)
-        self.module = torch.compile(module) if config.option("compile", False) else module
+        # Module.to takes memory_format beside device and dtype (torch._C._nn._parse_to), which
+        # torch's overloads of it do not declare.
+        module = prepared.fresh_module().to(  # pyright: ignore[reportCallIssue]
+            device=device, dtype=self.cast_dtype, memory_format=self.memory_format)
+        # torch.compile of a module returns an OptimizedModule (an nn.Module); its annotation
+        # says only Callable.
+        self.module: nn.Module = (
+            torch.compile(module) if config.option("compile", False) else module)  # pyright: ignore[reportAttributeAccessIssue]
         self.batch = synthetic_tensors(inputs, config.batch_size, device, self.cast_dtype, seed=1,
                                        memory_format=self.memory_format)
         if config.task == "train":

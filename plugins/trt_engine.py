@@ -27,15 +27,18 @@ import json
 import os
 import secrets
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from autotune.backend_api import BackendUnavailable, UnsupportedConfig
 from autotune.cache import cache_root, cached_file, key_digest
 from autotune.errors import UserError, one_line
+
+if TYPE_CHECKING:  # the stub in typings/: TensorRT is imported at run time, and handed in
+    import tensorrt  # pyright: ignore[reportMissingModuleSource] - installed only where NVIDIA's index is
 
 #: Bumped when what goes into an engine changes, so old cached engines are not reused.
 FORMAT = 1
@@ -58,6 +61,10 @@ DATA_MOVEMENT_LAYERS = frozenset({"Reformat", "NoOp", "Shuffle", "Constant", "Id
                                   "Concatenation"})
 
 
+#: One input's (min, opt, max) shapes in an optimisation profile, batch first.
+ProfileShapes = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+
+
 def major_version(trt: ModuleType) -> int:
     return int(str(trt.__version__).split(".")[0])
 
@@ -75,7 +82,7 @@ class EngineRequest:
     #: What the request asks the engine to run: fp32, tf32, fp16, bf16, int8 or fp8.
     precision: str
     #: Input name -> (min, opt, max) shapes, batch first: the one optimisation profile.
-    input_shapes: Mapping[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]
+    input_shapes: Mapping[str, ProfileShapes]
     workspace_bytes: int
     optimization_level: int
     #: TF32 for FP32 layers: the tf32 decision (TensorRT's own default is on).
@@ -95,7 +102,15 @@ class EngineRequest:
                 "tf32": self.tf32}
 
 
-def capturing_logger(trt: ModuleType):
+class CapturingLogger(Protocol):
+    """What :func:`capturing_logger` makes: a ``trt.ILogger`` that keeps what it was told."""
+
+    def errors(self) -> list[str]: ...
+
+    def warnings(self) -> list[str]: ...
+
+
+def capturing_logger(trt: ModuleType) -> CapturingLogger:
     """A ``trt.ILogger`` that keeps what TensorRT says, so a failure is reported in its words
     rather than on a terminal the user is not watching."""
 
@@ -118,7 +133,7 @@ def capturing_logger(trt: ModuleType):
     return CapturingLogger()
 
 
-def parser_errors(parser) -> list[str]:
+def parser_errors(parser: tensorrt.OnnxParser) -> list[str]:
     """The ONNX parser's errors, each naming the node it failed on (index, name, operator)."""
     described = []
     for index in range(parser.num_errors):
@@ -140,8 +155,8 @@ def parse_problems(trt: ModuleType, onnx_path: Path) -> list[str]:
     """What TensorRT's ONNX parser finds wrong with the file (nothing: an empty list); a
     parse is cheap beside a build, so a file no precision can build is caught first."""
     logger = capturing_logger(trt)
-    network = trt.Builder(logger).create_network(0)
-    parser = trt.OnnxParser(network, logger)
+    network: tensorrt.INetworkDefinition = trt.Builder(logger).create_network(0)
+    parser: tensorrt.OnnxParser = trt.OnnxParser(network, logger)
     if parser.parse_from_file(str(onnx_path)):
         return []
     return parser_errors(parser) or logger.errors() or ["no reason given"]
@@ -157,7 +172,7 @@ def rejection(onnx_path: Path, problems: list[str], users_file: bool) -> Excepti
     return BackendUnavailable(f"TensorRT's ONNX parser rejects the model's ONNX export: {shown}")
 
 
-def build_engine(trt: ModuleType, request: EngineRequest, logger=None) -> bytes:
+def build_engine(trt: ModuleType, request: EngineRequest, logger: CapturingLogger | None = None) -> bytes:
     """The serialized engine for ``request``, built now (see :func:`cached_engine`);
     ``logger`` (a :func:`capturing_logger`) keeps what TensorRT said while building.
 
@@ -167,11 +182,11 @@ def build_engine(trt: ModuleType, request: EngineRequest, logger=None) -> bytes:
     :raises BuildFailed: the builder failed (its logged errors as the message).
     """
     logger = logger or capturing_logger(trt)
-    builder = trt.Builder(logger)
+    builder: tensorrt.Builder = trt.Builder(logger)
     # 10: explicit batch is the default (its flag is deprecated) and a weakly typed network
     # takes precision from the builder flags; 11: always strongly typed, no flag needed.
     network = builder.create_network(0)
-    parser = trt.OnnxParser(network, logger)
+    parser: tensorrt.OnnxParser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(request.onnx_path)):
         problems = parser_errors(parser) or logger.errors() or ["no reason given"]
         if request.users_file:
@@ -206,7 +221,7 @@ def build_engine(trt: ModuleType, request: EngineRequest, logger=None) -> bytes:
     return memoryview(plan).tobytes()
 
 
-def _check_inputs(network, request: EngineRequest) -> None:
+def _check_inputs(network: tensorrt.INetworkDefinition, request: EngineRequest) -> None:
     names = [network.get_input(index).name for index in range(network.num_inputs)]
     missing = [name for name in names if name not in request.input_shapes]
     if missing:
@@ -232,7 +247,7 @@ class _TimingCache:
     build (another precision or batch range of the same model) skips the kernel timings it
     already made. A file from elsewhere that TensorRT refuses is replaced, not trusted."""
 
-    def __init__(self, trt: ModuleType, config, request: EngineRequest):
+    def __init__(self, trt: ModuleType, config: tensorrt.IBuilderConfig, request: EngineRequest):
         key = {"timing": FORMAT, "tensorrt": str(trt.__version__), "gpu": request.gpu_name,
                "compute_capability": request.compute_capability}
         self.path = cache_root() / TIMING_CACHE_KIND / f"{key_digest(key)}.cache"
@@ -243,16 +258,19 @@ class _TimingCache:
         cache = config.create_timing_cache(previous)
         # A file TensorRT cannot read gives no cache; one from another build is refused.
         if cache is None or not config.set_timing_cache(cache, False):
-            config.set_timing_cache(config.create_timing_cache(b""), False)
+            fresh = config.create_timing_cache(b"")  # None only where TensorRT could not make one
+            if fresh is not None:
+                config.set_timing_cache(fresh, False)
         self._kept = False
 
     def keep(self) -> None:
         self._kept = True
 
     def write(self) -> None:
-        if not self._kept:
+        cache = self.config.get_timing_cache()
+        if not self._kept or cache is None:  # None: the build ran without a timing cache
             return
-        data = memoryview(self.config.get_timing_cache().serialize()).tobytes()
+        data = memoryview(cache.serialize()).tobytes()
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -265,7 +283,8 @@ class _TimingCache:
 
 
 @contextlib.contextmanager
-def _timing_cache(trt: ModuleType, config, request: EngineRequest) -> Iterator[_TimingCache]:
+def _timing_cache(trt: ModuleType, config: tensorrt.IBuilderConfig,
+                  request: EngineRequest) -> Iterator[_TimingCache]:
     timing = _TimingCache(trt, config, request)
     yield timing
     timing.write()
@@ -378,7 +397,7 @@ def layer_precisions(engine_information: str) -> LayerPrecisions:
 SHOWN_AS = {"fp32": "fp32", "tf32": "fp32", "fp16": "fp16", "bf16": "bf16", "int8": "int8", "fp8": "fp8"}
 
 
-def prove_precision(asked: str, layers: LayerPrecisions, warnings: list[str] = ()) -> None:
+def prove_precision(asked: str, layers: LayerPrecisions, warnings: Sequence[str] = ()) -> None:
     """Refuse an engine that does not run ``asked``: an FP16 or INT8 figure is reported only
     for an engine with FP16 or INT8 layers.
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from autotune_plugins import nvml_peak, onnx_files, trt_engine
@@ -37,6 +38,9 @@ from autotune.convert import ConversionRequest, convert_model
 from autotune.errors import UserError, one_line
 from autotune.model_inputs import batch_chunks, synthetic_batch
 
+if TYPE_CHECKING:  # the stub in typings/; the module itself is imported when first needed
+    import tensorrt as trt_types  # pyright: ignore[reportMissingModuleSource] - installed only where NVIDIA's index is
+
 GIB = 2**30
 #: The TensorRT precisions each API generation builds here. TensorRT 11 takes BF16 from a
 #: BF16 ONNX file, which only NVIDIA ModelOpt makes: not supported yet (and FP8, which needs
@@ -50,7 +54,7 @@ TORCH_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8
                 "INT64": "int64", "BOOL": "bool", "UINT8": "uint8", "FP8": "float8_e4m3fn"}
 
 
-def tensorrt():
+def tensorrt() -> ModuleType:
     """The ``tensorrt`` module, imported when first needed (ImportError without it)."""
     return importlib.import_module("tensorrt")
 
@@ -119,19 +123,19 @@ class TrtPrepared:
     """The ONNX file for one preparation; its engine is built (or read from the cache) when
     the first batch opens, and shared by every session after it."""
 
-    def __init__(self, trt, device, onnx_path: Path, fp32_path: Path, preparation: Preparation,
+    def __init__(self, trt: ModuleType, device, onnx_path: Path, fp32_path: Path, preparation: Preparation,
                  max_batch_size: int, compared_output: str | None, users_file: bool):
         self.trt, self.device = trt, device
         self.onnx_path, self.fp32_path, self.preparation = onnx_path, fp32_path, preparation
         self.max_batch_size, self.compared_output = max_batch_size, compared_output
         self.users_file = users_file
-        self.engine = None
-        self.log = None
+        self.engine: trt_types.ICudaEngine | None = None
+        self.log: trt_engine.CapturingLogger | None = None
         self.model_file: ModelFile | None = None
         self.io: tuple[IoTensor, ...] = ()
         self._workspace: int | None = None
 
-    def engine_for(self, batch_size: int, memory_budget_bytes: float | None):
+    def engine_for(self, batch_size: int, memory_budget_bytes: float | None) -> trt_types.ICudaEngine:
         workspace = self.workspace_bytes(memory_budget_bytes)
         if self.engine is not None and workspace == self._workspace:
             return self.engine
@@ -144,11 +148,11 @@ class TrtPrepared:
             gpu_name=self.device.name(), compute_capability=self.device.compute_capability(),
             users_file=self.users_file)
         runtime_log = trt_engine.capturing_logger(self.trt)
-        runtime = self.trt.Runtime(runtime_log)
+        runtime: trt_types.Runtime = self.trt.Runtime(runtime_log)
         #: What TensorRT logs while this engine's contexts run: a failed step says it.
         self.log = runtime_log
 
-        def loads(plan: bytes):
+        def loads(plan: bytes) -> trt_types.ICudaEngine:
             engine = runtime.deserialize_cuda_engine(plan)
             if engine is None:
                 raise RuntimeError("; ".join(runtime_log.errors()) or "TensorRT returned no engine")
@@ -168,7 +172,8 @@ class TrtPrepared:
         self.engine, self._workspace = engine, workspace
         return engine
 
-    def _proven_layers(self, engine, batch_size: int, warnings: list[str]) -> trt_engine.LayerPrecisions:
+    def _proven_layers(self, engine: trt_types.ICudaEngine, batch_size: int,
+                       warnings: list[str]) -> trt_engine.LayerPrecisions:
         """The engine's layer precisions, read with a context at ``batch_size`` (a dynamic
         engine's inspector gives no types without one), and proven to include the one asked."""
         context = engine.create_execution_context()
@@ -192,7 +197,7 @@ class TrtPrepared:
         spec = next(spec for spec in self.preparation.inputs.inputs if spec.name == name)
         return (self.preparation.inputs.fixed_batch or batch_size, *spec.shape)
 
-    def profile_shapes(self, batch_size: int) -> dict[str, tuple[tuple[int, ...], ...]]:
+    def profile_shapes(self, batch_size: int) -> dict[str, trt_engine.ProfileShapes]:
         """One optimisation profile: batch 1 to the largest the memory model allows, tuned
         for ``batch_size``; a graph fixed at one batch gets that batch throughout."""
         fixed = self.preparation.inputs.fixed_batch
@@ -204,7 +209,7 @@ class TrtPrepared:
         self.engine = None
 
 
-def _io_tensors(trt, engine) -> tuple[IoTensor, ...]:
+def _io_tensors(trt: ModuleType, engine: trt_types.ICudaEngine) -> tuple[IoTensor, ...]:
     tensors = []
     for index in range(engine.num_io_tensors):
         name = engine.get_tensor_name(index)
@@ -224,9 +229,10 @@ class TrtSession:
         self.device = prepared.device
         engine = prepared.engine_for(config.batch_size, memory_budget_bytes)
         self.device_name = f"TensorRT {prepared.trt.__version__} ({self.device.name()})"
-        self.context = engine.create_execution_context()
-        if self.context is None:
+        context = engine.create_execution_context()
+        if context is None:
             raise OutOfMemory("TensorRT could not make an execution context (its device memory)")
+        self.context: trt_types.IExecutionContext | None = context
         self._memory = nvml_peak.ProcessPeakMemory()
         outputs = [tensor.name for tensor in prepared.io if not tensor.is_input]
         recorded = prepared.compared_output
@@ -241,7 +247,7 @@ class TrtSession:
     def _bind(self, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         """Device buffers for ``arrays`` (one per input) and for every output at their
         batch, each address handed to the context."""
-        prepared, context = self.prepared, self.context
+        prepared, context = self.prepared, self._open_context()
         buffers = {}
         for tensor in prepared.io:
             if not tensor.is_input:
@@ -263,9 +269,14 @@ class TrtSession:
             context.set_tensor_address(name, buffer.data_ptr())
         return buffers
 
+    def _open_context(self) -> trt_types.IExecutionContext:
+        if self.context is None:
+            raise RuntimeError("the TensorRT session is closed")
+        return self.context
+
     def step(self) -> None:
-        if not self.context.execute_async_v3(self.device.stream_handle()):
-            logged = self.prepared.log.errors()
+        if not self._open_context().execute_async_v3(self.device.stream_handle()):
+            logged = self.prepared.log.errors() if self.prepared.log else []
             said = one_line(logged[-1], 200) if logged else "nothing logged"
             # TensorRT says it in words only: "Error Code 2: OutOfMemory (Requested size was
             # ...)" or "Cuda Runtime (out of memory)"; here it becomes the typed outcome.
