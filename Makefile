@@ -13,7 +13,7 @@ LATEST := build/venv-latest
 # --locked: fail, rather than re-resolve, when pyproject.toml changed without `make lock`.
 SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --python $(PYTHON)
 
-.PHONY: run test test-latest lint lock bench clean sources models tensorrt-names
+.PHONY: run test test-latest typecheck lint lock bench clean sources models tensorrt-names
 
 $(UV):
 	$(PYTHON) -m venv build/uv
@@ -35,6 +35,11 @@ run: $(VENV)/.installed-core
 
 test: $(VENV)/.installed-all
 	$(BIN)/python -m pytest -q
+
+# pyright over autotune/ and plugins/ with torch's own types, and stubs in typings/ for the
+# libraries that ship none (configuration in pyproject.toml).
+typecheck: $(VENV)/.installed-all
+	$(BIN)/pyright
 
 lint: $(VENV)/.installed-all
 	$(BIN)/ruff check .
