@@ -81,3 +81,13 @@ def ctrl_c_on_the_second_measurement(monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Measurer, "measure", interrupted_on_the_second)
+
+
+
+@pytest.fixture
+def quick_timing(monkeypatch):
+    """Each configuration is timed for a shrunk protocol's minimum only, whatever budget it
+    is given (see :mod:`tests.quick_timing`)."""
+    from tests import quick_timing as quick  # noqa: PLC0415
+
+    quick.install(monkeypatch.setitem, monkeypatch.setattr)

@@ -153,6 +153,7 @@ def test_ctrl_c_during_profile_verify_leaves_the_old_profile_intact(tmp_path):
     assert [p.name for p in store.iterdir() if p.name.endswith(".tmp")] == []
 
 
+@pytest.mark.usefixtures("quick_timing")
 def test_profile_verify_keeps_what_was_measured(tmp_path, capsys):
     store = tmp_path / "store"
     code, out, err = run(capsys, "profile", "--verify", "--store", str(store), "--model",

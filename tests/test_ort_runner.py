@@ -24,6 +24,10 @@ from tests.test_cli import one_line_error, run  # noqa: E402
 
 CUDA_PROBLEM = ort_providers.gpu_provider_problem("cuda")
 
+#: verify and bench here are about what they measure, decide and print, not how long they
+#: time (tests/test_budget.py holds the budgets on the wall clock).
+pytestmark = pytest.mark.usefixtures("quick_timing")
+
 
 def conv_net(path, opset: int = 17, batch="batch"):
     """x[batch,3,16,16] -> Conv(3->32, k3) -> Relu -> Conv(32->128, k3) -> Relu -> global average
@@ -180,7 +184,7 @@ def test_bench_sweeps_the_onnxruntime_backend_in_fp32_and_int8_with_a_plot(onnx_
     pytest.importorskip("matplotlib")
     plot = tmp_path / "ort.png"
     code, out, err = run(capsys, "bench", "--model", str(onnx_file), "--backend", "onnxruntime", "--sweep",
-                         "batch=1,4", "--budget-s", "1", "--plot", str(plot), "--json")
+                         "batch=1,4", "--budget-s", "5", "--plot", str(plot), "--json")
     assert code == 0, err
     rows = json.loads(out)["rows"]
     assert {(r["precision"], r["batch_size"]) for r in rows if r["status"] == "ok"} == {

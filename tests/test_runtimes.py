@@ -57,6 +57,7 @@ def test_the_readme_backend_can_be_recommended(ortcpu, capsys):
     assert code == 0 and yaml.safe_load(out)["settings"]["backends"] == ["ortcpu", "torch"]
 
 
+@pytest.mark.usefixtures("quick_timing")
 def test_the_readme_backend_is_verified_preparing_once_per_preparation(ortcpu, capsys, monkeypatch):
     import onnxruntime
 
@@ -84,10 +85,11 @@ def test_the_readme_backend_is_verified_preparing_once_per_preparation(ortcpu, c
     assert report["settings"]["backends"][0] == "ortcpu"
 
 
+@pytest.mark.usefixtures("quick_timing")
 def test_the_readme_backend_benches_with_a_user_option(ortcpu, capsys, tmp_path):
     plot = tmp_path / "bench.png"
     code, out, err = run(capsys, "bench", *SMALL, "--backend", "ortcpu", "--sweep", "batch=1,4",
-                         "--precision", "fp32", "--budget-s", "0.2",
+                         "--precision", "fp32", "--budget-s", "5",
                          "--set", "ortcpu.graph_optimization=basic", "--plot", str(plot), "--json")
     rows = json.loads(out)["rows"]
     assert code == 0, err
@@ -174,6 +176,7 @@ class ScriptedRuntimePlugin:
                                                explore=True),))]
 
 
+@pytest.mark.usefixtures("quick_timing")
 def test_a_scripted_runtime_is_verified_through_the_api(register_plugin):
     pytest.importorskip("torch")  # the model's stats come from the torch inspector
     import autotune
@@ -193,6 +196,7 @@ def test_a_scripted_runtime_is_verified_through_the_api(register_plugin):
     assert len(ScriptedRuntime.prepared) == len(set(ScriptedRuntime.prepared)) == 2
 
 
+@pytest.mark.usefixtures("quick_timing")
 def test_a_scripted_runtime_option_set_by_the_user_is_not_explored(register_plugin):
     pytest.importorskip("torch")
     import autotune

@@ -28,6 +28,10 @@ from tests.test_ort_runner import conv_net  # noqa: E402
 TENSORRT_10, TENSORRT_11 = "10.16.1.11", "11.4.0.106"
 GPU = "H100 SXM"
 
+#: verify and bench here are about what they measure, decide and print, not how long they
+#: time (tests/test_budget.py holds the budgets on the wall clock).
+pytestmark = pytest.mark.usefixtures("quick_timing")
+
 
 class HostDevice:
     """What :class:`trt_runner.CudaDevice` offers, in host memory: the stand-in reads and
@@ -238,7 +242,7 @@ def test_training_is_left_to_pytorch(tensorrt):
 
 def test_bench_sweeps_the_tensorrt_backend(tensorrt, onnx_file, capsys):
     code, out, err = run(capsys, "bench", "--model", str(onnx_file), "--backend", "tensorrt", "--sweep",
-                         "batch=1,4", "--budget-s", "1", "--json")
+                         "batch=1,4", "--budget-s", "5", "--json")
     assert code == 0, err
     rows = json.loads(out)["rows"]
     ran = {(r["precision"], r["batch_size"]) for r in rows if r["status"] == "ok"}

@@ -83,6 +83,7 @@ def test_int8_is_left_to_other_backends():
     assert result.status == "failed" and "not supported by the torch backend" in result.reason
 
 
+@pytest.mark.usefixtures("quick_timing")
 def test_verify_with_user_inputs(capsys, tmp_path):
     import numpy as np
 
@@ -93,6 +94,7 @@ def test_verify_with_user_inputs(capsys, tmp_path):
     assert code == 0 and json.loads(out)["measured"] is True
 
 
+@pytest.mark.usefixtures("quick_timing")
 def test_verify_measures_and_prints_the_recommendation_again(capsys):
     started = time.monotonic()
     code, out, err = run(capsys, "verify", "--model", SMALL, "--input-shape", "3,32,32",
@@ -108,6 +110,7 @@ def test_verify_measures_and_prints_the_recommendation_again(capsys):
     assert elapsed < 6 + 5  # its budget, plus building the model and the reference once
 
 
+@pytest.mark.usefixtures("quick_timing")
 def test_verify_lists_backends_without_a_runner_as_skipped(capsys):
     code, out, err = run(capsys, "verify", "--model", SMALL, "--input-shape", "3,32,32",
                          "--backend", "all", "--budget-s", "3", "--json")
@@ -134,10 +137,11 @@ def test_verify_rejects_an_unknown_backend(capsys):
                                                      "--input-shape", "3,32,32", "--backend", "tvm")
 
 
+@pytest.mark.usefixtures("quick_timing")
 def test_bench_table_knee_and_plot(capsys, tmp_path):
     plot = tmp_path / "bench.png"
     code, out, err = run(capsys, "bench", "--model", SMALL, "--input-shape", "3,32,32",
-                         "--sweep", "batch=1,2,4,8", "--precision", "fp32,bf16", "--budget-s", "0.4",
+                         "--sweep", "batch=1,2,4,8", "--precision", "fp32,bf16", "--budget-s", "5",
                          "--set", "cpu_threads=1", "--plot", str(plot), "--json")
     report = json.loads(out)
     assert code == 0 and len(report["rows"]) == 8
@@ -166,7 +170,7 @@ def test_ctrl_c_prints_partial_results_and_writes_nothing(capsys, tmp_path):
     assert not plot.exists() and not [p for p in tmp_path.iterdir() if p.suffix == ".png"]
 
 
-@pytest.mark.usefixtures("ctrl_c_on_the_second_measurement")
+@pytest.mark.usefixtures("ctrl_c_on_the_second_measurement", "quick_timing")
 def test_ctrl_c_during_verify_prints_partial_results_and_writes_nothing(capsys, tmp_path):
     target = tmp_path / "verified.yaml"
     code, out, err = run(capsys, "verify", "--model", SMALL, "--input-shape", "3,32,32", "--backend",
@@ -175,6 +179,7 @@ def test_ctrl_c_during_verify_prints_partial_results_and_writes_nothing(capsys, 
     assert not target.exists()
 
 
+@pytest.mark.usefixtures("quick_timing")
 def test_verify_with_latency_objective_adds_the_measured_latency_to_the_verdict(capsys):
     code, out, _ = run(capsys, "verify", "--model", SMALL, "--input-shape", "3,32,32", "--backend", "torch",
                        "--budget-s", "3", "--objective", "latency", "--json")
