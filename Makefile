@@ -48,11 +48,12 @@ lint: $(VENV)/.installed-all
 lock: | $(UV)
 	$(UV) lock --upgrade --python $(PYTHON)
 
-# The suite on the newest releases, without the lock, in a venv of its own (build/venv-latest).
+# The suite on the newest releases, without the lock or its holds ([tool.uv] is config, which
+# --no-config drops), in a venv of its own (build/venv-latest).
 test-latest: | $(UV)
 	rm -rf $(LATEST)
 	$(UV) venv --quiet --python $(PYTHON) $(LATEST)
-	$(UV) pip install --quiet --refresh --python $(LATEST)/bin/python -e '.[all,test]'
+	$(UV) pip install --quiet --refresh --no-config --python $(LATEST)/bin/python -e '.[all,test]' --group dev
 	$(UV) pip list --python $(LATEST)/bin/python --format freeze > build/latest-versions.txt
 	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider
 
