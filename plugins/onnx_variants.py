@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import logging
 import tempfile
 import warnings
@@ -348,8 +349,14 @@ def _onnx_opset(model: onnx.ModelProto) -> int:
 
 def _build_int4(model: onnx.ModelProto, settings: dict[str, Any], target: Path) -> None:
     # The quantiser edits ``model`` in place: it is this call's own copy.
+    # ONNX Runtime's quantizer took `bits` after 1.23 (the last release for Python 3.10), whose
+    # quantizer writes 4-bit weights only.
+    takes_bits = "bits" in inspect.signature(MatMulNBitsQuantizer).parameters
+    if not takes_bits and settings["bits"] != 4:
+        raise UnsupportedConfig(f"int4 matmul_nbits: ONNX Runtime {onnxruntime.__version__} quantises "
+                                f"weights to 4 bits only, not {settings['bits']}; upgrade onnxruntime")
     quantizer = MatMulNBitsQuantizer(
-        model, bits=settings["bits"], block_size=settings["block_size"],
+        model, **({"bits": settings["bits"]} if takes_bits else {}), block_size=settings["block_size"],
         is_symmetric=settings["is_symmetric"], accuracy_level=settings["accuracy_level"],
         quant_format=QuantFormat[settings["quant_format"]],
         op_types_to_quantize=tuple(settings["op_types_to_quantize"]))

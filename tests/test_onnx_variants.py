@@ -120,6 +120,24 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
+def runs_conv_integer_with_int8_weights() -> bool:
+    """Whether this ONNX Runtime loads ConvInteger(uint8 input, int8 weight) on the CPU."""
+    import onnxruntime  # noqa: PLC0415
+
+    node = helper.make_node("ConvInteger", ["x", "w"], ["y"])
+    graph = helper.make_graph(
+        [node], "conv_integer", [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 1, 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, None)],
+        [numpy_helper.from_array(np.ones((1, 1, 2, 2), dtype=np.int8), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 10)])
+    model.ir_version = 7
+    try:
+        onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    except Exception:  # noqa: BLE001 - any refusal to load means no kernel here
+        return False
+    return True
+
+
 def variant_files() -> list[Path]:
     folder = cache_root() / onnx_variants.CACHE_KIND
     return sorted(folder.iterdir()) if folder.is_dir() else []
@@ -147,6 +165,12 @@ def test_fp32_is_the_file_itself(models):
     ("fp16", "", 0.999), *(("int8", method, 0.9) for method in INT8_METHODS)])
 def test_each_variant_runs_close_to_fp32(models, tmp_path, name, precision, method, least_cosine):
     calibration = calibration_for(name) if method in STATIC_METHODS else None
+    if (precision, method, name) == ("int8", "dynamic", "conv") and not runs_conv_integer_with_int8_weights():
+        # Dynamic INT8 writes ConvInteger with int8 weights, which older ONNX Runtime releases
+        # (1.23, the last for Python 3.10) have no CPU kernel for: the precision is refused.
+        with pytest.raises(UnsupportedConfig, match="the converter wrote a model ONNX Runtime cannot load"):
+            make_variant(models[name], precision, method, calibration=calibration)
+        return
     variant = make_variant(models[name], precision, method, calibration=calibration)
     assert (variant.precision, variant.method) == (precision, method)
     assert variant.path.parent == cache_root() / "onnx-variants"
