@@ -12,6 +12,11 @@ run the precision asked, cached, and opened at each batch through ``set_input_sh
 Buffers, the stream and the CUDA-event clock come from PyTorch, so no extra CUDA binding is
 needed; :class:`CudaDevice` is the one place that touches them (tests put a host-memory
 device in its place to run the same code against a TensorRT stand-in).
+
+The engine runs on a CUDA stream of its own, never on the default (legacy) stream that is
+torch's current one: there ``enqueueV3`` warns "Using default stream in enqueueV3()" and
+adds synchronisations of its own, which the latency would include. The buffers are filled,
+the clock's events recorded and the results waited for on that same stream.
 """
 
 from __future__ import annotations
@@ -60,7 +65,10 @@ def tensorrt() -> ModuleType:
 
 
 class CudaDevice:
-    """Device memory, the stream and the clock, through PyTorch."""
+    """Device memory, the engine's own stream and the clock on it, through PyTorch."""
+
+    #: Where the buffers live: the GPU (a test that fakes ``torch.cuda`` keeps them on the host).
+    memory = "cuda"
 
     def __init__(self) -> None:
         try:
@@ -73,6 +81,8 @@ class CudaDevice:
         from autotune_plugins.torch_runner import CudaClock  # noqa: PLC0415 - one CUDA-event clock
 
         self.torch, self._clock = torch, CudaClock
+        # A new stream is never the default one (handle 0), which torch's current stream is.
+        self.stream = torch.cuda.Stream()
 
     def name(self) -> str:
         return self.torch.cuda.get_device_name()
@@ -85,20 +95,26 @@ class CudaDevice:
         return self.torch.cuda.get_device_properties(0).total_memory
 
     def tensor(self, array: np.ndarray, dtype: str):
-        """A device copy of ``array`` in the torch dtype named ``dtype``."""
-        return self.torch.from_numpy(np.ascontiguousarray(array)).to("cuda").to(getattr(self.torch, dtype))
+        """A device copy of ``array`` in the torch dtype named ``dtype``, made on the
+        engine's stream so that the engine reads it only once it is there."""
+        with self.torch.cuda.stream(self.stream):
+            host = self.torch.from_numpy(np.ascontiguousarray(array))
+            return host.to(self.memory).to(getattr(self.torch, dtype))
 
     def empty(self, shape: tuple[int, ...], dtype: str):
-        return self.torch.empty(shape, dtype=getattr(self.torch, dtype), device="cuda")
+        with self.torch.cuda.stream(self.stream):
+            return self.torch.empty(shape, dtype=getattr(self.torch, dtype), device=self.memory)
 
     def stream_handle(self) -> int:
-        return self.torch.cuda.current_stream().cuda_stream
+        """The engine's stream, as ``execute_async_v3`` takes it (a ``cudaStream_t``)."""
+        return self.stream.cuda_stream
 
     def synchronize(self) -> None:
-        self.torch.cuda.synchronize()
+        """Wait for what was queued on the engine's stream (its results are then readable)."""
+        self.stream.synchronize()
 
     def clock(self):
-        return self._clock()
+        return self._clock(self.stream)
 
     def release(self) -> None:
         self.torch.cuda.synchronize()

@@ -29,8 +29,9 @@ only a warning, which the backend must catch. Every message goes through the log
 
 For tests of the backend: ``install(monkeypatch, version)`` puts a fresh module into
 ``sys.modules["tensorrt"]``; ``refuse_operator(module, "Gemm")`` makes its parser reject an
-operator; an execution whose tensors would take more than ``_HOST_EXECUTION_LIMIT`` bytes of
-host memory fails with TensorRT's out-of-memory error (the backend sizes batches for a GPU).
+operator; ``enqueued_streams(module)`` lists the stream handle each enqueue got; an
+execution whose tensors would take more than ``_HOST_EXECUTION_LIMIT`` bytes of host memory
+fails with TensorRT's out-of-memory error (the backend sizes batches for a GPU).
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-__all__ = ["install", "make_module", "public_names", "refuse_operator", "unregistered_names"]
+__all__ = ["enqueued_streams", "install", "make_module", "public_names", "refuse_operator",
+           "unregistered_names"]
 
 _NAMES_DIR = Path(__file__).resolve().parent / "tensorrt_api"
 _PLAN_MAGIC = b"STANDIN-TRT\0"
@@ -119,6 +121,9 @@ _LAYER_TYPES = {"Conv": "CaskConvolution", "ConvTranspose": "CaskDeconvolution",
                 "GlobalAveragePool": "CaskPooling", "GlobalMaxPool": "CaskPooling", "Reshape": "Shuffle",
                 "Flatten": "Shuffle", "Transpose": "Shuffle", "Squeeze": "Shuffle", "Unsqueeze": "Shuffle"}
 _STANDARD_DOMAINS = ("", "ai.onnx")
+_DEFAULT_STREAM_WARNING = ("Using default stream in enqueueV3() may lead to performance issues due to "
+                           "additional calls to cudaStreamSynchronize() by TensorRT to ensure correct "
+                           "synchronization. Please use non-default stream instead.")
 _PLUGIN_NOT_FOUND = 'creator && "Plugin not found, are the plugin name, version, and namespace correct?"'
 
 #: ONNX Runtime sessions by the SHA-256 of the model, shared by the engines of one process.
@@ -150,6 +155,12 @@ def refuse_operator(module: types.ModuleType, op_type: str) -> None:
     """Make the stand-in's ONNX parser reject every node of ``op_type`` (a standard one too), as
     TensorRT does for an operator it has no importer for: it looks for a plugin and finds none."""
     module.OnnxParser._api.refused_operators.add(op_type)
+
+
+def enqueued_streams(module: types.ModuleType) -> list[int]:
+    """The CUDA stream handle each ``execute_async_v3`` of the module's engines was given, in
+    order (0 is the default stream, on which the stand-in warns as TensorRT does)."""
+    return module.OnnxParser._api.enqueued_streams
 
 
 def public_names(module: types.ModuleType) -> set[str]:
@@ -227,6 +238,8 @@ class _Api:
         self.built_precision = built_precision
         self.host_memory_types: dict[int, type] = {}
         self.refused_operators: set[str] = set()
+        #: The stream handle each ``execute_async_v3`` was given, in order (see ``enqueued_streams``).
+        self.enqueued_streams: list[int] = []
 
         self.Severity = _enum("Severity", _SEVERITIES, qualname="ILogger.Severity")
         self.DataType = _enum("DataType", _DATATYPES)
@@ -1570,6 +1583,10 @@ class _ExecutionContext(_Internal):
     def execute_async_v3(self, stream_handle: int) -> bool:
         """Run the engine on the bound memory; False (after an ERROR) when a shape or address is missing."""
         engine = self._engine
+        engine._api.enqueued_streams.append(int(stream_handle))
+        if not int(stream_handle):
+            # What TensorRT says on the default stream (it then synchronises around the work).
+            engine._api.log(engine._logger, "WARNING", _DEFAULT_STREAM_WARNING)
         missing = self.infer_shapes()
         if missing:
             self._error("IExecutionContext::enqueueV3: Error Code 3: API Usage Error (Parameter check "

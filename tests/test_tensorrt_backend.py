@@ -6,6 +6,9 @@ proof, and bad input. Real engines are built only in the tests marked ``tensorrt
 from __future__ import annotations
 
 import json
+import time
+from contextlib import contextmanager
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -53,7 +56,7 @@ class HostDevice:
         return torch.empty(shape, dtype=getattr(torch, dtype))
 
     def stream_handle(self) -> int:
-        return 0
+        return 0x51  # a stream of its own, as CudaDevice's (0 is the default stream)
 
     def synchronize(self) -> None:
         pass
@@ -269,3 +272,78 @@ def test_a_graph_exported_at_a_fixed_batch_gets_an_engine_at_that_batch(tensorrt
     report = verify(conv_net(tmp_path / "fixed.onnx", batch=2), budget_s=10, precision="fp16")
     ran = [m for m in report.measurements if m.ok]
     assert ran and {m.config.batch_size for m in ran} == {2}, report.measurements
+
+
+class FakeCuda:
+    """``torch.cuda`` as :class:`trt_runner.CudaDevice` uses it, on a machine with no GPU:
+    streams with handles, the current stream (the default one, handle 0, as in torch), and
+    events that remember the stream they were recorded on."""
+
+    DEFAULT = 0
+
+    def __init__(self):
+        self.recorded_on: list[int] = []
+        self.current = self.DEFAULT
+        cuda = self
+
+        class Stream:
+            handles = iter(range(0x7F00, 0x8000))
+
+            def __init__(self):
+                self.cuda_stream = next(self.handles)
+
+            def synchronize(self):
+                pass
+
+        class Event:
+            def __init__(self, enable_timing=False):
+                self.at = 0.0
+
+            def record(self, stream=None):
+                cuda.recorded_on.append(stream.cuda_stream if stream is not None else cuda.current)
+                self.at = time.perf_counter()
+
+            def synchronize(self):
+                pass
+
+            def elapsed_time(self, end):
+                return (end.at - self.at) * 1e3
+
+        self.Stream, self.Event = Stream, Event
+
+    def install(self, monkeypatch):
+        @contextmanager
+        def stream(chosen):
+            before, self.current = self.current, chosen.cuda_stream
+            try:
+                yield
+            finally:
+                self.current = before
+
+        current = SimpleNamespace(cuda_stream=self.DEFAULT)
+        for name, value in {"is_available": lambda: True,
+                            "get_device_name": lambda *a: "NVIDIA H100 80GB HBM3",
+                            "get_device_capability": lambda *a: (9, 0),
+                            "get_device_properties": lambda *a: SimpleNamespace(total_memory=80 * 2**30),
+                            "Stream": self.Stream, "Event": self.Event, "stream": stream,
+                            "current_stream": lambda *a: current, "synchronize": lambda *a: None,
+                            "empty_cache": lambda: None}.items():
+            monkeypatch.setattr(torch.cuda, name, value)
+        # The buffers stay in host memory, where the stand-in reads and writes them.
+        monkeypatch.setattr(trt_runner.CudaDevice, "memory", "cpu")
+
+
+@pytest.mark.parametrize("version", [TENSORRT_10, TENSORRT_11])
+def test_the_engine_runs_on_a_stream_of_its_own_and_the_clock_times_that_stream(monkeypatch, onnx_file,
+                                                                                 version):
+    monkeypatch.setattr(api, "probe", lambda *args, **kwargs: simulated(GPU))
+    cuda = FakeCuda()
+    cuda.install(monkeypatch)
+    trt = standin_tensorrt.install(monkeypatch, version)
+    report = verify(onnx_file, precision="fp16", batch_size=4, budget_s=10)
+    assert any(m.ok for m in report.measurements), report.measurements
+    enqueued = set(standin_tensorrt.enqueued_streams(trt))
+    # One stream for every enqueue, not torch's current (default) stream, on which TensorRT
+    # warns and synchronises; the clock's events are recorded on that same stream.
+    assert len(enqueued) == 1 and FakeCuda.DEFAULT not in enqueued
+    assert cuda.recorded_on and set(cuda.recorded_on) == enqueued
