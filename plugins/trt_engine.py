@@ -51,10 +51,19 @@ FLAGS_10 = {"fp32": (), "tf32": (), "fp16": ("FP16",), "bf16": ("BF16",), "int8"
 #: The engine inspector's words for a tensor's type, lower case, in the order they are tried
 #: ("Thirty-two wide channel vectorized row major Int8 format", "Row major linear FP16
 #: format", "Half", "Float"): the first that occurs in the text names the precision.
-DATATYPE_WORDS = (("int8", "int8"), ("fp8", "fp8"), ("bf16", "bf16"), ("bfloat16", "bf16"), ("fp16", "fp16"),
-                  ("half", "fp16"),
+DATATYPE_WORDS = (("int8", "int8"), ("fp8", "fp8"), ("float8", "fp8"), ("bf16", "bf16"), ("bfloat16", "bf16"),
+                  ("fp16", "fp16"), ("float16", "fp16"), ("half", "fp16"),
                   ("fp32", "fp32"), ("float", "fp32"), ("int32", "int32"), ("int64", "int64"),
                   ("bool", "bool"), ("uint8", "uint8"))
+#: Where a layer tensor's type is in the inspector's JSON. TensorRT 10 writes one key, the
+#: layout and the type in one phrase ("Format/Datatype": "Row major linear FP16 format");
+#: TensorRT 11 splits it in two (NVIDIA's 10.x to 11.x IEngineInspector migration page),
+#: "Format" for the layout and "Datatype" for the type, as NVIDIA's own 11.1 tooling reads
+#: them (docs/runtimes.md). The type's key is matched without case: the same page spells
+#: the I/O tensors' key "DataType".
+COMBINED_KEY = "Format/Datatype"
+SPLIT_TYPE_KEY = "datatype"
+SPLIT_FORMAT_KEY = "Format"
 #: Layers that move or reformat data rather than compute: they run in whatever type their
 #: neighbours need, and prove nothing about the engine's precision.
 DATA_MOVEMENT_LAYERS = frozenset({"Reformat", "NoOp", "Shuffle", "Constant", "Identity", "Slice",
@@ -369,8 +378,19 @@ def _datatype(text: str) -> str | None:
     return None
 
 
+def tensor_type_text(tensor: Mapping[str, Any]) -> str:
+    """What one layer tensor's record says of its type, in either version's layout: 11's
+    own type key where there is one, else 10's combined phrase, else 11's layout phrase
+    (which names the type too, "Row major linear FP16 format"); "" when it says nothing."""
+    split = next((str(value) for key, value in tensor.items() if key.lower() == SPLIT_TYPE_KEY), "")
+    if split and not split.startswith("N/A"):
+        return split
+    return str(tensor.get(COMBINED_KEY) or tensor.get(SPLIT_FORMAT_KEY) or split)
+
+
 def layer_precisions(engine_information: str) -> LayerPrecisions:
-    """Read the inspector's JSON (``get_engine_information(LayerInformationFormat.JSON)``).
+    """Read the inspector's JSON (``get_engine_information(LayerInformationFormat.JSON)``),
+    TensorRT 10's layout or 11's (see :func:`tensor_type_text`).
 
     Each compute layer counts once, in the type its first output runs in (inputs can be a
     reformat's FP32 on the way in); data-movement layers are left out.
@@ -383,7 +403,7 @@ def layer_precisions(engine_information: str) -> LayerPrecisions:
         if layer.get("LayerType") in DATA_MOVEMENT_LAYERS:
             continue
         tensors = [*layer.get("Outputs", ()), *layer.get("Inputs", ())]
-        formats = [str(tensor.get("Format/Datatype", "")) for tensor in tensors if isinstance(tensor, dict)]
+        formats = [tensor_type_text(tensor) for tensor in tensors if isinstance(tensor, dict)]
         if any(text.startswith("N/A") for text in formats):
             return LayerPrecisions({}, unknown=True)
         precision = next((p for p in map(_datatype, formats) if p is not None), None)

@@ -1684,8 +1684,20 @@ class _EngineInspector(_Internal):
         records = self._records()
         bindings = list(self._engine._io_names)
         if format.name == "JSON":
-            return json.dumps({"Layers": records, "Bindings": bindings}, indent=2)
+            if self._engine._api.major < 11:
+                return json.dumps({"Layers": records, "Bindings": bindings}, indent=2)
+            # TensorRT 11 replaced the names with records (NVIDIA's IEngineInspector migration page).
+            return json.dumps({"Layers": records, "I/O Tensors": self._io_records()}, indent=2)
         return "\n".join([*(_one_line(r) for r in records), "Bindings:", *bindings]) + "\n"
+
+    def _io_records(self) -> list[dict[str, Any]]:
+        engine = self._engine
+        context = self._context
+        shapes = context._shapes if context is not None else {}
+        return [{"Name": name, "IOMode": engine._io[name]["mode"].capitalize(),
+                 "DataType": _TYPE_TEXT.get(engine._io[name]["dtype"], "Float"),
+                 "Dimensions": list(shapes.get(name, engine._io[name]["shape"])), "Location": "Device",
+                 "IsShapeInferenceIO": False} for name in engine._io_names]
 
     def _records(self) -> list[Any]:
         engine = self._engine
@@ -1711,7 +1723,12 @@ class _EngineInspector(_Internal):
                 text = _FORMATS_4D[datatype]
             else:
                 text = _FORMATS.get(datatype, _FORMATS["Float"])
-            return {"Name": display, "Location": "Device", "Dimensions": shape, "Format/Datatype": text}
+            if engine._api.major < 11:
+                return {"Name": display, "Location": "Device", "Dimensions": shape, "Format/Datatype": text}
+            # TensorRT 11 splits the phrase: the layout in "Format", the type in "Datatype".
+            kind = datatype if resolved else _DYNAMIC_FORMAT
+            return {"Name": display, "Location": "Device", "Dimensions": shape, "Format": text,
+                    "Datatype": kind}
 
         records = []
         for layer in layers:
