@@ -26,6 +26,8 @@ import contextlib
 import json
 import os
 import secrets
+import threading
+import weakref
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -81,6 +83,11 @@ def major_version(trt: ModuleType) -> int:
 class BuildFailed(Exception):
     """TensorRT did not build an engine; the message is what it logged."""
 
+    def __init__(self, reason: str, out_of_memory: bool = False):
+        super().__init__(reason)
+        #: What TensorRT logged says it ran out of memory (a smaller batch may build).
+        self.out_of_memory = out_of_memory
+
 
 @dataclass(frozen=True)
 class EngineRequest:
@@ -112,34 +119,81 @@ class EngineRequest:
 
 
 class CapturingLogger(Protocol):
-    """What :func:`capturing_logger` makes: a ``trt.ILogger`` that keeps what it was told."""
+    """What :func:`process_logger` gives: a ``trt.ILogger`` that keeps what it was told.
 
-    def errors(self) -> list[str]: ...
+    It serves a whole process, so a caller takes a :meth:`mark` before its own call and
+    reads what came ``since`` it."""
 
-    def warnings(self) -> list[str]: ...
+    def mark(self) -> int: ...
+
+    def errors(self, since: int = 0) -> list[str]: ...
+
+    def warnings(self, since: int = 0) -> list[str]: ...
 
 
-def capturing_logger(trt: ModuleType) -> CapturingLogger:
-    """A ``trt.ILogger`` that keeps what TensorRT says, so a failure is reported in its words
-    rather than on a terminal the user is not watching."""
+#: How many of the latest messages the process's logger keeps: a build's VERBOSE log runs to
+#: thousands of lines, and a long process builds many engines.
+LOG_KEPT = 50_000
+_PROCESS_LOGGERS: weakref.WeakKeyDictionary[ModuleType, CapturingLogger] = weakref.WeakKeyDictionary()
 
-    class CapturingLogger(trt.ILogger):
+
+def process_logger(trt: ModuleType) -> CapturingLogger:
+    """The one ``trt.ILogger`` autotune hands every Builder, OnnxParser and Runtime of this
+    ``tensorrt`` module (so of this process): it keeps every message, VERBOSE included,
+    rather than print it on a terminal the user is not watching.
+
+    One, because TensorRT's logger is the process's: NVIDIA's 7.x and 8.0 API references
+    say it "is internally considered a singleton, and thus multiple instances of IRuntime
+    and/or IBuilder must all use the same logger", where a runtime's logger made before a
+    builder's gets the build's errors; 8.2 and later say each object's own logger is used
+    (docs/runtimes.md). With one logger, a build's or a step's reason is found either way.
+    """
+    logger = _PROCESS_LOGGERS.get(trt)
+    if logger is None:
+        logger = _capturing_logger(trt)
+        _PROCESS_LOGGERS[trt] = logger
+    return logger
+
+
+def _capturing_logger(trt: ModuleType) -> CapturingLogger:
+    class ProcessLogger(trt.ILogger):
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
             self.messages: list[tuple[Any, str]] = []
+            #: How many messages were dropped from the front (marks count from the first one).
+            self.dropped = 0
+            # TensorRT may log from its own threads: appends and trims are serialised.
+            self.lock = threading.Lock()
 
         def log(self, severity, msg) -> None:
-            self.messages.append((severity, msg))
+            with self.lock:
+                self.messages.append((severity, msg))
+                if len(self.messages) > LOG_KEPT:
+                    surplus = len(self.messages) - LOG_KEPT
+                    del self.messages[:surplus]
+                    self.dropped += surplus
 
-        def errors(self) -> list[str]:
+        def mark(self) -> int:
+            return self.dropped + len(self.messages)
+
+        def _since(self, since: int, wanted: tuple[Any, ...]) -> list[str]:
+            start = max(0, since - self.dropped)
+            return [text for severity, text in self.messages[start:] if severity in wanted]
+
+        def errors(self, since: int = 0) -> list[str]:
             # pybind11 enums compare by identity, not order: name the severities.
-            wanted = (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR)
-            return [text for severity, text in self.messages if severity in wanted]
+            return self._since(since, (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR))
 
-        def warnings(self) -> list[str]:
-            return [text for severity, text in self.messages if severity == trt.ILogger.Severity.WARNING]
+        def warnings(self, since: int = 0) -> list[str]:
+            return self._since(since, (trt.ILogger.Severity.WARNING,))
 
-    return CapturingLogger()
+    return ProcessLogger()
+
+
+def is_out_of_memory(said: str) -> bool:
+    """Whether TensorRT's words say it ran out of memory: it says so in words only ("Error
+    Code 2: OutOfMemory (Requested size was ...)", "Cuda Runtime (out of memory)")."""
+    return "outofmemory" in said.lower().replace(" ", "")
 
 
 def parser_errors(parser: tensorrt.OnnxParser) -> list[str]:
@@ -163,12 +217,13 @@ def parser_errors(parser: tensorrt.OnnxParser) -> list[str]:
 def parse_problems(trt: ModuleType, onnx_path: Path) -> list[str]:
     """What TensorRT's ONNX parser finds wrong with the file (nothing: an empty list); a
     parse is cheap beside a build, so a file no precision can build is caught first."""
-    logger = capturing_logger(trt)
+    logger = process_logger(trt)
+    mark = logger.mark()
     network: tensorrt.INetworkDefinition = trt.Builder(logger).create_network(0)
     parser: tensorrt.OnnxParser = trt.OnnxParser(network, logger)
     if parser.parse_from_file(str(onnx_path)):
         return []
-    return parser_errors(parser) or logger.errors() or ["no reason given"]
+    return parser_errors(parser) or logger.errors(mark) or ["no reason given"]
 
 
 def rejection(onnx_path: Path, problems: list[str], users_file: bool) -> Exception:
@@ -181,23 +236,24 @@ def rejection(onnx_path: Path, problems: list[str], users_file: bool) -> Excepti
     return BackendUnavailable(f"TensorRT's ONNX parser rejects the model's ONNX export: {shown}")
 
 
-def build_engine(trt: ModuleType, request: EngineRequest, logger: CapturingLogger | None = None) -> bytes:
-    """The serialized engine for ``request``, built now (see :func:`cached_engine`);
-    ``logger`` (a :func:`capturing_logger`) keeps what TensorRT said while building.
+def build_engine(trt: ModuleType, request: EngineRequest) -> bytes:
+    """The serialized engine for ``request``, built now (see :func:`cached_engine`); what
+    TensorRT says meanwhile goes to the :func:`process_logger`.
 
     :raises UserError: the parser rejects the user's own ONNX file, or the file's inputs are
         not those the input description names.
     :raises UnsupportedConfig: the parser rejects a variant autotune made.
     :raises BuildFailed: the builder failed (its logged errors as the message).
     """
-    logger = logger or capturing_logger(trt)
+    logger = process_logger(trt)
+    mark = logger.mark()
     builder: tensorrt.Builder = trt.Builder(logger)
     # 10: explicit batch is the default (its flag is deprecated) and a weakly typed network
     # takes precision from the builder flags; 11: always strongly typed, no flag needed.
     network = builder.create_network(0)
     parser: tensorrt.OnnxParser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(request.onnx_path)):
-        problems = parser_errors(parser) or logger.errors() or ["no reason given"]
+        problems = parser_errors(parser) or logger.errors(mark) or ["no reason given"]
         if request.users_file:
             raise rejection(request.onnx_path, problems, users_file=True)
         # The FP32 file parsed (the runner checks it first): this precision's file did not.
@@ -225,7 +281,8 @@ def build_engine(trt: ModuleType, request: EngineRequest, logger: CapturingLogge
     with _timing_cache(trt, config, request) as timing:
         plan = builder.build_serialized_network(network, config)
         if plan is None:
-            raise BuildFailed(one_line("; ".join(logger.errors()) or "no reason logged", REASON_MAX_CHARS))
+            reason = one_line("; ".join(logger.errors(mark)) or "no reason logged", REASON_MAX_CHARS)
+            raise BuildFailed(reason, out_of_memory=is_out_of_memory(reason))
         timing.keep()
     return memoryview(plan).tobytes()
 
@@ -304,8 +361,6 @@ class CachedEngine:
     path: Path
     #: Why the engine was rebuilt rather than read from the cache, or "" (built anew or read).
     rebuilt_because: str = ""
-    #: What TensorRT warned while building it (nothing when it was read from the cache).
-    build_warnings: tuple[str, ...] = ()
 
 
 def cached_engine(trt: ModuleType, request: EngineRequest, loads) -> tuple[CachedEngine, Any]:
@@ -319,15 +374,13 @@ def cached_engine(trt: ModuleType, request: EngineRequest, loads) -> tuple[Cache
     key = request.cache_key(str(trt.__version__))
     note = f"{request.precision} engine of {request.onnx_path.name} for {request.gpu_name}"
 
-    logger = capturing_logger(trt)
-
     def build(target: Path) -> None:
-        target.write_bytes(build_engine(trt, request, logger))
+        target.write_bytes(build_engine(trt, request))
 
     path = cached_file(ENGINE_CACHE_KIND, key, ".engine", build, note=note)
     engine, why = _load(path, loads)
     if engine is not None:
-        return CachedEngine(path, build_warnings=tuple(logger.warnings())), engine
+        return CachedEngine(path), engine
     # Removed first, so that cached_file builds it again; the sidecar goes with it.
     path.unlink(missing_ok=True)
     path.with_suffix(".json").unlink(missing_ok=True)
@@ -335,8 +388,7 @@ def cached_engine(trt: ModuleType, request: EngineRequest, loads) -> tuple[Cache
     engine, why_again = _load(path, loads)
     if engine is None:
         raise BuildFailed(f"TensorRT cannot load the engine it just built ({why_again})")
-    return CachedEngine(path, rebuilt_because=f"the cached engine could not be loaded ({why})",
-                        build_warnings=tuple(logger.warnings())), engine
+    return CachedEngine(path, rebuilt_because=f"the cached engine could not be loaded ({why})"), engine
 
 
 def _load(path: Path, loads) -> tuple[Any, str]:

@@ -163,24 +163,28 @@ class TrtPrepared:
             tf32=bool(self.preparation.option("tf32", False)) or self.preparation.precision == "tf32",
             gpu_name=self.device.name(), compute_capability=self.device.compute_capability(),
             users_file=self.users_file)
-        runtime_log = trt_engine.capturing_logger(self.trt)
-        runtime: trt_types.Runtime = self.trt.Runtime(runtime_log)
-        #: What TensorRT logs while this engine's contexts run: a failed step says it.
-        self.log = runtime_log
+        #: What TensorRT logs, this engine's contexts included: a failed step says it there.
+        self.log = log = trt_engine.process_logger(self.trt)
+        mark = log.mark()
+        runtime: trt_types.Runtime = self.trt.Runtime(log)
 
         def loads(plan: bytes) -> trt_types.ICudaEngine:
+            loading = log.mark()
             engine = runtime.deserialize_cuda_engine(plan)
             if engine is None:
-                raise RuntimeError("; ".join(runtime_log.errors()) or "TensorRT returned no engine")
+                raise RuntimeError("; ".join(log.errors(loading)) or "TensorRT returned no engine")
             return engine
 
         try:
             cached, engine = trt_engine.cached_engine(self.trt, request, loads)
         except trt_engine.BuildFailed as error:
+            if error.out_of_memory:
+                raise OutOfMemory(f"TensorRT ran out of memory building the engine ({error})") from None
             raise UnsupportedConfig(f"{self.preparation.precision}: TensorRT could not build the engine "
                                     f"({error})") from None
         self.io = _io_tensors(self.trt, engine)
-        layers = self._proven_layers(engine, batch_size, [*cached.build_warnings, *runtime_log.warnings()])
+        # What TensorRT warned since the build began (none when the engine came from the cache).
+        layers = self._proven_layers(engine, batch_size, log.warnings(mark))
         detail = layers.describe()
         if cached.rebuilt_because:
             detail += f"; rebuilt: {cached.rebuilt_because}"
@@ -291,12 +295,12 @@ class TrtSession:
         return self.context
 
     def step(self) -> None:
+        log = self.prepared.log
+        mark = log.mark() if log else 0
         if not self._open_context().execute_async_v3(self.device.stream_handle()):
-            logged = self.prepared.log.errors() if self.prepared.log else []
+            logged = log.errors(mark) if log else []
             said = one_line(logged[-1], 200) if logged else "nothing logged"
-            # TensorRT says it in words only: "Error Code 2: OutOfMemory (Requested size was
-            # ...)" or "Cuda Runtime (out of memory)"; here it becomes the typed outcome.
-            if "outofmemory" in said.lower().replace(" ", ""):
+            if trt_engine.is_out_of_memory(said):  # TensorRT's words become the typed outcome
                 raise OutOfMemory(f"TensorRT: {said}")
             raise RuntimeError(f"TensorRT's execute_async_v3 failed: {said}")
 

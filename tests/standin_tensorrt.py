@@ -25,7 +25,8 @@ contiguous CPU torch tensors). Each layer reports the datatype a real build woul
 ``make_module(version, built_precision="Float")`` makes every layer of every engine report that
 datatype whatever was asked: TensorRT 11's trap where asking for FP16 yields an FP32 engine with
 only a warning, which the backend must catch. Every message goes through the logger given to
-``Builder``, ``Runtime`` or ``OnnxParser``, as ``logger.log(severity, message)``.
+``Builder``, ``Runtime`` or ``OnnxParser``, as ``logger.log(severity, message)`` (or through
+the first logger given, with ``first_logger_wins``).
 
 For tests of the backend: ``install(monkeypatch, version)`` puts a fresh module into
 ``sys.modules["tensorrt"]``; ``refuse_operator(module, "Gemm")`` makes its parser reject an
@@ -135,13 +136,20 @@ _MAX_SESSIONS = 16
 _HOST_EXECUTION_LIMIT = 512 * 2**20
 
 
-def make_module(version: str, *, built_precision: str | None = None) -> types.ModuleType:
+def make_module(version: str, *, built_precision: str | None = None,
+                first_logger_wins: bool = False) -> types.ModuleType:
     """A fresh stand-in ``tensorrt`` module for TensorRT ``version`` ("10.x..." or "11.x...").
 
     ``built_precision`` ("Float", "Half", "BF16", "Int8" or "FP8") makes every layer of every
     engine report that datatype, whatever the flags and the ONNX types ask for.
+
+    ``first_logger_wins``: every message goes to the first logger any Builder, OnnxParser or
+    Runtime of the module was given, as NVIDIA's 7.x and 8.0 API references describe the
+    logger ("internally considered a singleton"); without it, each object logs to its own,
+    as 8.2 and later describe it. Which one 10 and 11 do is unverified: a backend must find
+    its messages under both.
     """
-    return _Api(version, built_precision).module
+    return _Api(version, built_precision, first_logger_wins).module
 
 
 def install(monkeypatch: Any, version: str, **kwargs: Any) -> types.ModuleType:
@@ -223,7 +231,7 @@ def _registered_names(version: str) -> list[str]:
 class _Api:
     """What the objects of one stand-in module share: its version, its enums and its classes."""
 
-    def __init__(self, version: str, built_precision: str | None) -> None:
+    def __init__(self, version: str, built_precision: str | None, first_logger_wins: bool = False) -> None:
         try:
             major = int(str(version).split(".")[0])
         except ValueError:
@@ -238,6 +246,8 @@ class _Api:
         self.built_precision = built_precision
         self.host_memory_types: dict[int, type] = {}
         self.refused_operators: set[str] = set()
+        self.first_logger_wins = first_logger_wins
+        self.first_logger: Any = None
         #: The stream handle each ``execute_async_v3`` was given, in order (see ``enqueued_streams``).
         self.enqueued_streams: list[int] = []
 
@@ -301,6 +311,10 @@ class _Api:
         _require(logger, self.ILogger, function)
         if not getattr(logger, "_standin_initialised", False):
             raise TypeError(f"{type(logger).__name__}.__init__() must be called when overriding __init__")
+        if self.first_logger_wins:
+            if self.first_logger is None:
+                self.first_logger = logger
+            return self.first_logger
         return logger
 
     def host_memory(self, data: bytes) -> Any:

@@ -20,7 +20,7 @@ from autotune_plugins import trt_engine, trt_runner  # noqa: E402
 
 from autotune import api  # noqa: E402
 from autotune.cache import cache_root  # noqa: E402
-from autotune.errors import NoBackend  # noqa: E402
+from autotune.errors import DoesNotFit, NoBackend  # noqa: E402
 from autotune.harness import WallClock  # noqa: E402
 from autotune.measure import Outcome  # noqa: E402
 from tests import standin_tensorrt  # noqa: E402
@@ -94,9 +94,9 @@ def builds(monkeypatch):
     built = []
     original = trt_engine.build_engine
 
-    def counting(trt, request, logger=None):
+    def counting(trt, request):
         built.append(request.precision)
-        return original(trt, request, logger)
+        return original(trt, request)
 
     monkeypatch.setattr(trt_engine, "build_engine", counting)
     return built
@@ -347,3 +347,27 @@ def test_the_engine_runs_on_a_stream_of_its_own_and_the_clock_times_that_stream(
     # warns and synchronises; the clock's events are recorded on that same stream.
     assert len(enqueued) == 1 and FakeCuda.DEFAULT not in enqueued
     assert cuda.recorded_on and set(cuda.recorded_on) == enqueued
+
+
+@pytest.mark.parametrize("first_logger_wins", [True, False])
+def test_a_builds_out_of_memory_is_found_in_the_processs_one_logger(monkeypatch, on_a_gpu, onnx_file,
+                                                                   first_logger_wins):
+    # Whether TensorRT 10/11 send everything to the first logger given (as 7.x and 8.0 say)
+    # or to each object's own, the build's own words are found and read as out of memory.
+    trt = standin_tensorrt.install(monkeypatch, TENSORRT_10, first_logger_wins=first_logger_wins)
+    said = "Error Code 2: OutOfMemory (Requested size was 68719476736 bytes.)"
+
+    def out_of_memory(*args, **kwargs):
+        raise standin_tensorrt._BuildError(said)
+
+    monkeypatch.setattr(standin_tensorrt, "_build_plan", out_of_memory)
+    with pytest.raises(DoesNotFit, match="ran out of memory at batch 1 in every precision") as refused:
+        verify(onnx_file, precision="fp16", batch_size=4, budget_s=10)
+    assert {m.outcome for m in refused.value.measurements} == {Outcome.OUT_OF_MEMORY}
+    assert trt_engine.process_logger(trt) is trt_engine.process_logger(trt)
+    with pytest.raises(trt_engine.BuildFailed) as failed:
+        trt_engine.build_engine(trt, trt_engine.EngineRequest(
+            onnx_path=onnx_file, onnx_sha256="2" * 64, precision="fp32", input_shapes={
+                "x": ((1, 3, 16, 16), (4, 3, 16, 16), (8, 3, 16, 16))}, workspace_bytes=2**30,
+            optimization_level=3, tf32=False, gpu_name="g", compute_capability="9.0"))
+    assert str(failed.value) == said and failed.value.out_of_memory
