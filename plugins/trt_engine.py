@@ -35,7 +35,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from autotune.backend_api import BackendUnavailable, UnsupportedConfig
+from autotune.backend_api import BackendUnavailable, PrecisionEvidence, UnsupportedConfig
 from autotune.cache import cache_root, cached_file, key_digest
 from autotune.errors import UserError, one_line
 
@@ -70,6 +70,17 @@ SPLIT_FORMAT_KEY = "Format"
 #: neighbours need, and prove nothing about the engine's precision.
 DATA_MOVEMENT_LAYERS = frozenset({"Reformat", "NoOp", "Shuffle", "Constant", "Identity", "Slice",
                                   "Concatenation"})
+#: Layers TensorRT fused into one Myelin-compiled kernel graph: a transformer block becomes
+#: one layer whose visible inputs and outputs are the block's (FP32 where the model's are),
+#: whatever it computes in (NVIDIA/TensorRT #3889). Known by their type, "Myelin" or "kgen"
+#: (trt-engine-explorer's layer colours, 10.9), or by the "{ForeignNode[...]}" name TensorRT
+#: gives a layer it hands to another compiler (docs/runtimes.md).
+FUSED_LAYER_TYPES = frozenset({"myelin", "kgen"})
+FUSED_LAYER_NAME = "ForeignNode"
+#: The least speed-up over the FP32 engine that shows a fused engine runs a lower precision
+#: where its layers cannot: timings vary by a few percent, an FP32 engine mislabelled runs at
+#: 1.0x, and half-precision tensor cores are well above this (first GPU to confirm).
+MIN_FUSED_SPEEDUP = 1.2
 
 
 #: One input's (min, opt, max) shapes in an optimisation profile, batch first.
@@ -409,14 +420,18 @@ class LayerPrecisions:
     #: The inspector gave no types (an engine built without detailed profiling, or dynamic
     #: shapes with no execution context): nothing is proven either way.
     unknown: bool = False
+    #: Fused layers (see FUSED_LAYER_TYPES): counted apart, their visible types prove nothing.
+    fused: int = 0
 
     def describe(self) -> str:
-        """``TensorRT engine: 48 layers fp16, 3 fp32``."""
+        """``TensorRT engine: 48 layers fp16, 3 fp32`` (``, 1 fused`` where there are)."""
         if self.unknown:
             return "TensorRT engine: layer precisions unknown"
         parts = [f"{count} {precision}" for precision, count in
                  sorted(self.counts.items(), key=lambda item: (-item[1], item[0]))]
-        total = sum(self.counts.values())
+        if self.fused:
+            parts.append(f"{self.fused} fused")
+        total = sum(self.counts.values()) + self.fused
         if not parts:
             return "TensorRT engine: no compute layers"
         return f"TensorRT engine: {total} layers " + ", ".join(parts)
@@ -449,10 +464,15 @@ def layer_precisions(engine_information: str) -> LayerPrecisions:
     """
     layers = json.loads(engine_information).get("Layers", [])
     counts: Counter[str] = Counter()
+    fused = 0
     for layer in layers:
         if not isinstance(layer, dict):
             return LayerPrecisions({}, unknown=True)  # LAYER_NAMES_ONLY: names, no types
         if layer.get("LayerType") in DATA_MOVEMENT_LAYERS:
+            continue
+        if (str(layer.get("LayerType", "")).lower() in FUSED_LAYER_TYPES
+                or FUSED_LAYER_NAME in str(layer.get("Name", ""))):
+            fused += 1
             continue
         tensors = [*layer.get("Outputs", ()), *layer.get("Inputs", ())]
         formats = [tensor_type_text(tensor) for tensor in tensors if isinstance(tensor, dict)]
@@ -461,7 +481,7 @@ def layer_precisions(engine_information: str) -> LayerPrecisions:
         precision = next((p for p in map(_datatype, formats) if p is not None), None)
         if precision is not None:
             counts[precision] += 1
-    return LayerPrecisions(dict(counts))
+    return LayerPrecisions(dict(counts), fused=fused)
 
 
 #: The layer types that show an engine runs a precision: a float precision in its layers'
@@ -469,20 +489,40 @@ def layer_precisions(engine_information: str) -> LayerPrecisions:
 SHOWN_AS = {"fp32": "fp32", "tf32": "fp32", "fp16": "fp16", "bf16": "bf16", "int8": "int8", "fp8": "fp8"}
 
 
-def prove_precision(asked: str, layers: LayerPrecisions, warnings: Sequence[str] = ()) -> None:
+def prove_precision(asked: str, layers: LayerPrecisions, warnings: Sequence[str] = ()) -> PrecisionEvidence:
     """Refuse an engine that does not run ``asked``: an FP16 or INT8 figure is reported only
-    for an engine with FP16 or INT8 layers.
+    for an engine with FP16 or INT8 layers, or with fused layers that hide their precision
+    (then FUSED: :func:`prove_speedup` must hold too, and the accuracy check runs as ever).
 
-    :raises UnsupportedConfig: the engine has no layer in the precision asked (TensorRT's
-        warnings, if any, say why), or its inspector told nothing.
+    :raises UnsupportedConfig: the engine has no layer in the precision asked and none
+        fused (TensorRT's warnings, if any, say why), or its inspector told nothing.
     """
     if layers.unknown:
         raise UnsupportedConfig(f"{asked}: TensorRT's engine inspector gave no layer types, so the "
                                 "engine's precision cannot be proven; not reported")
     wanted = SHOWN_AS[asked]
     if layers.counts.get(wanted, 0) > 0:
-        return
+        return PrecisionEvidence.LAYERS
+    if layers.fused:
+        return PrecisionEvidence.FUSED
     said = f" (TensorRT: {one_line(warnings[-1], 120)})" if warnings else ""
     built = ", ".join(sorted(layers.counts)) or "no compute layers"
     raise UnsupportedConfig(f"{asked}: TensorRT built an engine with {built} layers and none in {wanted}"
                             f"{said}; not reported as {asked}")
+
+
+def needs_speedup(asked: str, evidence: PrecisionEvidence) -> bool:
+    """Whether ``asked`` on an engine proven by ``evidence`` must be shown faster than FP32:
+    a fused engine's lower precision shows only in its speed (FP32 and TF32 are the baseline)."""
+    return evidence is PrecisionEvidence.FUSED and SHOWN_AS[asked] != "fp32"
+
+
+def prove_speedup(asked: str, speedup_over_fp32: float) -> None:
+    """Refuse a fused engine no faster than the FP32 one: nothing then shows it runs ``asked``.
+
+    :raises UnsupportedConfig: the speed-up is under MIN_FUSED_SPEEDUP.
+    """
+    if speedup_over_fp32 < MIN_FUSED_SPEEDUP:
+        raise UnsupportedConfig(f"{asked}: TensorRT fused the engine's layers, so their precision is not "
+                                f"visible, and it ran at {speedup_over_fp32:.2f}x the FP32 engine's speed "
+                                f"(under {MIN_FUSED_SPEEDUP:.1f}x); not reported as {asked}")

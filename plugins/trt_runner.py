@@ -22,7 +22,7 @@ the clock's events recorded and the results waited for on that same stream.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ from autotune.backend_api import (
     BackendUnavailable,
     ModelFile,
     OutOfMemory,
+    PrecisionEvidence,
     Preparation,
     RunConfig,
     UnsupportedConfig,
@@ -54,6 +55,10 @@ PRECISIONS = {10: ("fp32", "tf32", "fp16", "bf16", "int8"), 11: ("fp32", "tf32",
 #: The workspace TensorRT may use for its tactics: this share of the memory budget (or of the
 #: GPU's memory without one), in whole GiB so the engine's cache key stays put.
 WORKSPACE_SHARE = 0.5
+#: Steps each engine runs untimed, then timed, where a fused engine's speed-up over the FP32
+#: one is what shows its precision (trt_engine.MIN_FUSED_SPEEDUP).
+SPEEDUP_WARMUP_STEPS = 3
+SPEEDUP_TIMED_STEPS = 7
 #: TensorRT's DataType names and the torch dtypes their buffers take.
 TORCH_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
                 "INT64": "int64", "BOOL": "bool", "UINT8": "uint8", "FP8": "float8_e4m3fn"}
@@ -184,18 +189,72 @@ class TrtPrepared:
                                     f"({error})") from None
         self.io = _io_tensors(self.trt, engine)
         # What TensorRT warned since the build began (none when the engine came from the cache).
-        layers = self._proven_layers(engine, batch_size, log.warnings(mark))
+        layers, evidence = self._proven_layers(engine, batch_size, log.warnings(mark))
+        speedup = None
+        if trt_engine.needs_speedup(self.preparation.precision, evidence):
+            speedup = self._speedup_over_fp32(engine, request, loads, batch_size)
+            trt_engine.prove_speedup(self.preparation.precision, speedup)
         detail = layers.describe()
         if cached.rebuilt_because:
             detail += f"; rebuilt: {cached.rebuilt_because}"
-        self.model_file = ModelFile(cached.path.stat().st_size, self.fp32_path.stat().st_size, detail)
+        self.model_file = ModelFile(cached.path.stat().st_size, self.fp32_path.stat().st_size, detail,
+                                    precision_evidence=evidence, speedup_over_fp32=speedup)
         self.engine, self._workspace = engine, workspace
         return engine
 
-    def _proven_layers(self, engine: trt_types.ICudaEngine, batch_size: int,
-                       warnings: list[str]) -> trt_engine.LayerPrecisions:
+    def _speedup_over_fp32(self, engine: trt_types.ICudaEngine, request: trt_engine.EngineRequest, loads,
+                           batch_size: int) -> float:
+        """How many times faster ``engine`` runs a batch than the FP32 engine of the same
+        model and profile (built, or read from the cache, for this), each timed on the
+        device's clock after a warm-up: what shows a fused engine's lower precision."""
+        fp32_request = replace(request, onnx_path=self.fp32_path, onnx_sha256=file_sha256(self.fp32_path),
+                               precision="fp32", tf32=False, users_file=self.users_file)
+        try:
+            _, fp32_engine = trt_engine.cached_engine(self.trt, fp32_request, loads)
+        except trt_engine.BuildFailed as error:
+            raise UnsupportedConfig(f"{self.preparation.precision}: TensorRT fused the engine's layers, "
+                                    "and the FP32 engine to compare its speed with did not build "
+                                    f"({error})") from None
+        arrays = synthetic_batch(self.preparation.inputs, self.preparation.inputs.fixed_batch or batch_size,
+                                 seed=1)
+        fp32_ms = self._step_ms(fp32_engine, arrays)
+        return fp32_ms / max(self._step_ms(engine, arrays), 1e-9)
+
+    def _step_ms(self, engine: trt_types.ICudaEngine, arrays: dict[str, np.ndarray]) -> float:
+        """Milliseconds ``engine`` takes for one step on ``arrays``, the median of a few."""
+        context = engine.create_execution_context()
+        if context is None:
+            raise OutOfMemory("TensorRT could not make an execution context (its device memory)")
+        buffers = []
+        io = _io_tensors(self.trt, engine)
+        for tensor in io:
+            if tensor.is_input:
+                context.set_input_shape(tensor.name, tuple(arrays[tensor.name].shape))
+                buffers.append((tensor.name, self.device.tensor(arrays[tensor.name], tensor.dtype)))
+        for tensor in io:
+            if not tensor.is_input:
+                buffers.append((tensor.name, self.device.empty(tuple(context.get_tensor_shape(tensor.name)),
+                                                               tensor.dtype)))
+        for name, buffer in buffers:
+            context.set_tensor_address(name, buffer.data_ptr())
+        stream = self.device.stream_handle()
+        times = []
+        for step in range(SPEEDUP_WARMUP_STEPS + SPEEDUP_TIMED_STEPS):
+            clock = self.device.clock()
+            clock.start()
+            if not context.execute_async_v3(stream):
+                raise UnsupportedConfig(f"{self.preparation.precision}: an engine could not run to compare "
+                                        "its speed with FP32's")
+            elapsed_ms = clock.stop()
+            if step >= SPEEDUP_WARMUP_STEPS:
+                times.append(elapsed_ms)
+        return float(np.median(times))
+
+    def _proven_layers(self, engine: trt_types.ICudaEngine, batch_size: int, warnings: list[str],
+                       ) -> tuple[trt_engine.LayerPrecisions, PrecisionEvidence]:
         """The engine's layer precisions, read with a context at ``batch_size`` (a dynamic
-        engine's inspector gives no types without one), and proven to include the one asked."""
+        engine's inspector gives no types without one), proven to include the one asked,
+        and what proves it."""
         context = engine.create_execution_context()
         if context is None:
             raise OutOfMemory("TensorRT could not make an execution context (its device memory)")
@@ -206,8 +265,7 @@ class TrtPrepared:
         inspector.execution_context = context
         layers = trt_engine.layer_precisions(
             inspector.get_engine_information(self.trt.LayerInformationFormat.JSON))
-        trt_engine.prove_precision(self.preparation.precision, layers, warnings)
-        return layers
+        return layers, trt_engine.prove_precision(self.preparation.precision, layers, warnings)
 
     def workspace_bytes(self, memory_budget_bytes: float | None) -> int:
         available = memory_budget_bytes or self.device.total_memory_bytes()

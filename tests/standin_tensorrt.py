@@ -136,8 +136,9 @@ _MAX_SESSIONS = 16
 _HOST_EXECUTION_LIMIT = 512 * 2**20
 
 
-def make_module(version: str, *, built_precision: str | None = None,
-                first_logger_wins: bool = False) -> types.ModuleType:
+def make_module(version: str, *, built_precision: str | None = None, first_logger_wins: bool = False,
+                fuse_layers: bool = False, step_seconds: Mapping[str, float] | None = None,
+                ) -> types.ModuleType:
     """A fresh stand-in ``tensorrt`` module for TensorRT ``version`` ("10.x..." or "11.x...").
 
     ``built_precision`` ("Float", "Half", "BF16", "Int8" or "FP8") makes every layer of every
@@ -148,8 +149,15 @@ def make_module(version: str, *, built_precision: str | None = None,
     logger ("internally considered a singleton"); without it, each object logs to its own,
     as 8.2 and later describe it. Which one 10 and 11 do is unverified: a backend must find
     its messages under both.
+
+    ``fuse_layers``: every engine's layers become one Myelin layer named
+    ``{ForeignNode[first...last]}`` whose visible inputs and outputs are the graph's (FP32
+    for an FP32-in, FP32-out model), as TensorRT fuses a transformer block; it still
+    computes (and rounds) in its precision. ``step_seconds`` ("Float", "Half", "BF16") is
+    how long an execution of an engine computing in that precision takes, so that speed
+    can tell precisions apart as on a GPU.
     """
-    return _Api(version, built_precision, first_logger_wins).module
+    return _Api(version, built_precision, first_logger_wins, fuse_layers, step_seconds).module
 
 
 def install(monkeypatch: Any, version: str, **kwargs: Any) -> types.ModuleType:
@@ -231,7 +239,8 @@ def _registered_names(version: str) -> list[str]:
 class _Api:
     """What the objects of one stand-in module share: its version, its enums and its classes."""
 
-    def __init__(self, version: str, built_precision: str | None, first_logger_wins: bool = False) -> None:
+    def __init__(self, version: str, built_precision: str | None, first_logger_wins: bool = False,
+                 fuse_layers: bool = False, step_seconds: Mapping[str, float] | None = None) -> None:
         try:
             major = int(str(version).split(".")[0])
         except ValueError:
@@ -247,6 +256,8 @@ class _Api:
         self.host_memory_types: dict[int, type] = {}
         self.refused_operators: set[str] = set()
         self.first_logger_wins = first_logger_wins
+        self.fuse_layers = fuse_layers
+        self.step_seconds = dict(step_seconds or {})
         self.first_logger: Any = None
         #: The stream handle each ``execute_async_v3`` was given, in order (see ``enqueued_streams``).
         self.enqueued_streams: list[int] = []
@@ -913,6 +924,8 @@ def _build_plan(api: _Api, network: Any, config: Any, logger: Any) -> bytes:
 
     layers, rounding = _plan_layers(model, strongly_typed=network._strongly_typed, flags=flags,
                                     forced=api.built_precision, warn=warn)
+    if api.fuse_layers:
+        layers = [_fused_layer(layers, network)]
 
     # Output shapes as TensorRT's shape analysis finds them: by ONNX shape inference, where a
     # symbolic dimension is dynamic (-1).
@@ -955,6 +968,17 @@ def _build_plan(api: _Api, network: Any, config: Any, logger: Any) -> bytes:
     }
     header = json.dumps(meta, sort_keys=True).encode()
     return _PLAN_MAGIC + struct.pack("<QQ", len(header), len(network._onnx)) + header + network._onnx
+
+
+def _fused_layer(layers: list[dict[str, Any]], network: Any) -> dict[str, Any]:
+    """One Myelin layer in place of ``layers``: its inputs and outputs are the network's, in
+    the network's own types, whatever the layers inside compute in."""
+    def side(tensors: list[Any]) -> list[list[str]]:
+        return [[t.name, t.name, _TYPE_TEXT.get(t.dtype.name, "Float")] for t in tensors]
+
+    return {"name": f"{{ForeignNode[{layers[0]['name']}...{layers[-1]['name']}]}}", "type": "Myelin",
+            "precision": layers[-1]["precision"], "inputs": side(network._inputs),
+            "outputs": side(network._outputs), "tactic": "0x0000000000000000", "onnx": ""}
 
 
 def _probe_output_shapes(network: Any, profile: Mapping[str, Sequence[Sequence[int]]],
@@ -1630,6 +1654,9 @@ class _ExecutionContext(_Internal):
             return False
         feeds = {name: _read_host(self._addresses[name], _NUMPY[engine._io[name]["dtype"]],
                                   self._shapes[name]) for name in engine._input_names}
+        delay_s = engine._api.step_seconds.get(engine._meta["rounding"] or "Float")
+        if delay_s:
+            time.sleep(delay_s)
         try:
             results = _session(engine._onnx).run(engine._output_names, feeds)
         except Exception as error:  # noqa: BLE001 - ONNX Runtime's own exception types

@@ -19,6 +19,7 @@ torch = pytest.importorskip("torch")
 from autotune_plugins import trt_engine, trt_runner  # noqa: E402
 
 from autotune import api  # noqa: E402
+from autotune.backend_api import PrecisionEvidence  # noqa: E402
 from autotune.cache import cache_root  # noqa: E402
 from autotune.errors import DoesNotFit, NoBackend  # noqa: E402
 from autotune.harness import WallClock  # noqa: E402
@@ -371,3 +372,53 @@ def test_a_builds_out_of_memory_is_found_in_the_processs_one_logger(monkeypatch,
                 "x": ((1, 3, 16, 16), (4, 3, 16, 16), (8, 3, 16, 16))}, workspace_bytes=2**30,
             optimization_level=3, tf32=False, gpu_name="g", compute_capability="9.0"))
     assert str(failed.value) == said and failed.value.out_of_memory
+
+
+#: A GPU's speeds, for the stand-in: a Half engine runs a step four times as fast as a Float one.
+GPU_SPEEDS = {"Float": 0.04, "Half": 0.01}
+
+
+@pytest.mark.parametrize("version", [TENSORRT_10, TENSORRT_11])
+def test_a_fused_engine_is_proven_by_its_speedup_over_fp32_and_says_its_precision_is_not_visible(
+        monkeypatch, on_a_gpu, onnx_file, version):
+    # TensorRT fuses a transformer block into one Myelin layer whose visible types are FP32:
+    # its FP16 is shown by the speed over the FP32 engine (and the accuracy check), not refused.
+    standin_tensorrt.install(monkeypatch, version, fuse_layers=True, step_seconds=GPU_SPEEDS)
+    report = verify(onnx_file, precision="fp16", batch_size=4, budget_s=10)
+    fp16 = next(m for m in report.measurements if m.config.precision == "fp16")
+    assert fp16.ok, fp16.reason
+    assert fp16.model_file.precision_evidence is PrecisionEvidence.FUSED
+    assert fp16.model_file.speedup_over_fp32 >= trt_engine.MIN_FUSED_SPEEDUP
+    assert fp16.accuracy is not None and fp16.accuracy.passed
+    said = fp16.to_dict()
+    assert said["precision_evidence"] == "fused" and said["speedup_over_fp32"] >= trt_engine.MIN_FUSED_SPEEDUP
+    assert "1 fused" in said["model_file_detail"]
+    assert "fused, precision not visible: " in fp16.model_file.describe()
+
+
+def test_a_fused_engine_no_faster_than_fp32_is_refused(monkeypatch, on_a_gpu, onnx_file):
+    # The trap again, behind a fused layer: asked for FP16, TensorRT built FP32.
+    standin_tensorrt.install(monkeypatch, TENSORRT_11, built_precision="Float", fuse_layers=True,
+                             step_seconds=GPU_SPEEDS)
+    with pytest.raises(NoBackend) as refused:  # INT8, tried instead, is refused the same way
+        verify(onnx_file, precision="fp16", batch_size=4, budget_s=10)
+    measurements = refused.value.measurements
+    assert measurements and all(m.outcome is Outcome.UNSUPPORTED for m in measurements)
+    fp16 = next(m for m in measurements if m.config.precision == "fp16")
+    assert "fused the engine's layers, so their precision is not visible, and it ran at " in fp16.reason
+    assert "not reported as fp16" in fp16.reason
+
+
+def test_a_layer_that_shows_the_precision_needs_no_speedup():
+    engine = json.dumps({"Layers": [
+        {"Name": "{ForeignNode[/blocks.0/attn/MatMul.../blocks.0/mlp/Add]}", "LayerType": "Myelin",
+         "Inputs": [{"Name": "x", "Format/Datatype": "Row major linear FP32 format"}],
+         "Outputs": [{"Name": "y", "Format/Datatype": "Row major linear FP32 format"}]},
+        {"Name": "head", "LayerType": "CaskGemm", "Inputs": [{"Name": "y", "Format/Datatype": "Half"}],
+         "Outputs": [{"Name": "z", "Format/Datatype": "Half"}]}]})
+    layers = trt_engine.layer_precisions(engine)
+    assert layers.counts == {"fp16": 1} and layers.fused == 1
+    assert trt_engine.prove_precision("fp16", layers) is PrecisionEvidence.LAYERS
+    assert trt_engine.prove_precision("int8", layers) is PrecisionEvidence.FUSED
+    assert trt_engine.needs_speedup("int8", PrecisionEvidence.FUSED)
+    assert not trt_engine.needs_speedup("tf32", PrecisionEvidence.FUSED)
