@@ -21,6 +21,7 @@ The lifecycle fits compiled runtimes as well as eager PyTorch:
 
 from __future__ import annotations
 
+import enum
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -147,6 +148,16 @@ class Session(Protocol):
         """Free everything the session holds (device memory included)."""
 
 
+class PrecisionEvidence(enum.Enum):
+    """What shows that a compiled file runs the precision asked: a field, never a phrase."""
+
+    #: The runtime's own per-layer types show it.
+    LAYERS = "layers"
+    #: Fused layers (TensorRT's Myelin/ForeignNode) hide their precision behind FP32 inputs
+    #: and outputs: the measured speed-up over the FP32 file and the accuracy check carry it.
+    FUSED = "fused"
+
+
 @dataclass(frozen=True)
 class ModelFile:
     """The file a compiled runtime runs (a quantised ONNX model, an engine) and the size of
@@ -157,14 +168,24 @@ class ModelFile:
     #: What the runtime says the file runs, where it says (``TensorRT engine: 48 layers
     #: fp16, 3 fp32``), and why it was rebuilt, if it was.
     detail: str = ""
+    #: What shows the file runs the precision asked, where the runtime proves it.
+    precision_evidence: PrecisionEvidence | None = None
+    #: FUSED evidence: how many times faster than the FP32 file it ran, as measured.
+    speedup_over_fp32: float | None = None
 
     def describe(self) -> str:
-        """``11.8 MB (FP32 46.7 MB)``, then the detail after a semicolon."""
+        """``11.8 MB (FP32 46.7 MB)``, then the detail and the evidence after semicolons."""
         if self.size_bytes == self.fp32_size_bytes:
             text = f"{self.size_bytes / 1e6:.1f} MB"
         else:
             text = f"{self.size_bytes / 1e6:.1f} MB (FP32 {self.fp32_size_bytes / 1e6:.1f} MB)"
-        return f"{text}; {self.detail}" if self.detail else text
+        if self.detail:
+            text += f"; {self.detail}"
+        if self.precision_evidence is PrecisionEvidence.FUSED:
+            text += "; fused, precision not visible"
+            if self.speedup_over_fp32 is not None:
+                text += f": {self.speedup_over_fp32:.2f}x the FP32 file's speed"
+        return text
 
 
 class PreparedModel(Protocol):

@@ -140,6 +140,10 @@ class Measurement:
             data["fp32_file_mb"] = round(self.model_file.fp32_size_bytes / 1e6, 2)
             if self.model_file.detail:
                 data["model_file_detail"] = self.model_file.detail
+            if self.model_file.precision_evidence is not None:
+                data["precision_evidence"] = self.model_file.precision_evidence.value
+            if self.model_file.speedup_over_fp32 is not None:
+                data["speedup_over_fp32"] = round(self.model_file.speedup_over_fp32, 2)
         return data
 
 

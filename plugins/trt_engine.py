@@ -26,6 +26,8 @@ import contextlib
 import json
 import os
 import secrets
+import threading
+import weakref
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from autotune.backend_api import BackendUnavailable, UnsupportedConfig
+from autotune.backend_api import BackendUnavailable, PrecisionEvidence, UnsupportedConfig
 from autotune.cache import cache_root, cached_file, key_digest
 from autotune.errors import UserError, one_line
 
@@ -51,14 +53,34 @@ FLAGS_10 = {"fp32": (), "tf32": (), "fp16": ("FP16",), "bf16": ("BF16",), "int8"
 #: The engine inspector's words for a tensor's type, lower case, in the order they are tried
 #: ("Thirty-two wide channel vectorized row major Int8 format", "Row major linear FP16
 #: format", "Half", "Float"): the first that occurs in the text names the precision.
-DATATYPE_WORDS = (("int8", "int8"), ("fp8", "fp8"), ("bf16", "bf16"), ("bfloat16", "bf16"), ("fp16", "fp16"),
-                  ("half", "fp16"),
+DATATYPE_WORDS = (("int8", "int8"), ("fp8", "fp8"), ("float8", "fp8"), ("bf16", "bf16"), ("bfloat16", "bf16"),
+                  ("fp16", "fp16"), ("float16", "fp16"), ("half", "fp16"),
                   ("fp32", "fp32"), ("float", "fp32"), ("int32", "int32"), ("int64", "int64"),
                   ("bool", "bool"), ("uint8", "uint8"))
+#: Where a layer tensor's type is in the inspector's JSON. TensorRT 10 writes one key, the
+#: layout and the type in one phrase ("Format/Datatype": "Row major linear FP16 format");
+#: TensorRT 11 splits it in two (NVIDIA's 10.x to 11.x IEngineInspector migration page),
+#: "Format" for the layout and "Datatype" for the type, as NVIDIA's own 11.1 tooling reads
+#: them (docs/runtimes.md). The type's key is matched without case: the same page spells
+#: the I/O tensors' key "DataType".
+COMBINED_KEY = "Format/Datatype"
+SPLIT_TYPE_KEY = "datatype"
+SPLIT_FORMAT_KEY = "Format"
 #: Layers that move or reformat data rather than compute: they run in whatever type their
 #: neighbours need, and prove nothing about the engine's precision.
 DATA_MOVEMENT_LAYERS = frozenset({"Reformat", "NoOp", "Shuffle", "Constant", "Identity", "Slice",
                                   "Concatenation"})
+#: Layers TensorRT fused into one Myelin-compiled kernel graph: a transformer block becomes
+#: one layer whose visible inputs and outputs are the block's (FP32 where the model's are),
+#: whatever it computes in (NVIDIA/TensorRT #3889). Known by their type, "Myelin" or "kgen"
+#: (trt-engine-explorer's layer colours, 10.9), or by the "{ForeignNode[...]}" name TensorRT
+#: gives a layer it hands to another compiler (docs/runtimes.md).
+FUSED_LAYER_TYPES = frozenset({"myelin", "kgen"})
+FUSED_LAYER_NAME = "ForeignNode"
+#: The least speed-up over the FP32 engine that shows a fused engine runs a lower precision
+#: where its layers cannot: timings vary by a few percent, an FP32 engine mislabelled runs at
+#: 1.0x, and half-precision tensor cores are well above this (first GPU to confirm).
+MIN_FUSED_SPEEDUP = 1.2
 
 
 #: One input's (min, opt, max) shapes in an optimisation profile, batch first.
@@ -71,6 +93,11 @@ def major_version(trt: ModuleType) -> int:
 
 class BuildFailed(Exception):
     """TensorRT did not build an engine; the message is what it logged."""
+
+    def __init__(self, reason: str, out_of_memory: bool = False):
+        super().__init__(reason)
+        #: What TensorRT logged says it ran out of memory (a smaller batch may build).
+        self.out_of_memory = out_of_memory
 
 
 @dataclass(frozen=True)
@@ -103,34 +130,81 @@ class EngineRequest:
 
 
 class CapturingLogger(Protocol):
-    """What :func:`capturing_logger` makes: a ``trt.ILogger`` that keeps what it was told."""
+    """What :func:`process_logger` gives: a ``trt.ILogger`` that keeps what it was told.
 
-    def errors(self) -> list[str]: ...
+    It serves a whole process, so a caller takes a :meth:`mark` before its own call and
+    reads what came ``since`` it."""
 
-    def warnings(self) -> list[str]: ...
+    def mark(self) -> int: ...
+
+    def errors(self, since: int = 0) -> list[str]: ...
+
+    def warnings(self, since: int = 0) -> list[str]: ...
 
 
-def capturing_logger(trt: ModuleType) -> CapturingLogger:
-    """A ``trt.ILogger`` that keeps what TensorRT says, so a failure is reported in its words
-    rather than on a terminal the user is not watching."""
+#: How many of the latest messages the process's logger keeps: a build's VERBOSE log runs to
+#: thousands of lines, and a long process builds many engines.
+LOG_KEPT = 50_000
+_PROCESS_LOGGERS: weakref.WeakKeyDictionary[ModuleType, CapturingLogger] = weakref.WeakKeyDictionary()
 
-    class CapturingLogger(trt.ILogger):
+
+def process_logger(trt: ModuleType) -> CapturingLogger:
+    """The one ``trt.ILogger`` autotune hands every Builder, OnnxParser and Runtime of this
+    ``tensorrt`` module (so of this process): it keeps every message, VERBOSE included,
+    rather than print it on a terminal the user is not watching.
+
+    One, because TensorRT's logger is the process's: NVIDIA's 7.x and 8.0 API references
+    say it "is internally considered a singleton, and thus multiple instances of IRuntime
+    and/or IBuilder must all use the same logger", where a runtime's logger made before a
+    builder's gets the build's errors; 8.2 and later say each object's own logger is used
+    (docs/runtimes.md). With one logger, a build's or a step's reason is found either way.
+    """
+    logger = _PROCESS_LOGGERS.get(trt)
+    if logger is None:
+        logger = _capturing_logger(trt)
+        _PROCESS_LOGGERS[trt] = logger
+    return logger
+
+
+def _capturing_logger(trt: ModuleType) -> CapturingLogger:
+    class ProcessLogger(trt.ILogger):
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
             self.messages: list[tuple[Any, str]] = []
+            #: How many messages were dropped from the front (marks count from the first one).
+            self.dropped = 0
+            # TensorRT may log from its own threads: appends and trims are serialised.
+            self.lock = threading.Lock()
 
         def log(self, severity, msg) -> None:
-            self.messages.append((severity, msg))
+            with self.lock:
+                self.messages.append((severity, msg))
+                if len(self.messages) > LOG_KEPT:
+                    surplus = len(self.messages) - LOG_KEPT
+                    del self.messages[:surplus]
+                    self.dropped += surplus
 
-        def errors(self) -> list[str]:
+        def mark(self) -> int:
+            return self.dropped + len(self.messages)
+
+        def _since(self, since: int, wanted: tuple[Any, ...]) -> list[str]:
+            start = max(0, since - self.dropped)
+            return [text for severity, text in self.messages[start:] if severity in wanted]
+
+        def errors(self, since: int = 0) -> list[str]:
             # pybind11 enums compare by identity, not order: name the severities.
-            wanted = (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR)
-            return [text for severity, text in self.messages if severity in wanted]
+            return self._since(since, (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR))
 
-        def warnings(self) -> list[str]:
-            return [text for severity, text in self.messages if severity == trt.ILogger.Severity.WARNING]
+        def warnings(self, since: int = 0) -> list[str]:
+            return self._since(since, (trt.ILogger.Severity.WARNING,))
 
-    return CapturingLogger()
+    return ProcessLogger()
+
+
+def is_out_of_memory(said: str) -> bool:
+    """Whether TensorRT's words say it ran out of memory: it says so in words only ("Error
+    Code 2: OutOfMemory (Requested size was ...)", "Cuda Runtime (out of memory)")."""
+    return "outofmemory" in said.lower().replace(" ", "")
 
 
 def parser_errors(parser: tensorrt.OnnxParser) -> list[str]:
@@ -154,12 +228,13 @@ def parser_errors(parser: tensorrt.OnnxParser) -> list[str]:
 def parse_problems(trt: ModuleType, onnx_path: Path) -> list[str]:
     """What TensorRT's ONNX parser finds wrong with the file (nothing: an empty list); a
     parse is cheap beside a build, so a file no precision can build is caught first."""
-    logger = capturing_logger(trt)
+    logger = process_logger(trt)
+    mark = logger.mark()
     network: tensorrt.INetworkDefinition = trt.Builder(logger).create_network(0)
     parser: tensorrt.OnnxParser = trt.OnnxParser(network, logger)
     if parser.parse_from_file(str(onnx_path)):
         return []
-    return parser_errors(parser) or logger.errors() or ["no reason given"]
+    return parser_errors(parser) or logger.errors(mark) or ["no reason given"]
 
 
 def rejection(onnx_path: Path, problems: list[str], users_file: bool) -> Exception:
@@ -172,23 +247,24 @@ def rejection(onnx_path: Path, problems: list[str], users_file: bool) -> Excepti
     return BackendUnavailable(f"TensorRT's ONNX parser rejects the model's ONNX export: {shown}")
 
 
-def build_engine(trt: ModuleType, request: EngineRequest, logger: CapturingLogger | None = None) -> bytes:
-    """The serialized engine for ``request``, built now (see :func:`cached_engine`);
-    ``logger`` (a :func:`capturing_logger`) keeps what TensorRT said while building.
+def build_engine(trt: ModuleType, request: EngineRequest) -> bytes:
+    """The serialized engine for ``request``, built now (see :func:`cached_engine`); what
+    TensorRT says meanwhile goes to the :func:`process_logger`.
 
     :raises UserError: the parser rejects the user's own ONNX file, or the file's inputs are
         not those the input description names.
     :raises UnsupportedConfig: the parser rejects a variant autotune made.
     :raises BuildFailed: the builder failed (its logged errors as the message).
     """
-    logger = logger or capturing_logger(trt)
+    logger = process_logger(trt)
+    mark = logger.mark()
     builder: tensorrt.Builder = trt.Builder(logger)
     # 10: explicit batch is the default (its flag is deprecated) and a weakly typed network
     # takes precision from the builder flags; 11: always strongly typed, no flag needed.
     network = builder.create_network(0)
     parser: tensorrt.OnnxParser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(request.onnx_path)):
-        problems = parser_errors(parser) or logger.errors() or ["no reason given"]
+        problems = parser_errors(parser) or logger.errors(mark) or ["no reason given"]
         if request.users_file:
             raise rejection(request.onnx_path, problems, users_file=True)
         # The FP32 file parsed (the runner checks it first): this precision's file did not.
@@ -216,7 +292,8 @@ def build_engine(trt: ModuleType, request: EngineRequest, logger: CapturingLogge
     with _timing_cache(trt, config, request) as timing:
         plan = builder.build_serialized_network(network, config)
         if plan is None:
-            raise BuildFailed(one_line("; ".join(logger.errors()) or "no reason logged", REASON_MAX_CHARS))
+            reason = one_line("; ".join(logger.errors(mark)) or "no reason logged", REASON_MAX_CHARS)
+            raise BuildFailed(reason, out_of_memory=is_out_of_memory(reason))
         timing.keep()
     return memoryview(plan).tobytes()
 
@@ -295,8 +372,6 @@ class CachedEngine:
     path: Path
     #: Why the engine was rebuilt rather than read from the cache, or "" (built anew or read).
     rebuilt_because: str = ""
-    #: What TensorRT warned while building it (nothing when it was read from the cache).
-    build_warnings: tuple[str, ...] = ()
 
 
 def cached_engine(trt: ModuleType, request: EngineRequest, loads) -> tuple[CachedEngine, Any]:
@@ -310,15 +385,13 @@ def cached_engine(trt: ModuleType, request: EngineRequest, loads) -> tuple[Cache
     key = request.cache_key(str(trt.__version__))
     note = f"{request.precision} engine of {request.onnx_path.name} for {request.gpu_name}"
 
-    logger = capturing_logger(trt)
-
     def build(target: Path) -> None:
-        target.write_bytes(build_engine(trt, request, logger))
+        target.write_bytes(build_engine(trt, request))
 
     path = cached_file(ENGINE_CACHE_KIND, key, ".engine", build, note=note)
     engine, why = _load(path, loads)
     if engine is not None:
-        return CachedEngine(path, build_warnings=tuple(logger.warnings())), engine
+        return CachedEngine(path), engine
     # Removed first, so that cached_file builds it again; the sidecar goes with it.
     path.unlink(missing_ok=True)
     path.with_suffix(".json").unlink(missing_ok=True)
@@ -326,8 +399,7 @@ def cached_engine(trt: ModuleType, request: EngineRequest, loads) -> tuple[Cache
     engine, why_again = _load(path, loads)
     if engine is None:
         raise BuildFailed(f"TensorRT cannot load the engine it just built ({why_again})")
-    return CachedEngine(path, rebuilt_because=f"the cached engine could not be loaded ({why})",
-                        build_warnings=tuple(logger.warnings())), engine
+    return CachedEngine(path, rebuilt_because=f"the cached engine could not be loaded ({why})"), engine
 
 
 def _load(path: Path, loads) -> tuple[Any, str]:
@@ -348,14 +420,18 @@ class LayerPrecisions:
     #: The inspector gave no types (an engine built without detailed profiling, or dynamic
     #: shapes with no execution context): nothing is proven either way.
     unknown: bool = False
+    #: Fused layers (see FUSED_LAYER_TYPES): counted apart, their visible types prove nothing.
+    fused: int = 0
 
     def describe(self) -> str:
-        """``TensorRT engine: 48 layers fp16, 3 fp32``."""
+        """``TensorRT engine: 48 layers fp16, 3 fp32`` (``, 1 fused`` where there are)."""
         if self.unknown:
             return "TensorRT engine: layer precisions unknown"
         parts = [f"{count} {precision}" for precision, count in
                  sorted(self.counts.items(), key=lambda item: (-item[1], item[0]))]
-        total = sum(self.counts.values())
+        if self.fused:
+            parts.append(f"{self.fused} fused")
+        total = sum(self.counts.values()) + self.fused
         if not parts:
             return "TensorRT engine: no compute layers"
         return f"TensorRT engine: {total} layers " + ", ".join(parts)
@@ -369,27 +445,43 @@ def _datatype(text: str) -> str | None:
     return None
 
 
+def tensor_type_text(tensor: Mapping[str, Any]) -> str:
+    """What one layer tensor's record says of its type, in either version's layout: 11's
+    own type key where there is one, else 10's combined phrase, else 11's layout phrase
+    (which names the type too, "Row major linear FP16 format"); "" when it says nothing."""
+    split = next((str(value) for key, value in tensor.items() if key.lower() == SPLIT_TYPE_KEY), "")
+    if split and not split.startswith("N/A"):
+        return split
+    return str(tensor.get(COMBINED_KEY) or tensor.get(SPLIT_FORMAT_KEY) or split)
+
+
 def layer_precisions(engine_information: str) -> LayerPrecisions:
-    """Read the inspector's JSON (``get_engine_information(LayerInformationFormat.JSON)``).
+    """Read the inspector's JSON (``get_engine_information(LayerInformationFormat.JSON)``),
+    TensorRT 10's layout or 11's (see :func:`tensor_type_text`).
 
     Each compute layer counts once, in the type its first output runs in (inputs can be a
     reformat's FP32 on the way in); data-movement layers are left out.
     """
     layers = json.loads(engine_information).get("Layers", [])
     counts: Counter[str] = Counter()
+    fused = 0
     for layer in layers:
         if not isinstance(layer, dict):
             return LayerPrecisions({}, unknown=True)  # LAYER_NAMES_ONLY: names, no types
         if layer.get("LayerType") in DATA_MOVEMENT_LAYERS:
             continue
+        if (str(layer.get("LayerType", "")).lower() in FUSED_LAYER_TYPES
+                or FUSED_LAYER_NAME in str(layer.get("Name", ""))):
+            fused += 1
+            continue
         tensors = [*layer.get("Outputs", ()), *layer.get("Inputs", ())]
-        formats = [str(tensor.get("Format/Datatype", "")) for tensor in tensors if isinstance(tensor, dict)]
+        formats = [tensor_type_text(tensor) for tensor in tensors if isinstance(tensor, dict)]
         if any(text.startswith("N/A") for text in formats):
             return LayerPrecisions({}, unknown=True)
         precision = next((p for p in map(_datatype, formats) if p is not None), None)
         if precision is not None:
             counts[precision] += 1
-    return LayerPrecisions(dict(counts))
+    return LayerPrecisions(dict(counts), fused=fused)
 
 
 #: The layer types that show an engine runs a precision: a float precision in its layers'
@@ -397,20 +489,40 @@ def layer_precisions(engine_information: str) -> LayerPrecisions:
 SHOWN_AS = {"fp32": "fp32", "tf32": "fp32", "fp16": "fp16", "bf16": "bf16", "int8": "int8", "fp8": "fp8"}
 
 
-def prove_precision(asked: str, layers: LayerPrecisions, warnings: Sequence[str] = ()) -> None:
+def prove_precision(asked: str, layers: LayerPrecisions, warnings: Sequence[str] = ()) -> PrecisionEvidence:
     """Refuse an engine that does not run ``asked``: an FP16 or INT8 figure is reported only
-    for an engine with FP16 or INT8 layers.
+    for an engine with FP16 or INT8 layers, or with fused layers that hide their precision
+    (then FUSED: :func:`prove_speedup` must hold too, and the accuracy check runs as ever).
 
-    :raises UnsupportedConfig: the engine has no layer in the precision asked (TensorRT's
-        warnings, if any, say why), or its inspector told nothing.
+    :raises UnsupportedConfig: the engine has no layer in the precision asked and none
+        fused (TensorRT's warnings, if any, say why), or its inspector told nothing.
     """
     if layers.unknown:
         raise UnsupportedConfig(f"{asked}: TensorRT's engine inspector gave no layer types, so the "
                                 "engine's precision cannot be proven; not reported")
     wanted = SHOWN_AS[asked]
     if layers.counts.get(wanted, 0) > 0:
-        return
+        return PrecisionEvidence.LAYERS
+    if layers.fused:
+        return PrecisionEvidence.FUSED
     said = f" (TensorRT: {one_line(warnings[-1], 120)})" if warnings else ""
     built = ", ".join(sorted(layers.counts)) or "no compute layers"
     raise UnsupportedConfig(f"{asked}: TensorRT built an engine with {built} layers and none in {wanted}"
                             f"{said}; not reported as {asked}")
+
+
+def needs_speedup(asked: str, evidence: PrecisionEvidence) -> bool:
+    """Whether ``asked`` on an engine proven by ``evidence`` must be shown faster than FP32:
+    a fused engine's lower precision shows only in its speed (FP32 and TF32 are the baseline)."""
+    return evidence is PrecisionEvidence.FUSED and SHOWN_AS[asked] != "fp32"
+
+
+def prove_speedup(asked: str, speedup_over_fp32: float) -> None:
+    """Refuse a fused engine no faster than the FP32 one: nothing then shows it runs ``asked``.
+
+    :raises UnsupportedConfig: the speed-up is under MIN_FUSED_SPEEDUP.
+    """
+    if speedup_over_fp32 < MIN_FUSED_SPEEDUP:
+        raise UnsupportedConfig(f"{asked}: TensorRT fused the engine's layers, so their precision is not "
+                                f"visible, and it ran at {speedup_over_fp32:.2f}x the FP32 engine's speed "
+                                f"(under {MIN_FUSED_SPEEDUP:.1f}x); not reported as {asked}")

@@ -12,12 +12,17 @@ run the precision asked, cached, and opened at each batch through ``set_input_sh
 Buffers, the stream and the CUDA-event clock come from PyTorch, so no extra CUDA binding is
 needed; :class:`CudaDevice` is the one place that touches them (tests put a host-memory
 device in its place to run the same code against a TensorRT stand-in).
+
+The engine runs on a CUDA stream of its own, never on the default (legacy) stream that is
+torch's current one: there ``enqueueV3`` warns "Using default stream in enqueueV3()" and
+adds synchronisations of its own, which the latency would include. The buffers are filled,
+the clock's events recorded and the results waited for on that same stream.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -29,6 +34,7 @@ from autotune.backend_api import (
     BackendUnavailable,
     ModelFile,
     OutOfMemory,
+    PrecisionEvidence,
     Preparation,
     RunConfig,
     UnsupportedConfig,
@@ -49,6 +55,10 @@ PRECISIONS = {10: ("fp32", "tf32", "fp16", "bf16", "int8"), 11: ("fp32", "tf32",
 #: The workspace TensorRT may use for its tactics: this share of the memory budget (or of the
 #: GPU's memory without one), in whole GiB so the engine's cache key stays put.
 WORKSPACE_SHARE = 0.5
+#: Steps each engine runs untimed, then timed, where a fused engine's speed-up over the FP32
+#: one is what shows its precision (trt_engine.MIN_FUSED_SPEEDUP).
+SPEEDUP_WARMUP_STEPS = 3
+SPEEDUP_TIMED_STEPS = 7
 #: TensorRT's DataType names and the torch dtypes their buffers take.
 TORCH_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
                 "INT64": "int64", "BOOL": "bool", "UINT8": "uint8", "FP8": "float8_e4m3fn"}
@@ -60,7 +70,10 @@ def tensorrt() -> ModuleType:
 
 
 class CudaDevice:
-    """Device memory, the stream and the clock, through PyTorch."""
+    """Device memory, the engine's own stream and the clock on it, through PyTorch."""
+
+    #: Where the buffers live: the GPU (a test that fakes ``torch.cuda`` keeps them on the host).
+    memory = "cuda"
 
     def __init__(self) -> None:
         try:
@@ -73,6 +86,8 @@ class CudaDevice:
         from autotune_plugins.torch_runner import CudaClock  # noqa: PLC0415 - one CUDA-event clock
 
         self.torch, self._clock = torch, CudaClock
+        # A new stream is never the default one (handle 0), which torch's current stream is.
+        self.stream = torch.cuda.Stream()
 
     def name(self) -> str:
         return self.torch.cuda.get_device_name()
@@ -85,20 +100,26 @@ class CudaDevice:
         return self.torch.cuda.get_device_properties(0).total_memory
 
     def tensor(self, array: np.ndarray, dtype: str):
-        """A device copy of ``array`` in the torch dtype named ``dtype``."""
-        return self.torch.from_numpy(np.ascontiguousarray(array)).to("cuda").to(getattr(self.torch, dtype))
+        """A device copy of ``array`` in the torch dtype named ``dtype``, made on the
+        engine's stream so that the engine reads it only once it is there."""
+        with self.torch.cuda.stream(self.stream):
+            host = self.torch.from_numpy(np.ascontiguousarray(array))
+            return host.to(self.memory).to(getattr(self.torch, dtype))
 
     def empty(self, shape: tuple[int, ...], dtype: str):
-        return self.torch.empty(shape, dtype=getattr(self.torch, dtype), device="cuda")
+        with self.torch.cuda.stream(self.stream):
+            return self.torch.empty(shape, dtype=getattr(self.torch, dtype), device=self.memory)
 
     def stream_handle(self) -> int:
-        return self.torch.cuda.current_stream().cuda_stream
+        """The engine's stream, as ``execute_async_v3`` takes it (a ``cudaStream_t``)."""
+        return self.stream.cuda_stream
 
     def synchronize(self) -> None:
-        self.torch.cuda.synchronize()
+        """Wait for what was queued on the engine's stream (its results are then readable)."""
+        self.stream.synchronize()
 
     def clock(self):
-        return self._clock()
+        return self._clock(self.stream)
 
     def release(self) -> None:
         self.torch.cuda.synchronize()
@@ -147,35 +168,93 @@ class TrtPrepared:
             tf32=bool(self.preparation.option("tf32", False)) or self.preparation.precision == "tf32",
             gpu_name=self.device.name(), compute_capability=self.device.compute_capability(),
             users_file=self.users_file)
-        runtime_log = trt_engine.capturing_logger(self.trt)
-        runtime: trt_types.Runtime = self.trt.Runtime(runtime_log)
-        #: What TensorRT logs while this engine's contexts run: a failed step says it.
-        self.log = runtime_log
+        #: What TensorRT logs, this engine's contexts included: a failed step says it there.
+        self.log = log = trt_engine.process_logger(self.trt)
+        mark = log.mark()
+        runtime: trt_types.Runtime = self.trt.Runtime(log)
 
         def loads(plan: bytes) -> trt_types.ICudaEngine:
+            loading = log.mark()
             engine = runtime.deserialize_cuda_engine(plan)
             if engine is None:
-                raise RuntimeError("; ".join(runtime_log.errors()) or "TensorRT returned no engine")
+                raise RuntimeError("; ".join(log.errors(loading)) or "TensorRT returned no engine")
             return engine
 
         try:
             cached, engine = trt_engine.cached_engine(self.trt, request, loads)
         except trt_engine.BuildFailed as error:
+            if error.out_of_memory:
+                raise OutOfMemory(f"TensorRT ran out of memory building the engine ({error})") from None
             raise UnsupportedConfig(f"{self.preparation.precision}: TensorRT could not build the engine "
                                     f"({error})") from None
         self.io = _io_tensors(self.trt, engine)
-        layers = self._proven_layers(engine, batch_size, [*cached.build_warnings, *runtime_log.warnings()])
+        # What TensorRT warned since the build began (none when the engine came from the cache).
+        layers, evidence = self._proven_layers(engine, batch_size, log.warnings(mark))
+        speedup = None
+        if trt_engine.needs_speedup(self.preparation.precision, evidence):
+            speedup = self._speedup_over_fp32(engine, request, loads, batch_size)
+            trt_engine.prove_speedup(self.preparation.precision, speedup)
         detail = layers.describe()
         if cached.rebuilt_because:
             detail += f"; rebuilt: {cached.rebuilt_because}"
-        self.model_file = ModelFile(cached.path.stat().st_size, self.fp32_path.stat().st_size, detail)
+        self.model_file = ModelFile(cached.path.stat().st_size, self.fp32_path.stat().st_size, detail,
+                                    precision_evidence=evidence, speedup_over_fp32=speedup)
         self.engine, self._workspace = engine, workspace
         return engine
 
-    def _proven_layers(self, engine: trt_types.ICudaEngine, batch_size: int,
-                       warnings: list[str]) -> trt_engine.LayerPrecisions:
+    def _speedup_over_fp32(self, engine: trt_types.ICudaEngine, request: trt_engine.EngineRequest, loads,
+                           batch_size: int) -> float:
+        """How many times faster ``engine`` runs a batch than the FP32 engine of the same
+        model and profile (built, or read from the cache, for this), each timed on the
+        device's clock after a warm-up: what shows a fused engine's lower precision."""
+        fp32_request = replace(request, onnx_path=self.fp32_path, onnx_sha256=file_sha256(self.fp32_path),
+                               precision="fp32", tf32=False, users_file=self.users_file)
+        try:
+            _, fp32_engine = trt_engine.cached_engine(self.trt, fp32_request, loads)
+        except trt_engine.BuildFailed as error:
+            raise UnsupportedConfig(f"{self.preparation.precision}: TensorRT fused the engine's layers, "
+                                    "and the FP32 engine to compare its speed with did not build "
+                                    f"({error})") from None
+        arrays = synthetic_batch(self.preparation.inputs, self.preparation.inputs.fixed_batch or batch_size,
+                                 seed=1)
+        fp32_ms = self._step_ms(fp32_engine, arrays)
+        return fp32_ms / max(self._step_ms(engine, arrays), 1e-9)
+
+    def _step_ms(self, engine: trt_types.ICudaEngine, arrays: dict[str, np.ndarray]) -> float:
+        """Milliseconds ``engine`` takes for one step on ``arrays``, the median of a few."""
+        context = engine.create_execution_context()
+        if context is None:
+            raise OutOfMemory("TensorRT could not make an execution context (its device memory)")
+        buffers = []
+        io = _io_tensors(self.trt, engine)
+        for tensor in io:
+            if tensor.is_input:
+                context.set_input_shape(tensor.name, tuple(arrays[tensor.name].shape))
+                buffers.append((tensor.name, self.device.tensor(arrays[tensor.name], tensor.dtype)))
+        for tensor in io:
+            if not tensor.is_input:
+                buffers.append((tensor.name, self.device.empty(tuple(context.get_tensor_shape(tensor.name)),
+                                                               tensor.dtype)))
+        for name, buffer in buffers:
+            context.set_tensor_address(name, buffer.data_ptr())
+        stream = self.device.stream_handle()
+        times = []
+        for step in range(SPEEDUP_WARMUP_STEPS + SPEEDUP_TIMED_STEPS):
+            clock = self.device.clock()
+            clock.start()
+            if not context.execute_async_v3(stream):
+                raise UnsupportedConfig(f"{self.preparation.precision}: an engine could not run to compare "
+                                        "its speed with FP32's")
+            elapsed_ms = clock.stop()
+            if step >= SPEEDUP_WARMUP_STEPS:
+                times.append(elapsed_ms)
+        return float(np.median(times))
+
+    def _proven_layers(self, engine: trt_types.ICudaEngine, batch_size: int, warnings: list[str],
+                       ) -> tuple[trt_engine.LayerPrecisions, PrecisionEvidence]:
         """The engine's layer precisions, read with a context at ``batch_size`` (a dynamic
-        engine's inspector gives no types without one), and proven to include the one asked."""
+        engine's inspector gives no types without one), proven to include the one asked,
+        and what proves it."""
         context = engine.create_execution_context()
         if context is None:
             raise OutOfMemory("TensorRT could not make an execution context (its device memory)")
@@ -186,8 +265,7 @@ class TrtPrepared:
         inspector.execution_context = context
         layers = trt_engine.layer_precisions(
             inspector.get_engine_information(self.trt.LayerInformationFormat.JSON))
-        trt_engine.prove_precision(self.preparation.precision, layers, warnings)
-        return layers
+        return layers, trt_engine.prove_precision(self.preparation.precision, layers, warnings)
 
     def workspace_bytes(self, memory_budget_bytes: float | None) -> int:
         available = memory_budget_bytes or self.device.total_memory_bytes()
@@ -275,12 +353,12 @@ class TrtSession:
         return self.context
 
     def step(self) -> None:
+        log = self.prepared.log
+        mark = log.mark() if log else 0
         if not self._open_context().execute_async_v3(self.device.stream_handle()):
-            logged = self.prepared.log.errors() if self.prepared.log else []
+            logged = log.errors(mark) if log else []
             said = one_line(logged[-1], 200) if logged else "nothing logged"
-            # TensorRT says it in words only: "Error Code 2: OutOfMemory (Requested size was
-            # ...)" or "Cuda Runtime (out of memory)"; here it becomes the typed outcome.
-            if "outofmemory" in said.lower().replace(" ", ""):
+            if trt_engine.is_out_of_memory(said):  # TensorRT's words become the typed outcome
                 raise OutOfMemory(f"TensorRT: {said}")
             raise RuntimeError(f"TensorRT's execute_async_v3 failed: {said}")
 

@@ -25,12 +25,14 @@ contiguous CPU torch tensors). Each layer reports the datatype a real build woul
 ``make_module(version, built_precision="Float")`` makes every layer of every engine report that
 datatype whatever was asked: TensorRT 11's trap where asking for FP16 yields an FP32 engine with
 only a warning, which the backend must catch. Every message goes through the logger given to
-``Builder``, ``Runtime`` or ``OnnxParser``, as ``logger.log(severity, message)``.
+``Builder``, ``Runtime`` or ``OnnxParser``, as ``logger.log(severity, message)`` (or through
+the first logger given, with ``first_logger_wins``).
 
 For tests of the backend: ``install(monkeypatch, version)`` puts a fresh module into
 ``sys.modules["tensorrt"]``; ``refuse_operator(module, "Gemm")`` makes its parser reject an
-operator; an execution whose tensors would take more than ``_HOST_EXECUTION_LIMIT`` bytes of
-host memory fails with TensorRT's out-of-memory error (the backend sizes batches for a GPU).
+operator; ``enqueued_streams(module)`` lists the stream handle each enqueue got; an
+execution whose tensors would take more than ``_HOST_EXECUTION_LIMIT`` bytes of host memory
+fails with TensorRT's out-of-memory error (the backend sizes batches for a GPU).
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-__all__ = ["install", "make_module", "public_names", "refuse_operator", "unregistered_names"]
+__all__ = ["enqueued_streams", "install", "make_module", "public_names", "refuse_operator",
+           "unregistered_names"]
 
 _NAMES_DIR = Path(__file__).resolve().parent / "tensorrt_api"
 _PLAN_MAGIC = b"STANDIN-TRT\0"
@@ -119,6 +122,9 @@ _LAYER_TYPES = {"Conv": "CaskConvolution", "ConvTranspose": "CaskDeconvolution",
                 "GlobalAveragePool": "CaskPooling", "GlobalMaxPool": "CaskPooling", "Reshape": "Shuffle",
                 "Flatten": "Shuffle", "Transpose": "Shuffle", "Squeeze": "Shuffle", "Unsqueeze": "Shuffle"}
 _STANDARD_DOMAINS = ("", "ai.onnx")
+_DEFAULT_STREAM_WARNING = ("Using default stream in enqueueV3() may lead to performance issues due to "
+                           "additional calls to cudaStreamSynchronize() by TensorRT to ensure correct "
+                           "synchronization. Please use non-default stream instead.")
 _PLUGIN_NOT_FOUND = 'creator && "Plugin not found, are the plugin name, version, and namespace correct?"'
 
 #: ONNX Runtime sessions by the SHA-256 of the model, shared by the engines of one process.
@@ -130,13 +136,28 @@ _MAX_SESSIONS = 16
 _HOST_EXECUTION_LIMIT = 512 * 2**20
 
 
-def make_module(version: str, *, built_precision: str | None = None) -> types.ModuleType:
+def make_module(version: str, *, built_precision: str | None = None, first_logger_wins: bool = False,
+                fuse_layers: bool = False, step_seconds: Mapping[str, float] | None = None,
+                ) -> types.ModuleType:
     """A fresh stand-in ``tensorrt`` module for TensorRT ``version`` ("10.x..." or "11.x...").
 
     ``built_precision`` ("Float", "Half", "BF16", "Int8" or "FP8") makes every layer of every
     engine report that datatype, whatever the flags and the ONNX types ask for.
+
+    ``first_logger_wins``: every message goes to the first logger any Builder, OnnxParser or
+    Runtime of the module was given, as NVIDIA's 7.x and 8.0 API references describe the
+    logger ("internally considered a singleton"); without it, each object logs to its own,
+    as 8.2 and later describe it. Which one 10 and 11 do is unverified: a backend must find
+    its messages under both.
+
+    ``fuse_layers``: every engine's layers become one Myelin layer named
+    ``{ForeignNode[first...last]}`` whose visible inputs and outputs are the graph's (FP32
+    for an FP32-in, FP32-out model), as TensorRT fuses a transformer block; it still
+    computes (and rounds) in its precision. ``step_seconds`` ("Float", "Half", "BF16") is
+    how long an execution of an engine computing in that precision takes, so that speed
+    can tell precisions apart as on a GPU.
     """
-    return _Api(version, built_precision).module
+    return _Api(version, built_precision, first_logger_wins, fuse_layers, step_seconds).module
 
 
 def install(monkeypatch: Any, version: str, **kwargs: Any) -> types.ModuleType:
@@ -150,6 +171,12 @@ def refuse_operator(module: types.ModuleType, op_type: str) -> None:
     """Make the stand-in's ONNX parser reject every node of ``op_type`` (a standard one too), as
     TensorRT does for an operator it has no importer for: it looks for a plugin and finds none."""
     module.OnnxParser._api.refused_operators.add(op_type)
+
+
+def enqueued_streams(module: types.ModuleType) -> list[int]:
+    """The CUDA stream handle each ``execute_async_v3`` of the module's engines was given, in
+    order (0 is the default stream, on which the stand-in warns as TensorRT does)."""
+    return module.OnnxParser._api.enqueued_streams
 
 
 def public_names(module: types.ModuleType) -> set[str]:
@@ -212,7 +239,8 @@ def _registered_names(version: str) -> list[str]:
 class _Api:
     """What the objects of one stand-in module share: its version, its enums and its classes."""
 
-    def __init__(self, version: str, built_precision: str | None) -> None:
+    def __init__(self, version: str, built_precision: str | None, first_logger_wins: bool = False,
+                 fuse_layers: bool = False, step_seconds: Mapping[str, float] | None = None) -> None:
         try:
             major = int(str(version).split(".")[0])
         except ValueError:
@@ -227,6 +255,12 @@ class _Api:
         self.built_precision = built_precision
         self.host_memory_types: dict[int, type] = {}
         self.refused_operators: set[str] = set()
+        self.first_logger_wins = first_logger_wins
+        self.fuse_layers = fuse_layers
+        self.step_seconds = dict(step_seconds or {})
+        self.first_logger: Any = None
+        #: The stream handle each ``execute_async_v3`` was given, in order (see ``enqueued_streams``).
+        self.enqueued_streams: list[int] = []
 
         self.Severity = _enum("Severity", _SEVERITIES, qualname="ILogger.Severity")
         self.DataType = _enum("DataType", _DATATYPES)
@@ -288,6 +322,10 @@ class _Api:
         _require(logger, self.ILogger, function)
         if not getattr(logger, "_standin_initialised", False):
             raise TypeError(f"{type(logger).__name__}.__init__() must be called when overriding __init__")
+        if self.first_logger_wins:
+            if self.first_logger is None:
+                self.first_logger = logger
+            return self.first_logger
         return logger
 
     def host_memory(self, data: bytes) -> Any:
@@ -886,6 +924,8 @@ def _build_plan(api: _Api, network: Any, config: Any, logger: Any) -> bytes:
 
     layers, rounding = _plan_layers(model, strongly_typed=network._strongly_typed, flags=flags,
                                     forced=api.built_precision, warn=warn)
+    if api.fuse_layers:
+        layers = [_fused_layer(layers, network)]
 
     # Output shapes as TensorRT's shape analysis finds them: by ONNX shape inference, where a
     # symbolic dimension is dynamic (-1).
@@ -928,6 +968,17 @@ def _build_plan(api: _Api, network: Any, config: Any, logger: Any) -> bytes:
     }
     header = json.dumps(meta, sort_keys=True).encode()
     return _PLAN_MAGIC + struct.pack("<QQ", len(header), len(network._onnx)) + header + network._onnx
+
+
+def _fused_layer(layers: list[dict[str, Any]], network: Any) -> dict[str, Any]:
+    """One Myelin layer in place of ``layers``: its inputs and outputs are the network's, in
+    the network's own types, whatever the layers inside compute in."""
+    def side(tensors: list[Any]) -> list[list[str]]:
+        return [[t.name, t.name, _TYPE_TEXT.get(t.dtype.name, "Float")] for t in tensors]
+
+    return {"name": f"{{ForeignNode[{layers[0]['name']}...{layers[-1]['name']}]}}", "type": "Myelin",
+            "precision": layers[-1]["precision"], "inputs": side(network._inputs),
+            "outputs": side(network._outputs), "tactic": "0x0000000000000000", "onnx": ""}
 
 
 def _probe_output_shapes(network: Any, profile: Mapping[str, Sequence[Sequence[int]]],
@@ -1570,6 +1621,10 @@ class _ExecutionContext(_Internal):
     def execute_async_v3(self, stream_handle: int) -> bool:
         """Run the engine on the bound memory; False (after an ERROR) when a shape or address is missing."""
         engine = self._engine
+        engine._api.enqueued_streams.append(int(stream_handle))
+        if not int(stream_handle):
+            # What TensorRT says on the default stream (it then synchronises around the work).
+            engine._api.log(engine._logger, "WARNING", _DEFAULT_STREAM_WARNING)
         missing = self.infer_shapes()
         if missing:
             self._error("IExecutionContext::enqueueV3: Error Code 3: API Usage Error (Parameter check "
@@ -1599,6 +1654,9 @@ class _ExecutionContext(_Internal):
             return False
         feeds = {name: _read_host(self._addresses[name], _NUMPY[engine._io[name]["dtype"]],
                                   self._shapes[name]) for name in engine._input_names}
+        delay_s = engine._api.step_seconds.get(engine._meta["rounding"] or "Float")
+        if delay_s:
+            time.sleep(delay_s)
         try:
             results = _session(engine._onnx).run(engine._output_names, feeds)
         except Exception as error:  # noqa: BLE001 - ONNX Runtime's own exception types
@@ -1667,8 +1725,20 @@ class _EngineInspector(_Internal):
         records = self._records()
         bindings = list(self._engine._io_names)
         if format.name == "JSON":
-            return json.dumps({"Layers": records, "Bindings": bindings}, indent=2)
+            if self._engine._api.major < 11:
+                return json.dumps({"Layers": records, "Bindings": bindings}, indent=2)
+            # TensorRT 11 replaced the names with records (NVIDIA's IEngineInspector migration page).
+            return json.dumps({"Layers": records, "I/O Tensors": self._io_records()}, indent=2)
         return "\n".join([*(_one_line(r) for r in records), "Bindings:", *bindings]) + "\n"
+
+    def _io_records(self) -> list[dict[str, Any]]:
+        engine = self._engine
+        context = self._context
+        shapes = context._shapes if context is not None else {}
+        return [{"Name": name, "IOMode": engine._io[name]["mode"].capitalize(),
+                 "DataType": _TYPE_TEXT.get(engine._io[name]["dtype"], "Float"),
+                 "Dimensions": list(shapes.get(name, engine._io[name]["shape"])), "Location": "Device",
+                 "IsShapeInferenceIO": False} for name in engine._io_names]
 
     def _records(self) -> list[Any]:
         engine = self._engine
@@ -1694,7 +1764,12 @@ class _EngineInspector(_Internal):
                 text = _FORMATS_4D[datatype]
             else:
                 text = _FORMATS.get(datatype, _FORMATS["Float"])
-            return {"Name": display, "Location": "Device", "Dimensions": shape, "Format/Datatype": text}
+            if engine._api.major < 11:
+                return {"Name": display, "Location": "Device", "Dimensions": shape, "Format/Datatype": text}
+            # TensorRT 11 splits the phrase: the layout in "Format", the type in "Datatype".
+            kind = datatype if resolved else _DYNAMIC_FORMAT
+            return {"Name": display, "Location": "Device", "Dimensions": shape, "Format": text,
+                    "Datatype": kind}
 
         records = []
         for layer in layers:

@@ -152,13 +152,36 @@ def reference(model: bytes, inputs: dict[str, torch.Tensor]) -> np.ndarray:
 
 
 def compute_formats(trt, engine, context=None) -> list[str]:
-    """The Format/Datatype of each compute layer's tensors, as the engine inspector gives them."""
+    """The format phrase of each compute layer's tensors, as the engine inspector gives them:
+    10's "Format/Datatype", 11's "Format" (11 has the type apart, in "Datatype")."""
     inspector = engine.create_engine_inspector()
     inspector.execution_context = context
     information = json.loads(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
-    assert information["Bindings"] == [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-    return [tensor["Format/Datatype"] for layer in information["Layers"]
-            if layer["LayerType"].startswith("Cask") for tensor in (*layer["Inputs"], *layer["Outputs"])]
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    tensors = [tensor for layer in information["Layers"] if layer["LayerType"].startswith("Cask")
+               for tensor in (*layer["Inputs"], *layer["Outputs"])]
+    if trt.__version__.startswith("10."):
+        assert information["Bindings"] == names
+        return [tensor["Format/Datatype"] for tensor in tensors]
+    assert "Bindings" not in information and [t["Name"] for t in information["I/O Tensors"]] == names
+    assert all("Format/Datatype" not in tensor and "Datatype" in tensor for tensor in tensors)
+    return [tensor["Format"] for tensor in tensors]
+
+
+@pytest.mark.parametrize(("version", "keys"), [(TENSORRT_10, {"Format/Datatype"}),
+                                               (TENSORRT_11, {"Format", "Datatype"})])
+def test_each_version_writes_its_own_inspector_layout(version, keys):
+    trt = make_module(version)
+    engine = trt.Runtime(recording_logger(trt)).deserialize_cuda_engine(build(trt, fp16_model())[0])
+    _, context = run(engine, {"input": torch.randn(2, 3, 8, 8)})
+    inspector = engine.create_engine_inspector()
+    inspector.execution_context = context
+    layers = json.loads(inspector.get_engine_information(trt.LayerInformationFormat.JSON))["Layers"]
+    conv = next(layer for layer in layers if layer["LayerType"] == "CaskConvolution")
+    tensor = conv["Outputs"][0]
+    assert set(tensor) == {"Name", "Location", "Dimensions"} | keys
+    if version == TENSORRT_11:
+        assert tensor["Datatype"] == "Half"
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -6,6 +6,9 @@ proof, and bad input. Real engines are built only in the tests marked ``tensorrt
 from __future__ import annotations
 
 import json
+import time
+from contextlib import contextmanager
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,8 +19,9 @@ torch = pytest.importorskip("torch")
 from autotune_plugins import trt_engine, trt_runner  # noqa: E402
 
 from autotune import api  # noqa: E402
+from autotune.backend_api import PrecisionEvidence  # noqa: E402
 from autotune.cache import cache_root  # noqa: E402
-from autotune.errors import NoBackend  # noqa: E402
+from autotune.errors import DoesNotFit, NoBackend  # noqa: E402
 from autotune.harness import WallClock  # noqa: E402
 from autotune.measure import Outcome  # noqa: E402
 from tests import standin_tensorrt  # noqa: E402
@@ -53,7 +57,7 @@ class HostDevice:
         return torch.empty(shape, dtype=getattr(torch, dtype))
 
     def stream_handle(self) -> int:
-        return 0
+        return 0x51  # a stream of its own, as CudaDevice's (0 is the default stream)
 
     def synchronize(self) -> None:
         pass
@@ -91,9 +95,9 @@ def builds(monkeypatch):
     built = []
     original = trt_engine.build_engine
 
-    def counting(trt, request, logger=None):
+    def counting(trt, request):
         built.append(request.precision)
-        return original(trt, request, logger)
+        return original(trt, request)
 
     monkeypatch.setattr(trt_engine, "build_engine", counting)
     return built
@@ -269,3 +273,152 @@ def test_a_graph_exported_at_a_fixed_batch_gets_an_engine_at_that_batch(tensorrt
     report = verify(conv_net(tmp_path / "fixed.onnx", batch=2), budget_s=10, precision="fp16")
     ran = [m for m in report.measurements if m.ok]
     assert ran and {m.config.batch_size for m in ran} == {2}, report.measurements
+
+
+class FakeCuda:
+    """``torch.cuda`` as :class:`trt_runner.CudaDevice` uses it, on a machine with no GPU:
+    streams with handles, the current stream (the default one, handle 0, as in torch), and
+    events that remember the stream they were recorded on."""
+
+    DEFAULT = 0
+
+    def __init__(self):
+        self.recorded_on: list[int] = []
+        self.current = self.DEFAULT
+        cuda = self
+
+        class Stream:
+            handles = iter(range(0x7F00, 0x8000))
+
+            def __init__(self):
+                self.cuda_stream = next(self.handles)
+
+            def synchronize(self):
+                pass
+
+        class Event:
+            def __init__(self, enable_timing=False):
+                self.at = 0.0
+
+            def record(self, stream=None):
+                cuda.recorded_on.append(stream.cuda_stream if stream is not None else cuda.current)
+                self.at = time.perf_counter()
+
+            def synchronize(self):
+                pass
+
+            def elapsed_time(self, end):
+                return (end.at - self.at) * 1e3
+
+        self.Stream, self.Event = Stream, Event
+
+    def install(self, monkeypatch):
+        @contextmanager
+        def stream(chosen):
+            before, self.current = self.current, chosen.cuda_stream
+            try:
+                yield
+            finally:
+                self.current = before
+
+        current = SimpleNamespace(cuda_stream=self.DEFAULT)
+        for name, value in {"is_available": lambda: True,
+                            "get_device_name": lambda *a: "NVIDIA H100 80GB HBM3",
+                            "get_device_capability": lambda *a: (9, 0),
+                            "get_device_properties": lambda *a: SimpleNamespace(total_memory=80 * 2**30),
+                            "Stream": self.Stream, "Event": self.Event, "stream": stream,
+                            "current_stream": lambda *a: current, "synchronize": lambda *a: None,
+                            "empty_cache": lambda: None}.items():
+            monkeypatch.setattr(torch.cuda, name, value)
+        # The buffers stay in host memory, where the stand-in reads and writes them.
+        monkeypatch.setattr(trt_runner.CudaDevice, "memory", "cpu")
+
+
+@pytest.mark.parametrize("version", [TENSORRT_10, TENSORRT_11])
+def test_the_engine_runs_on_a_stream_of_its_own_and_the_clock_times_that_stream(monkeypatch, onnx_file,
+                                                                                 version):
+    monkeypatch.setattr(api, "probe", lambda *args, **kwargs: simulated(GPU))
+    cuda = FakeCuda()
+    cuda.install(monkeypatch)
+    trt = standin_tensorrt.install(monkeypatch, version)
+    report = verify(onnx_file, precision="fp16", batch_size=4, budget_s=10)
+    assert any(m.ok for m in report.measurements), report.measurements
+    enqueued = set(standin_tensorrt.enqueued_streams(trt))
+    # One stream for every enqueue, not torch's current (default) stream, on which TensorRT
+    # warns and synchronises; the clock's events are recorded on that same stream.
+    assert len(enqueued) == 1 and FakeCuda.DEFAULT not in enqueued
+    assert cuda.recorded_on and set(cuda.recorded_on) == enqueued
+
+
+@pytest.mark.parametrize("first_logger_wins", [True, False])
+def test_a_builds_out_of_memory_is_found_in_the_processs_one_logger(monkeypatch, on_a_gpu, onnx_file,
+                                                                   first_logger_wins):
+    # Whether TensorRT 10/11 send everything to the first logger given (as 7.x and 8.0 say)
+    # or to each object's own, the build's own words are found and read as out of memory.
+    trt = standin_tensorrt.install(monkeypatch, TENSORRT_10, first_logger_wins=first_logger_wins)
+    said = "Error Code 2: OutOfMemory (Requested size was 68719476736 bytes.)"
+
+    def out_of_memory(*args, **kwargs):
+        raise standin_tensorrt._BuildError(said)
+
+    monkeypatch.setattr(standin_tensorrt, "_build_plan", out_of_memory)
+    with pytest.raises(DoesNotFit, match="ran out of memory at batch 1 in every precision") as refused:
+        verify(onnx_file, precision="fp16", batch_size=4, budget_s=10)
+    assert {m.outcome for m in refused.value.measurements} == {Outcome.OUT_OF_MEMORY}
+    assert trt_engine.process_logger(trt) is trt_engine.process_logger(trt)
+    with pytest.raises(trt_engine.BuildFailed) as failed:
+        trt_engine.build_engine(trt, trt_engine.EngineRequest(
+            onnx_path=onnx_file, onnx_sha256="2" * 64, precision="fp32", input_shapes={
+                "x": ((1, 3, 16, 16), (4, 3, 16, 16), (8, 3, 16, 16))}, workspace_bytes=2**30,
+            optimization_level=3, tf32=False, gpu_name="g", compute_capability="9.0"))
+    assert str(failed.value) == said and failed.value.out_of_memory
+
+
+#: A GPU's speeds, for the stand-in: a Half engine runs a step four times as fast as a Float one.
+GPU_SPEEDS = {"Float": 0.04, "Half": 0.01}
+
+
+@pytest.mark.parametrize("version", [TENSORRT_10, TENSORRT_11])
+def test_a_fused_engine_is_proven_by_its_speedup_over_fp32_and_says_its_precision_is_not_visible(
+        monkeypatch, on_a_gpu, onnx_file, version):
+    # TensorRT fuses a transformer block into one Myelin layer whose visible types are FP32:
+    # its FP16 is shown by the speed over the FP32 engine (and the accuracy check), not refused.
+    standin_tensorrt.install(monkeypatch, version, fuse_layers=True, step_seconds=GPU_SPEEDS)
+    report = verify(onnx_file, precision="fp16", batch_size=4, budget_s=10)
+    fp16 = next(m for m in report.measurements if m.config.precision == "fp16")
+    assert fp16.ok, fp16.reason
+    assert fp16.model_file.precision_evidence is PrecisionEvidence.FUSED
+    assert fp16.model_file.speedup_over_fp32 >= trt_engine.MIN_FUSED_SPEEDUP
+    assert fp16.accuracy is not None and fp16.accuracy.passed
+    said = fp16.to_dict()
+    assert said["precision_evidence"] == "fused" and said["speedup_over_fp32"] >= trt_engine.MIN_FUSED_SPEEDUP
+    assert "1 fused" in said["model_file_detail"]
+    assert "fused, precision not visible: " in fp16.model_file.describe()
+
+
+def test_a_fused_engine_no_faster_than_fp32_is_refused(monkeypatch, on_a_gpu, onnx_file):
+    # The trap again, behind a fused layer: asked for FP16, TensorRT built FP32.
+    standin_tensorrt.install(monkeypatch, TENSORRT_11, built_precision="Float", fuse_layers=True,
+                             step_seconds=GPU_SPEEDS)
+    with pytest.raises(NoBackend) as refused:  # INT8, tried instead, is refused the same way
+        verify(onnx_file, precision="fp16", batch_size=4, budget_s=10)
+    measurements = refused.value.measurements
+    assert measurements and all(m.outcome is Outcome.UNSUPPORTED for m in measurements)
+    fp16 = next(m for m in measurements if m.config.precision == "fp16")
+    assert "fused the engine's layers, so their precision is not visible, and it ran at " in fp16.reason
+    assert "not reported as fp16" in fp16.reason
+
+
+def test_a_layer_that_shows_the_precision_needs_no_speedup():
+    engine = json.dumps({"Layers": [
+        {"Name": "{ForeignNode[/blocks.0/attn/MatMul.../blocks.0/mlp/Add]}", "LayerType": "Myelin",
+         "Inputs": [{"Name": "x", "Format/Datatype": "Row major linear FP32 format"}],
+         "Outputs": [{"Name": "y", "Format/Datatype": "Row major linear FP32 format"}]},
+        {"Name": "head", "LayerType": "CaskGemm", "Inputs": [{"Name": "y", "Format/Datatype": "Half"}],
+         "Outputs": [{"Name": "z", "Format/Datatype": "Half"}]}]})
+    layers = trt_engine.layer_precisions(engine)
+    assert layers.counts == {"fp16": 1} and layers.fused == 1
+    assert trt_engine.prove_precision("fp16", layers) is PrecisionEvidence.LAYERS
+    assert trt_engine.prove_precision("int8", layers) is PrecisionEvidence.FUSED
+    assert trt_engine.needs_speedup("int8", PrecisionEvidence.FUSED)
+    assert not trt_engine.needs_speedup("tf32", PrecisionEvidence.FUSED)

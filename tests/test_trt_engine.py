@@ -98,3 +98,26 @@ def test_the_engine_key_names_the_gpu_the_version_the_precision_the_shapes_and_t
         "10.16.1.11", "NVIDIA H100 80GB HBM3", "9.0", "fp16", "ab" * 32}
     assert key["shapes"] == {"input": [[1, 3, 224, 224], [8, 3, 224, 224], [64, 3, 224, 224]]}
     assert request.cache_key("11.4.0.106") != key
+
+
+def test_tensorrt_11s_split_type_and_format_keys_read_as_10s_combined_one():
+    def eleven(kind: str, datatype: str, format_text: str) -> dict:
+        tensor = {"Name": "t", "Location": "Device", "Dimensions": [8, 64], "Format": format_text,
+                  "Datatype": datatype}
+        return {"Name": kind.lower(), "LayerType": kind, "Inputs": [tensor], "Outputs": [tensor]}
+
+    split = trt_engine.layer_precisions(information(
+        eleven("CaskConvolution", "Half", "Channel major FP16 format where channel % 8 == 0"),
+        eleven("CaskGemm", "Int8", "Row major linear Int8 format"),
+        eleven("CaskGemm", "Float", "Row major linear FP32 format (kLINEAR)")))
+    combined = trt_engine.layer_precisions(information(
+        layer("CaskConvolution", "Channel major FP16 format where channel % 8 == 0"),
+        layer("CaskGemm", "Row major linear Int8 format"), layer("CaskGemm", "Row major linear FP32 format")))
+    assert split.counts == combined.counts == {"fp16": 1, "int8": 1, "fp32": 1}
+    # The type's own key decides, whatever the layout says; spelt as the I/O tensors spell it too.
+    assert trt_engine.layer_precisions(information(eleven("CaskGemm", "Half", "Row major linear format"))
+                                       ).counts == {"fp16": 1}
+    said = trt_engine.tensor_type_text({"DataType": "BFloat16", "Format": "Row major linear format"})
+    assert said == "BFloat16"
+    assert trt_engine.layer_precisions(information(eleven("CaskGemm", "N/A due to dynamic shapes",
+                                                          "N/A due to dynamic shapes"))).unknown
