@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +140,38 @@ def test_a_report_that_cannot_be_written_leaves_no_partial_file(tmp_path):
     with pytest.raises(UserError, match="it is a folder"):
         gpu_check.write_reports({"checks": []}, tmp_path, stem)
     assert sorted(path.name for path in tmp_path.glob(f"*{stem}*")) == [f"{stem}.json"]
+
+
+def test_node_placement_reads_every_node_and_its_provider_from_a_real_onnxruntime_profile(tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import numpy as np  # noqa: PLC0415
+
+    from tests.test_ort_providers import _conv_model  # noqa: PLC0415
+
+    options = onnxruntime.SessionOptions()
+    options.enable_profiling = True
+    options.profile_file_prefix = str(tmp_path / "conv")
+    # Graph optimisations off: the two nodes stay two, as the file names them.
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = onnxruntime.InferenceSession(str(_conv_model(tmp_path / "conv.onnx")), options,
+                                           providers=["CPUExecutionProvider"])
+    session.run(None, {"x": np.ones((1, 3, 8, 8), np.float32)})
+    placement = gpu_check._node_placement(Path(session.end_profiling()))
+    assert sorted((node["op"], node["provider"]) for node in placement.values()) == [
+        ("Conv", "CPUExecutionProvider"), ("Relu", "CPUExecutionProvider")]
+
+
+def test_the_pytest_check_reads_passes_failures_and_skips_from_pytests_own_junit_xml(tmp_path):
+    (tmp_path / "test_sample.py").write_text(
+        "import pytest\n"
+        "def test_passes(): pass\n"
+        "def test_fails(): assert 1 == 2\n"
+        "def test_skips(): pytest.skip('no CUDA GPU here')\n")
+    junit = tmp_path / "junit.xml"
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
+                    "test_sample.py"], cwd=tmp_path, capture_output=True, timeout=60)
+    figures = gpu_check._junit_figures(junit)
+    assert (figures["tests"], figures["passed"], figures["failed"], figures["skipped"]) == (3, 1, 1, 1)
+    assert [failure["test"] for failure in figures["failures"]] == ["test_sample::test_fails"]
+    assert figures["skips"] == [{"test": "test_sample::test_skips", "reason": "no CUDA GPU here"}]
