@@ -13,7 +13,7 @@ LATEST := build/venv-latest
 # --locked: fail, rather than re-resolve, when pyproject.toml changed without `make lock`.
 SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --python $(PYTHON)
 
-.PHONY: run test test-latest typecheck lint lock bench clean sources models tensorrt-names
+.PHONY: run test test-latest typecheck lint gpu-check lock bench clean sources models tensorrt-names
 
 $(UV):
 	$(PYTHON) -m venv build/uv
@@ -56,6 +56,11 @@ test-latest: | $(UV)
 	$(UV) pip install --quiet --refresh --no-config --python $(LATEST)/bin/python -e '.[all,test]' --group dev
 	$(UV) pip list --python $(LATEST)/bin/python --format freeze > build/latest-versions.txt
 	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider
+
+# On a GPU machine: every gpu/tensorrt test and the checks of the GPU-only paths, reported
+# under benchmarks/results/ (README "make gpu-check"); without a GPU it says so in seconds.
+gpu-check: $(VENV)/.installed-all
+	$(BIN)/python scripts/gpu_check.py
 
 bench: $(VENV)/.installed-all
 	$(BIN)/python benchmarks/recommend_startup.py

@@ -29,6 +29,9 @@ def apply(model, optimizer=None, config=None, task: str = "train") -> Applied:
         is placed, an optimizer holds the right parameters already, so nothing is done to it.
     :param config: a :class:`autotune.training_config.TrainingConfig`; default the one
         ``import autotune.auto`` loaded (loaded now if it was not imported).
+
+    Where the configuration chose CUDA and torch sees no GPU, the model goes to the CPU with
+    one warning saying why (:func:`autotune.driver_support.cuda_unavailable_reason`).
     """
     import torch  # noqa: PLC0415 - only a script that applies has torch
 
@@ -36,7 +39,14 @@ def apply(model, optimizer=None, config=None, task: str = "train") -> Applied:
         from autotune import auto  # noqa: PLC0415 - loads the profile once per process
 
         config = auto.config
-    device = config.device if config.device == "cuda" and torch.cuda.is_available() else "cpu"
+    device = "cuda" if config.device == "cuda" else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        # Not silently: a driver too old for this torch's CUDA is fixed by one pip command.
+        from autotune.driver_support import cuda_unavailable_reason  # noqa: PLC0415 - the rare path
+        from autotune.training_config import warn  # noqa: PLC0415
+
+        warn(f"the configuration chose CUDA, but {cuda_unavailable_reason()}; the model runs on the CPU")
+        device = "cpu"
     model = model.to(device)
     if config.channels_last and _has_convolutions(model):
         model = model.to(memory_format=torch.channels_last)
