@@ -124,6 +124,8 @@ class MemoryFigure(enum.Enum):
     #: NVML's figure for this process, its peak minus the figure just before the session
     #: opened: what the session added (the CUDA context too, when it came with the session).
     NVML_PROCESS_INCREMENT = "nvml_process_increment"
+    #: NVML's whole figure for this process: the CUDA context and every session alive in it.
+    NVML_PROCESS = "nvml_process"
     #: The runtime's own account of the device memory it took (e.g. an engine's), where NVML
     #: cannot name this process (a container's PID namespace, a driver reporting 0).
     RUNTIME = "runtime"

@@ -5,8 +5,10 @@ took, so the largest reading after the steps is the peak.
 Three things make NVML's raw per-process figure the wrong answer, and each is handled here:
 
 * It is the whole process's: the CUDA context and every session still alive are in it. A
-  :class:`ProcessPeakMemory` takes a baseline when it is made — just before its session
-  opens — and reports the peak *increment* over it (:data:`MemoryFigure.NVML_PROCESS_INCREMENT`).
+  :class:`ProcessPeakMemory` made with ``baseline=True`` reads the figure when it is made —
+  just before its session opens — and reports the peak *increment* over it
+  (:data:`MemoryFigure.NVML_PROCESS_INCREMENT`); without, the whole figure, as before
+  (:data:`MemoryFigure.NVML_PROCESS`).
 * NVML numbers GPUs by PCI bus; CUDA, unless ``CUDA_DEVICE_ORDER=PCI_BUS_ID``, fastest
   first, and ``CUDA_VISIBLE_DEVICES`` (indexes in CUDA's order, or UUIDs) renumbers them. The
   NVML device is found by the UUID CUDA gives for the ordinal (:func:`nvml_device_for`), a
@@ -77,8 +79,10 @@ def _uuid_from_driver(ordinal: int) -> str | None:
         return None
     raw = ctypes.create_string_buffer(16)  # CUuuid: char bytes[16]
     device = ctypes.c_int()
-    # cuDeviceGetUuid_v2 (CUDA >= 11.4) gives a MIG instance's own UUID; CUDA 13 keeps only
-    # that behaviour, under the plain name.
+    # cuDeviceGetUuid_v2 (CUDA >= 11.4): "If the device is in MIG mode, returns its MIG UUID
+    # which uniquely identifies the subscribed MIG compute instance" (CUDA driver API
+    # reference), the UUID NVML gives that instance's handle; the plain name where a newer
+    # driver has only that one.
     get_uuid = getattr(cuda, "cuDeviceGetUuid_v2", None) or getattr(cuda, "cuDeviceGetUuid", None)
     if get_uuid is None or cuda.cuInit(0) != 0 or cuda.cuDeviceGet(ctypes.byref(device), ordinal) != 0:
         return None
@@ -89,9 +93,9 @@ def _uuid_from_driver(ordinal: int) -> str | None:
 
 def cuda_device_uuid(ordinal: int) -> str | None:
     """The UUID CUDA gives its device ``ordinal`` in this process, or None where no CUDA
-    answers: torch's where torch is loaded, else the driver's."""
+    answers: the driver's (documented for MIG), else torch's where torch is loaded."""
     try:
-        return _uuid_from_torch(ordinal) or _uuid_from_driver(ordinal)
+        return _uuid_from_driver(ordinal) or _uuid_from_torch(ordinal)
     except Exception:  # noqa: BLE001 - a CUDA that cannot answer: matched by index instead
         return None
 
@@ -178,16 +182,17 @@ class _Reading:
 
 
 class ProcessPeakMemory:
-    """What one session adds to CUDA device ``device_ordinal``'s memory, its peak so far.
+    """This process's memory on CUDA device ``device_ordinal``, the largest reading so far;
+    with ``baseline``, what one session adds to it.
 
-    Make it just before the session allocates (the baseline is read then); :meth:`read`
-    after steps. ``runtime_bytes`` is the runtime's own figure for what the session holds,
+    With ``baseline``, make it just before the session allocates (the baseline is read
+    then); :meth:`read` after steps. ``runtime_bytes`` is the runtime's own figure for what the session holds,
     used where NVML cannot name this process. ``nvml``, ``cuda_uuid`` and ``pid`` are for
     tests (a :class:`autotune.nvml_recording.RecordedNvml` or a fake); by default the real
     library, :func:`cuda_device_uuid` and this process.
     """
 
-    def __init__(self, device_ordinal: int = 0, *, nvml: Any = None,
+    def __init__(self, device_ordinal: int = 0, *, baseline: bool = False, nvml: Any = None,
                  cuda_uuid: Callable[[int], str | None] = cuda_device_uuid, pid: int | None = None,
                  runtime_bytes: Callable[[], int | None] | None = None) -> None:
         #: The largest increment read so far, in bytes (None: none read).
@@ -197,6 +202,7 @@ class ProcessPeakMemory:
         #: How the NVML device was found (``uuid`` | ``index``), or None: no NVML figure.
         self.matched_by: str | None = None
         self._pid = os.getpid() if pid is None else pid
+        self._since_baseline = baseline
         self._runtime_bytes = runtime_bytes
         self._nvml: Any = None
         self._device: NvmlDevice | None = None
@@ -231,12 +237,15 @@ class ProcessPeakMemory:
         return _Reading(process_bytes, int(memory.used) if memory is not None else None)
 
     def read(self) -> int | None:
-        """The session's peak increment so far in bytes, or None where no figure exists;
-        :attr:`figure` says which figure it is."""
+        """The peak so far in bytes (with ``baseline``, the session's increment), or None
+        where no figure exists; :attr:`figure` says which figure it is. The fallbacks
+        (the runtime's figure, the device's) are what the session added either way."""
         now = self._reading()
         increment: int | None = None
         figure: MemoryFigure | None = None
-        if now.process_bytes is not None:
+        if now.process_bytes is not None and not self._since_baseline:
+            increment, figure = now.process_bytes, MemoryFigure.NVML_PROCESS
+        elif now.process_bytes is not None:
             # Not listed at the baseline: the process had no context on this GPU yet.
             increment, figure = now.process_bytes - (self._baseline.process_bytes or 0), \
                 MemoryFigure.NVML_PROCESS_INCREMENT

@@ -100,7 +100,7 @@ class OrtSession:
         gpu = prepared.provider != "cpu"
         # The baseline before the session allocates anything: its figure is its own (the CUDA
         # context is there already, made by the provider check in prepare).
-        self._memory = nvml_peak.ProcessPeakMemory() if gpu else None
+        self._memory = nvml_peak.ProcessPeakMemory(baseline=True) if gpu else None
         self._session: ort.InferenceSession | None = prepared.new_session(memory_budget_bytes)
         ran = ort_providers.provider_that_ran(self.session)
         #: The CUDA provider's arena fails above gpu_mem_limit; the TensorRT provider has no

@@ -46,6 +46,7 @@ class ScriptedNvml(RecordedNvml):
 
 
 def peak(nvml, uuid="GPU-5d1c0e43-8f2a-4b7e-9c61-0a3f2e7d8b14", **options) -> ProcessPeakMemory:
+    options.setdefault("baseline", True)
     return ProcessPeakMemory(nvml=nvml, cuda_uuid=lambda ordinal: uuid, pid=PID, **options)
 
 
@@ -58,6 +59,15 @@ def test_a_session_reports_what_it_added_not_what_the_process_already_held():
     assert memory.read() == 3 * GIB // 4
     assert memory.figure is MemoryFigure.NVML_PROCESS_INCREMENT
     assert memory.matched_by == "uuid"
+
+
+def test_without_a_baseline_the_figure_is_the_whole_processs_as_before():
+    # What a caller that does not ask for a baseline (the TensorRT runner, until it opens its
+    # memory reader before its engine) keeps getting, now said to be the whole figure.
+    nvml = ScriptedNvml("gtx1660.yaml", processes={"gpu0": [[(PID, 3 * GIB // 2)], [(PID, 9 * GIB // 4)]]})
+    memory = peak(nvml, baseline=False)
+    assert memory.read() == 9 * GIB // 4
+    assert memory.figure is MemoryFigure.NVML_PROCESS
 
 
 def test_the_peak_is_the_largest_increment_read_and_a_process_new_to_the_gpu_starts_at_zero():

@@ -198,7 +198,8 @@ def _as_gpu_provider(monkeypatch, provider: str, nvml: LiveNvml):
 
     monkeypatch.setattr(ort_providers, "create_session", create)
     monkeypatch.setattr(nvml_peak, "ProcessPeakMemory",
-                        lambda: ProcessPeakMemory(nvml=nvml, cuda_uuid=lambda ordinal: None))
+                        lambda baseline: ProcessPeakMemory(baseline=baseline, nvml=nvml,
+                                                           cuda_uuid=lambda ordinal: None))
 
 
 @pytest.mark.parametrize(("provider", "per_session_mib", "outcome", "check"), [
