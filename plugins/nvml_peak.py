@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autotune.backend_api import MemoryFigure
-from autotune.machine_probe import probe
+from autotune.machine_probe import probe, uuid_hex
 
 
 @functools.cache
@@ -46,14 +46,6 @@ def first_visible_gpu_index() -> int | None:
     machine of one kind of GPU; :func:`nvml_device_for` matches by UUID instead)."""
     gpus = probe().gpus
     return gpus[0].index if gpus else None
-
-
-def _hex_uuid(uuid: str) -> str:
-    """``GPU-0f9e8d7c-6b5a-...`` or ``MIG-...`` or a bare one -> its 32 hex digits."""
-    text = uuid.strip().lower()
-    for prefix in ("gpu-", "mig-"):
-        text = text.removeprefix(prefix)
-    return text.replace("-", "")
 
 
 def _uuid_text(raw: bytes) -> str:
@@ -150,9 +142,9 @@ def nvml_device_for(nvml: Any, ordinal: int, cuda_uuid: str | None,
     """
     devices = _nvml_devices(nvml)
     if cuda_uuid:
-        wanted = _hex_uuid(cuda_uuid)
+        wanted = uuid_hex(cuda_uuid)
         for handle, uuid, _ in devices:
-            if uuid and _hex_uuid(uuid) == wanted:
+            if uuid and uuid_hex(uuid) == wanted:
                 return NvmlDevice(handle, uuid, "uuid")
         return None
     gpus = [(handle, uuid, name) for handle, uuid, name in devices if name is not None]  # no MIG
@@ -165,7 +157,7 @@ def nvml_device_for(nvml: Any, ordinal: int, cuda_uuid: str | None,
         for entry in (item.strip() for item in cuda_visible_devices.split(",")):
             found = next((gpu for position, gpu in enumerate(gpus)
                           if (entry.isdigit() and position == int(entry))
-                          or (entry and gpu[1] and _hex_uuid(gpu[1]).startswith(_hex_uuid(entry)))), None)
+                          or (entry and gpu[1] and uuid_hex(gpu[1]).startswith(uuid_hex(entry)))), None)
             if found is None:
                 break  # CUDA stops at the first entry that names no device
             visible.append(found)
