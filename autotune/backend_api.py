@@ -114,6 +114,37 @@ class Preparation:
         return default if value is None else value
 
 
+class MemoryFigure(enum.Enum):
+    """Which figure a session's :meth:`Session.peak_memory_bytes` is. They differ by what
+    they count, so peaks of different kinds are not comparable."""
+
+    #: The framework allocator's peak of live tensors (``torch.cuda.max_memory_allocated``):
+    #: no CUDA context, no library workspaces, no allocator cache.
+    ALLOCATOR = "allocator"
+    #: NVML's figure for this process, its peak minus the figure just before the session
+    #: opened: what the session added (the CUDA context too, when it came with the session).
+    NVML_PROCESS_INCREMENT = "nvml_process_increment"
+    #: NVML's whole figure for this process: the CUDA context and every session alive in it.
+    NVML_PROCESS = "nvml_process"
+    #: The runtime's own account of the device memory it took (e.g. an engine's), where NVML
+    #: cannot name this process (a container's PID namespace, a driver reporting 0).
+    RUNTIME = "runtime"
+    #: The whole device's (or MIG instance's) used memory, its peak minus before the session
+    #: opened, where NVML cannot name this process: other processes' changes are in it too.
+    NVML_DEVICE_INCREMENT = "nvml_device_increment"
+
+
+class BudgetCheck(enum.Enum):
+    """How a memory budget was held, in every measurement made under one."""
+
+    #: The runtime itself fails above it (an allocator cap such as ORT's ``gpu_mem_limit``).
+    RUNTIME_LIMIT = "runtime_limit"
+    #: The core compared the measured peak after a step (:class:`MemoryFigure` says which).
+    MEASURED_PEAK = "measured_peak"
+    #: No measured figure: the core compared the memory model's prediction.
+    PREDICTED_PEAK = "predicted_peak"
+
+
 class Clock(Protocol):
     def start(self) -> None: ...
 
@@ -142,7 +173,13 @@ class Session(Protocol):
 
     def peak_memory_bytes(self) -> int | None:
         """Peak device memory since the session opened, or None where the runtime has no
-        counter (the core then searches the batch by out-of-memory alone)."""
+        counter (the core then searches the batch by out-of-memory alone).
+
+        Optional attributes the core reads where a session has them: ``peak_memory_figure``
+        (a :class:`MemoryFigure`, after a read: which figure this is), ``enforces_memory_budget``
+        (a bool overriding :meth:`Runner.enforces_memory_budget` once the session knows, e.g.
+        which provider it runs on) and ``host_nodes`` (a tuple of the graph nodes the runtime
+        ran on the CPU beside the device, as ``"op_type name"``)."""
 
     def close(self) -> None:
         """Free everything the session holds (device memory included)."""

@@ -15,8 +15,9 @@ import math
 import os
 import platform
 import re
+import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -310,8 +311,68 @@ def visible_gpus(gpus: list[Gpu], cuda_visible_devices: str | None) -> list[Gpu]
     return visible
 
 
+def uuid_hex(uuid: str) -> str:
+    """``GPU-0f9e8d7c-6b5a-...``, ``MIG-...`` or a bare UUID -> its hex digits, lower case."""
+    text = uuid.strip().lower()
+    for prefix in ("gpu-", "mig-"):
+        text = text.removeprefix(prefix)
+    return text.replace("-", "")
+
+
+#: Asks the CUDA driver API for its devices' UUIDs in CUDA's own order (CUDA_DEVICE_ORDER and
+#: CUDA_VISIBLE_DEVICES applied by the driver), one hex line each. cuDeviceGetUuid_v2 gives a
+#: MIG instance's own UUID ("If the device is in MIG mode, returns its MIG UUID", CUDA driver
+#: API reference). Run in a child: this process never initialises CUDA (a process that did
+#: cannot hand CUDA on to a forked child), and a driver that hangs costs a timeout.
+_CUDA_UUIDS_SCRIPT = """
+import ctypes, sys
+cuda = ctypes.CDLL("libcuda.so.1")
+get = getattr(cuda, "cuDeviceGetUuid_v2", None) or cuda.cuDeviceGetUuid
+count = ctypes.c_int()
+if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+    sys.exit(1)
+for ordinal in range(count.value):
+    device, raw = ctypes.c_int(), ctypes.create_string_buffer(16)
+    if cuda.cuDeviceGet(ctypes.byref(device), ordinal) != 0 or get(raw, device) != 0:
+        sys.exit(1)
+    print(raw.raw.hex())
+"""
+
+
+def cuda_device_uuids(timeout_s: float = 20.0) -> tuple[str, ...] | None:
+    """The UUIDs (hex digits) of the devices CUDA enumerates here, in CUDA's order; None
+    where the CUDA driver does not answer."""
+    try:
+        result = subprocess.run([sys.executable, "-c", _CUDA_UUIDS_SCRIPT], capture_output=True,
+                                text=True, timeout=timeout_s, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return tuple(result.stdout.split()) if result.returncode == 0 else None
+
+
+def in_cuda_order(gpus: Sequence[Gpu], cuda_uuids: Sequence[str]) -> list[Gpu] | None:
+    """``gpus`` as CUDA numbers them: the GPU (or the GPU holding the MIG instance) of each
+    UUID CUDA listed, in its order; None when CUDA lists a device NVML does not show."""
+    ordered: list[Gpu] = []
+    for wanted in map(uuid_hex, cuda_uuids):
+        match = next((gpu for gpu in gpus if wanted in {
+            uuid_hex(uuid) for uuid in (gpu.uuid, *(mig.uuid for mig in gpu.mig_slices)) if uuid}), None)
+        if match is None:
+            return None
+        if match not in ordered:
+            ordered.append(match)
+    return ordered
+
+
+def _order_may_differ(gpus: Sequence[Gpu]) -> bool:
+    """Whether CUDA's numbering may differ from NVML's: by default CUDA enumerates the
+    fastest GPU first, NVML by PCI bus; GPUs of one kind stay in bus order either way."""
+    return os.environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID" and len({gpu.name for gpu in gpus}) > 1
+
+
 def probe(nvml: Any = None, host: Host | None = None,
-          cuda_visible_devices: str | None = None, device_tree: Path | None = None) -> Machine:
+          cuda_visible_devices: str | None = None, device_tree: Path | None = None,
+          cuda_uuids: Sequence[str] | None = None) -> Machine:
     """Describe this machine; ``nvml`` defaults to the real library.
 
     ``cuda_visible_devices`` defaults to the environment's ``CUDA_VISIBLE_DEVICES``: the
@@ -319,10 +380,16 @@ def probe(nvml: Any = None, host: Host | None = None,
     there is no NVML library (a Jetson has none) to name the board; it defaults to this
     machine's :data:`DEVICE_TREE`, except for ``nvml`` replaying a recording, which
     describes another machine.
+
+    ``cuda_uuids`` are the UUIDs CUDA enumerates, in its order: the GPUs are then listed as
+    CUDA numbers them (its device 0 first), ``CUDA_VISIBLE_DEVICES`` already applied by
+    CUDA. With the real library on a machine of more than one kind of GPU (where CUDA's
+    fastest-first order may not be NVML's bus order), they are asked of the CUDA driver.
     """
     if cuda_visible_devices is None:
         cuda_visible_devices = os.environ.get("CUDA_VISIBLE_DEVICES")
     host = host or probe_host()
+    real_library = nvml is None
     if nvml is None:
         try:
             import pynvml as nvml  # noqa: PLC0415 - only the probe pays for it
@@ -352,11 +419,15 @@ def probe(nvml: Any = None, host: Host | None = None,
                 silent.append(f"GPU {index} did not answer NVML ({error})")
     finally:
         _query(nvml, nvml.nvmlShutdown)
-    if gpus and not visible_gpus(gpus, cuda_visible_devices):
+    if cuda_uuids is None and real_library and _order_may_differ(gpus):
+        cuda_uuids = cuda_device_uuids()
+    in_order = in_cuda_order(gpus, cuda_uuids) if cuda_uuids is not None else None
+    visible = in_order if in_order is not None else visible_gpus(gpus, cuda_visible_devices)
+    if gpus and not visible:
         silent.append(f"CUDA_VISIBLE_DEVICES={cuda_visible_devices!r} hides every GPU")
     elif not gpus:
         silent.append("the NVIDIA driver is loaded but shows no usable GPU")
-    gpus = visible_gpus(gpus, cuda_visible_devices)
+    gpus = visible
     return Machine(
         host=host,
         gpus=tuple(gpus),

@@ -18,6 +18,8 @@ from autotune import ladder
 from autotune.accuracy import AccuracyReport, compare
 from autotune.backend_api import (
     BackendUnavailable,
+    BudgetCheck,
+    MemoryFigure,
     ModelFile,
     OutOfMemory,
     RunConfig,
@@ -71,6 +73,12 @@ class Measurement:
     unavailable: bool = False
     #: The file the runtime ran, beside the FP32 one's size (``ModelFile``), where it made one.
     model_file: ModelFile | None = None
+    #: Which figure ``peak_memory_bytes`` is (an allocator's, NVML's increment, ...), where known.
+    peak_memory_figure: MemoryFigure | None = None
+    #: How the memory budget was held, where there was one.
+    memory_budget_check: BudgetCheck | None = None
+    #: Graph nodes the runtime ran on the CPU beside the device (``"op_type name"``).
+    host_nodes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -127,6 +135,12 @@ class Measurement:
             data["peak_memory_gb"] = round(self.peak_memory_bytes / GIB, 3)
         elif self.timing is not None:
             data["peak_memory_gb"] = None  # ran, but this runtime has no memory counter here: unknown
+        if self.peak_memory_figure is not None:
+            data["peak_memory_figure"] = self.peak_memory_figure.value
+        if self.memory_budget_check is not None:
+            data["memory_budget_check"] = self.memory_budget_check.value
+        if self.host_nodes:
+            data["host_nodes"] = list(self.host_nodes)
         if self.predicted_peak_bytes is not None:
             data["predicted_peak_gb"] = round(self.predicted_peak_bytes / GIB, 3)
         if self.roofline_percent is not None:
@@ -226,18 +240,30 @@ class Measurer:
         self._prepared[key] = (prepared, max_batch)
         return prepared
 
-    def _check_budget(self, config: RunConfig, peak_bytes: float | None) -> None:
-        """The memory budget for runners that cannot hold a device to it (a CPU has no
+    def _enforced_by_runtime(self, session: Session | None) -> bool:
+        """Whether the runtime holds the device to the budget: the session's own answer
+        where it has one (it knows e.g. which provider runs), else the runner's."""
+        answer = getattr(session, "enforces_memory_budget", None) if session is not None else None
+        return self.runner.enforces_memory_budget(self.device) if answer is None else bool(answer)
+
+    def _check_budget(self, config: RunConfig, peak_bytes: float | None,
+                      session: Session | None = None) -> BudgetCheck | None:
+        """The memory budget for runtimes that cannot hold a device to it (a CPU has no
         allocator limit): enforced here, for every runner, on the measured peak where
-        there is one, else on the memory model's prediction."""
-        if self.memory_budget_bytes is None or self.runner.enforces_memory_budget(self.device):
-            return
-        what = "measured" if peak_bytes is not None else "predicted"
+        there is one, else on the memory model's prediction. Returns how it was held
+        (None: no budget)."""
+        if self.memory_budget_bytes is None:
+            return None
+        if self._enforced_by_runtime(session):
+            return BudgetCheck.RUNTIME_LIMIT
+        check = BudgetCheck.MEASURED_PEAK if peak_bytes is not None else BudgetCheck.PREDICTED_PEAK
         if peak_bytes is None and self.predict_peak is not None:
             peak_bytes = self.predict_peak(config)
+        what = "measured" if check is BudgetCheck.MEASURED_PEAK else "predicted"
         if peak_bytes is not None and peak_bytes > self.memory_budget_bytes:
             raise OutOfMemory(f"{what} {peak_bytes / GIB:.2f} GB exceeds the memory budget of "
                               f"{self.memory_budget_bytes / GIB:.2f} GB")
+        return check
 
     def _open(self, config: RunConfig) -> Session:
         self._check_budget(config, None)
@@ -269,7 +295,7 @@ class Measurer:
         clock.start()
         clock.stop()  # waits for the step's device work
         peak = session.peak_memory_bytes()
-        self._check_budget(config, peak)
+        self._check_budget(config, peak, session)
         return peak
 
     def fits(self, config: RunConfig) -> Trial:
@@ -450,9 +476,15 @@ class Measurer:
             iterations = timing.warmup_iterations + len(timing.iterations_ms)
             step_per_sample_s = (time.monotonic() - timing_started) / iterations / ran.batch_size
             peak = session.peak_memory_bytes()
+            # Checked again on the figure the row shows: the first step's may be lower.
+            budget_check = self._check_budget(ran, peak, session)
             device_name = session.device_name
+            figure = getattr(session, "peak_memory_figure", None) if peak is not None else None
+            host_nodes = tuple(getattr(session, "host_nodes", ()))
         except KeyboardInterrupt:
             raise
+        except OutOfMemory as error:  # the peak over the whole timing passed the budget
+            return result(ran, Outcome.OUT_OF_MEMORY, str(error), steps=tuple(steps))
         except Exception as error:  # noqa: BLE001 - the model failed mid-measurement
             return result(ran, Outcome.FAILED, first_line(error), steps=tuple(steps))
         finally:
@@ -478,7 +510,8 @@ class Measurer:
             model_file=getattr(held[0], "model_file", None) if held is not None else None,
             predicted_peak_bytes=self.predict_peak(ran) if self.predict_peak else None,
             roofline_samples_s=self.roofline(ran) if self.roofline else None,
-            accuracy=accuracy, steps=tuple(steps),
+            accuracy=accuracy, steps=tuple(steps), peak_memory_figure=figure,
+            memory_budget_check=budget_check, host_nodes=host_nodes,
         )
 
     def close(self) -> None:

@@ -109,7 +109,9 @@ class RecordedNvml:
                     return _Handle(answer["handle"])
                 return SimpleNamespace(**answer)
             if isinstance(answer, list):
-                return tuple(answer)
+                # A list of structures (nvmlDeviceGetComputeRunningProcesses' processes)
+                # replays as objects with the fields' names, as pynvml returns them.
+                return tuple(SimpleNamespace(**item) if isinstance(item, dict) else item for item in answer)
             return answer
 
         return replay
@@ -136,7 +138,9 @@ class RecordingNvml:
             return [self._plain(v) for v in value]
         if hasattr(value, "_fields_"):  # a ctypes structure such as nvmlMemory_t
             return {field[0]: self._plain(getattr(value, field[0])) for field in value._fields_}
-        if isinstance(value, SimpleNamespace):  # a replayed structure, when re-recording
+        if isinstance(value, (SimpleNamespace, pynvml.nvmlFriendlyObject)):
+            # A replayed structure when re-recording, or pynvml's friendly object (a
+            # process of nvmlDeviceGetComputeRunningProcesses): its fields are its attributes.
             return {key: self._plain(item) for key, item in vars(value).items()}
         return value
 

@@ -19,9 +19,14 @@ fallback to CPU EP has been explicitly disabled by the user.`` The TensorRT prov
 wrapper answers by printing an "EP Error" banner to stdout and retrying on the CPU.
 
 The guard is strict: ORT refuses the session if *any* node would run on the CPU, including
-the small shape subgraphs it deliberately keeps there for the CUDA provider. Such a model is
-reported as the provider not running every node of it (:func:`create_session`), not as a
-provider that does not load; whether real exports hit this is for a GPU run to show.
+the small shape subgraphs ORT deliberately leaves there (session_state.cc,
+VerifyEachNodeIsAssignedToAnEp, warns "ORT explicitly assigns shape related ops to CPU to
+improve perf"), so a dynamic-batch export may be refused although its compute runs on the
+GPU. Where the provider itself works (it ran a one-node model), :func:`create_session` then
+makes the session with the fallback allowed and profiling on, and :func:`node_placement`
+proves from one profiled run where each node ran: shape arithmetic on the CPU is reported
+(``Placement.host_nodes``), compute on the CPU refused. Which of the two a real export
+meets is for the first GPU run to show; the code is right for both.
 
 Before a GPU session, ``onnxruntime.preload_dlls()`` loads CUDA and cuDNN from the nvidia-*
 pip packages (torch's among them), which the provider library would not find by itself.
@@ -32,8 +37,10 @@ Imported only when something is measured, so onnxruntime is imported at the top.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import io
+import json
 import os
 import re
 import sys
@@ -237,8 +244,11 @@ def _tensorrt_options(device_id: int, memory_budget_bytes: float | None, precisi
     options["trt_timing_cache_enable"] = "True"
     options["trt_timing_cache_path"] = str(cache_dir / "trt-timing")
     if memory_budget_bytes is not None:
-        # The workspace is scratch for the builder's tactics, on top of the engine's weights
-        # and activations, which must fit in the same budget: half leaves them the rest.
+        # trt_max_workspace_size is the provider's one memory limit: TensorRT's workspace,
+        # scratch for its tactics (https://onnxruntime.ai/docs/execution-providers/
+        # TensorRT-ExecutionProvider.html#trt_max_workspace_size). The engine's weights and
+        # activations come on top, uncapped, so the core checks the measured peak against the
+        # budget (OrtSession.enforces_memory_budget); half leaves them the rest.
         options["trt_max_workspace_size"] = str(int(memory_budget_bytes // 2))
     if shapes:
         # Every input in the profile: without one, ORT builds the engine for the first shape
@@ -278,7 +288,34 @@ def create_session(model_path: Path, plan: SessionPlan) -> onnxruntime.Inference
     try:
         return _strict_gpu_session(str(model_path), options, plan)
     except _GpuSessionFailed as failure:
+        if not _refused_for_cpu_nodes(failure) or gpu_provider_problem(plan.provider) is not None:
+            raise _explained(model_path, plan.provider, failure) from None
+    # The provider works (it ran the one-node model) but leaves some of this model's nodes to
+    # the CPU: allowed, and proven by profiling which ones (node_placement).
+    try:
+        options = _profiled(_session_options(_with_cpu_fallback(plan)))
+        return _strict_gpu_session(str(model_path), options, plan)
+    except _GpuSessionFailed as failure:
         raise _explained(model_path, plan.provider, failure) from None
+
+
+def _refused_for_cpu_nodes(failure: _GpuSessionFailed) -> bool:
+    """ORT's guard refused a node on the CPU, and no provider library failed to load."""
+    return failure.error is not None and _CPU_FALLBACK_REFUSED in str(failure.error) \
+        and not ort_messages.library_failure(failure.log)
+
+
+def _with_cpu_fallback(plan: SessionPlan) -> SessionPlan:
+    entries = {key: value for key, value in plan.session_options.get("config_entries", {}).items()
+               if key != _DISABLE_CPU_FALLBACK}
+    return dataclasses.replace(plan, session_options={**plan.session_options, "config_entries": entries})
+
+
+def _profiled(options: onnxruntime.SessionOptions) -> onnxruntime.SessionOptions:
+    options.enable_profiling = True
+    # ORT appends a timestamp and ".json"; node_placement removes the file once read.
+    options.profile_file_prefix = str(Path(tempfile.gettempdir()) / f"autotune-ort-placement-{os.getpid()}")
+    return options
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -421,15 +458,12 @@ def _explained(model_path: Path, provider: str, failure: _GpuSessionFailed) -> E
         return ort_messages.cannot_load(model_path, error)
     if error is not None and ort_messages.is_onnxruntime_error(error) and _OUT_OF_MEMORY.search(str(error)):
         return error
-    if error is not None and _CPU_FALLBACK_REFUSED in str(error) \
-            and not ort_messages.library_failure(failure.log):
+    if _refused_for_cpu_nodes(failure):
+        # create_session retries a working provider with the fallback on: only a provider
+        # that does not run the one-node model comes here.
         problem = gpu_provider_problem(provider)
         if problem is not None:
             return ProviderUnavailable(provider, problem, failure.log)
-        # The provider works (it ran the one-node model): this model has nodes it does not
-        # take, e.g. operators without a kernel for it or shape subgraphs ORT keeps on the CPU.
-        return ProviderUnavailable(provider, f"{model_path.name} has nodes it does not run, and falling "
-                                             "back to the CPU for them is off", failure.log)
     return ProviderUnavailable(provider, _provider_reason(provider, failure), failure.log)
 
 
@@ -449,3 +483,85 @@ def _provider_reason(provider: str, failure: _GpuSessionFailed) -> str:
     return f"ONNX Runtime ran the session on {', '.join(failure.providers or ['no provider'])}"
 
 
+
+
+# --- node placement -------------------------------------------------------------------------
+
+_KERNEL_SUFFIX = "_kernel_time"
+#: Output element types of shape arithmetic, what the CUDA provider leaves on the CPU on
+#: purpose. A CPU node with an output of any other type is the model's compute on the CPU.
+_SHAPE_TYPES = frozenset({"int64", "int32", "bool"})
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where ONNX Runtime ran each node of one run, read from its profile.
+
+    ``nodes`` maps each provider (ORT's name) to its nodes, ``"op_type name"``, in the order
+    they first ran. ``host_nodes`` are those on the CPU provider; ``host_compute_nodes`` those
+    of them with an output that is not shape arithmetic (a type other than int64, int32 or
+    bool, or none recorded): compute that did not run on the GPU.
+    """
+
+    nodes: dict[str, tuple[str, ...]]
+    host_nodes: tuple[str, ...]
+    host_compute_nodes: tuple[str, ...]
+
+
+def placement_from_profile(events: Sequence[Mapping[str, Any]]) -> Placement:
+    """The placement in an ONNX Runtime profile (the JSON list ``end_profiling()`` writes).
+
+    Each node's run is one event with ``"cat": "Node"``, a name ending ``_kernel_time`` and
+    ``args`` holding ``op_name``, ``provider`` and ``output_type_shape`` (a list of
+    ``{element_type: shape}``), as onnxruntime 1.31.1 writes them (tests/ort_profiles holds
+    one from a CPU session); other events (session phases, older builds' fences) are skipped.
+    """
+    nodes: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    host_compute: list[str] = []
+    for event in events:
+        name = str(event.get("name", ""))
+        if event.get("cat") != "Node" or not name.endswith(_KERNEL_SUFFIX) or name in seen:
+            continue
+        seen.add(name)
+        args = event.get("args") or {}
+        node = f"{args.get('op_name', '?')} {name.removesuffix(_KERNEL_SUFFIX)}"
+        provider = str(args.get("provider", "unknown"))
+        nodes.setdefault(provider, []).append(node)
+        if provider == PROVIDERS["cpu"]:
+            types = {element for output in args.get("output_type_shape") or [] for element in output}
+            if not types or types - _SHAPE_TYPES:
+                host_compute.append(node)
+    return Placement({provider: tuple(names) for provider, names in nodes.items()},
+                     tuple(nodes.get(PROVIDERS["cpu"], ())), tuple(host_compute))
+
+
+def node_placement(session: onnxruntime.InferenceSession, feed: Mapping[str, Any]) -> Placement | None:
+    """Where ``session`` runs its nodes, from one profiled run on ``feed`` (host arrays);
+    None for a session made without profiling: a strict GPU session, where ORT's guard
+    already refused any node on the CPU.
+
+    Ends the session's profiling, so the timed runs after it are not profiled; the file is
+    removed once read.
+    """
+    if not session.get_session_options().enable_profiling:
+        return None
+    session.run(None, dict(feed))
+    path = Path(session.end_profiling())
+    try:
+        events = json.loads(path.read_text())
+    finally:
+        path.unlink(missing_ok=True)
+    return placement_from_profile(events)
+
+
+def placement_problem(placement: Placement | None, provider: str) -> str | None:
+    """Why ``placement`` does not count as running on ``provider``'s GPU, or None when it
+    does: every node but shape arithmetic ran on the GPU provider."""
+    if placement is None or not placement.host_compute_nodes:
+        return None
+    shown = ", ".join(placement.host_compute_nodes[:5])
+    more = len(placement.host_compute_nodes) - 5
+    label = _LABELS.get(provider, provider)
+    return (f"{len(placement.host_compute_nodes)} compute node(s) ran on the CPU, not the {label} "
+            f"provider: {shown}" + (f" and {more} more" if more > 0 else ""))

@@ -7,6 +7,13 @@ with every input the input description names; the precision variants (FP16, INT8
 are made from that file by ``onnx_variants`` and cached. Sessions are made by
 ``ort_providers``, which refuses to let a GPU provider fall back to the CPU unnoticed.
 ONNX Runtime here serves trained models: training stays with PyTorch.
+
+Memory: each session is made when a configuration opens and dropped when it closes, so its
+arena goes with it and the next configuration's NVML figure is its own increment
+(``nvml_peak``), read against a baseline taken just before its session is made. The CUDA
+provider holds its arena to the budget (``gpu_mem_limit``); the TensorRT provider has no such
+cap, only its builder's workspace (``trt_max_workspace_size``), so there the core checks the
+measured peak against the budget (:attr:`OrtSession.enforces_memory_budget`).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 from autotune_plugins import nvml_peak, onnx_files, onnx_variants, ort_providers
 
-from autotune.backend_api import BackendUnavailable, Preparation, RunConfig, UnsupportedConfig
+from autotune.backend_api import BackendUnavailable, MemoryFigure, Preparation, RunConfig, UnsupportedConfig
 from autotune.cache import cache_root
 from autotune.convert import ConversionRequest, convert_model
 from autotune.errors import UserError
@@ -39,8 +46,8 @@ def resolve_provider(asked: str | None, device: str) -> str:
 
 
 class OrtPrepared:
-    """One precision variant of the model and the session plan for it; the session itself is
-    made when the first batch opens, since the CUDA provider's memory limit comes with it."""
+    """One precision variant of the model and the session plan for it; a session is made per
+    opened configuration (the CUDA provider's memory limit comes with it) and freed with it."""
 
     def __init__(self, variant: onnx_variants.Variant, preparation: Preparation, provider: str,
                  max_batch_size: int, device: str, compared_output: str | None):
@@ -50,21 +57,20 @@ class OrtPrepared:
         self.compared_output = compared_output
         self.model_file = variant.model_file
         self.max_batch_size, self.device = max_batch_size, device
-        self.session: ort.InferenceSession | None = None
-        self._budget: float | None = None
 
-    def session_for(self, memory_budget_bytes: float | None) -> ort.InferenceSession:
-        if self.session is None or memory_budget_bytes != self._budget:
-            plan = self._plan(memory_budget_bytes)
-            try:
-                self.session = ort_providers.create_session(self.variant.path, plan)
-            except UserError as error:
-                if self.variant.precision == "fp32":
-                    raise  # the user's own file (or its export): bad input
-                # A variant autotune made that this provider refuses: this precision, not the input.
-                raise UnsupportedConfig(f"{self.variant.label}: {error}") from None
-            self._budget = memory_budget_bytes
-        return self.session
+    def new_session(self, memory_budget_bytes: float | None) -> ort.InferenceSession:
+        """A session for one configuration; the caller drops it when the configuration closes."""
+        plan = self._plan(memory_budget_bytes)
+        try:
+            return ort_providers.create_session(self.variant.path, plan)
+        except UserError as error:
+            raise self._refused(str(error)) from None
+
+    def _refused(self, reason: str) -> Exception:
+        if self.variant.precision == "fp32":
+            return UserError(reason)  # the user's own file (or its export): bad input
+        # A variant autotune made that this provider refuses: this precision, not the input.
+        return UnsupportedConfig(f"{self.variant.label}: {reason}")
 
     def _plan(self, memory_budget_bytes: float | None) -> ort_providers.SessionPlan:
         preparation = self.preparation
@@ -85,14 +91,21 @@ class OrtPrepared:
             precision=preparation.precision, input_shapes=shapes, cache_dir=cache_root())
 
     def close(self) -> None:
-        self.session = None
+        pass  # sessions are freed by the configurations that opened them
 
 
 class OrtSession:
     def __init__(self, prepared: OrtPrepared, config: RunConfig, memory_budget_bytes: float | None):
         self.prepared, self.config = prepared, config
-        self.session = prepared.session_for(memory_budget_bytes)
+        gpu = prepared.provider != "cpu"
+        # The baseline before the session allocates anything: its figure is its own (the CUDA
+        # context is there already, made by the provider check in prepare).
+        self._memory = nvml_peak.ProcessPeakMemory(baseline=True) if gpu else None
+        self._session: ort.InferenceSession | None = prepared.new_session(memory_budget_bytes)
         ran = ort_providers.provider_that_ran(self.session)
+        #: The CUDA provider's arena fails above gpu_mem_limit; the TensorRT provider has no
+        #: such cap (the workspace is only part of it): the core checks its measured peak.
+        self.enforces_memory_budget = ran == "cuda" and memory_budget_bytes is not None
         # The provider that really ran, in every measurement row: a CPU figure never passes
         # for a GPU one.
         threads = self.session.get_session_options().intra_op_num_threads
@@ -102,15 +115,30 @@ class OrtSession:
         recorded = prepared.compared_output
         self.compared = recorded if recorded in self.output_names else self.output_names[0]
         self.feed = self._feed(synthetic_batch(prepared.preparation.inputs, config.batch_size, seed=1))
-        self._memory = nvml_peak.ProcessPeakMemory() if ran != "cpu" else None
-        self._binding = None
-        if ran != "cpu":
-            # Inputs and outputs stay on the GPU, so host copies are not timed.
-            self._binding = self.session.io_binding()
-            for name, array in self.feed.items():
-                self._binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0))
-            for name in self.output_names:
-                self._binding.bind_output(name, "cuda", 0)
+        placement = ort_providers.node_placement(self.session, self.feed)
+        problem = ort_providers.placement_problem(placement, ran)
+        if problem is not None:
+            if prepared.variant.precision == "fp32":
+                raise ort_providers.ProviderUnavailable(ran, f"{prepared.variant.path.name}: {problem}")
+            raise UnsupportedConfig(f"{prepared.variant.label}: {problem}")
+        #: Nodes ORT ran on the CPU beside the GPU provider (shape arithmetic), "op_type name".
+        self.host_nodes: tuple[str, ...] = placement.host_nodes if placement is not None else ()
+        self._binding = self._device_binding() if ran != "cpu" else None
+
+    def _device_binding(self) -> ort.IOBinding:
+        """Inputs and outputs on the GPU, so host copies are not timed."""
+        binding = self.session.io_binding()
+        for name, array in self.feed.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0))
+        for name in self.output_names:
+            binding.bind_output(name, "cuda", 0)
+        return binding
+
+    @property
+    def session(self) -> ort.InferenceSession:
+        if self._session is None:
+            raise ValueError("this ONNX Runtime session is closed")
+        return self._session
 
     def _feed(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         wanted = {node.name for node in self.session.get_inputs()}
@@ -142,9 +170,16 @@ class OrtSession:
     def peak_memory_bytes(self) -> int | None:
         return self._memory.read() if self._memory is not None else None
 
+    @property
+    def peak_memory_figure(self) -> MemoryFigure | None:
+        """Which figure :meth:`peak_memory_bytes` gave (an NVML increment, ...)."""
+        return self._memory.figure if self._memory is not None else None
+
     def close(self) -> None:
         self._binding = None
         self.feed = {}
+        # The session and its arena go now, so the next configuration's figure is its own.
+        self._session = None
 
 
 class OrtRunner:
@@ -165,7 +200,10 @@ class OrtRunner:
         return ort_providers.is_out_of_memory(error)
 
     def enforces_memory_budget(self, device: str) -> bool:
-        # The CUDA provider's gpu_mem_limit caps its arena; the CPU provider has no cap.
+        # Before a session opens: a GPU provider is held by the session's own answer after its
+        # first step (OrtSession.enforces_memory_budget: the CUDA provider's gpu_mem_limit caps
+        # its arena, the TensorRT provider is checked on its measured peak); the CPU provider
+        # has no cap.
         return device == "cuda"
 
     def prepare(self, model, preparation: Preparation, device: str, max_batch_size: int) -> OrtPrepared:

@@ -126,3 +126,36 @@ def test_a_mig_uuid_makes_its_gpu_visible():
     machine = probe(RecordedNvml.from_file(RECORDINGS / "a100_mig.yaml"), host=HOST,
                     cuda_visible_devices="MIG-7a4e2f19")
     assert len(machine.gpus) == 1
+
+
+MIXED_4090 = "0f9e8d7c6b5a4938a7b6c5d4e3f2a1b0"
+MIXED_3060 = "1a2b3c4d5e6f4a7b8c9d0e1f2a3b4c5d"
+
+
+@pytest.mark.parametrize(("cuda_uuids", "expected"), [
+    # CUDA numbers the 3060 first (a machine whose faster card sits on the later bus, under
+    # CUDA's default fastest-first order, or CUDA_VISIBLE_DEVICES=1,0): the probe lists the
+    # GPUs as CUDA numbers them, so "the GPU" it describes is CUDA's device 0.
+    ((MIXED_3060, MIXED_4090), ["gpu1", "gpu0"]),
+    ((MIXED_4090,), ["gpu0"]),  # CUDA_VISIBLE_DEVICES, as CUDA itself applied it
+    ((), []),
+    # CUDA lists a device NVML does not show: its order is not trusted, NVML's is kept.
+    (("ffffffffffffffffffffffffffffffff",), ["gpu0", "gpu1"]),
+])
+def test_the_gpus_are_listed_in_cudas_order_where_cuda_gave_it(cuda_uuids, expected):
+    machine = probe(RecordedNvml.from_file(RECORDINGS / "mixed_4090_3060.yaml"), host=HOST,
+                    cuda_uuids=cuda_uuids)
+    assert [f"gpu{gpu.index}" for gpu in machine.gpus] == expected
+
+
+def test_a_mig_instance_cuda_lists_places_its_gpu():
+    machine = probe(RecordedNvml.from_file(RECORDINGS / "a100_mig.yaml"), host=HOST,
+                    cuda_uuids=("MIG-7a4e2f19-0002-4c2a-9d1e-5f3b7a0c0002",))
+    assert [gpu.index for gpu in machine.gpus] == [0]
+
+
+def test_without_a_cuda_driver_no_cuda_order_is_claimed(monkeypatch):
+    from autotune import machine_probe  # noqa: PLC0415
+
+    monkeypatch.setattr(machine_probe.sys, "executable", "/nonexistent/python")
+    assert machine_probe.cuda_device_uuids() is None
