@@ -32,6 +32,7 @@ from autotune_plugins import nvml_peak, onnx_files, trt_engine
 
 from autotune.backend_api import (
     BackendUnavailable,
+    MemoryFigure,
     ModelFile,
     OutOfMemory,
     PrecisionEvidence,
@@ -383,6 +384,12 @@ class TrtSession:
 
     def peak_memory_bytes(self) -> int | None:
         return self._memory.read()
+
+    @property
+    def peak_memory_figure(self) -> MemoryFigure | None:
+        """Which figure :meth:`peak_memory_bytes` gave: the whole process's (engines of other
+        configurations alive in it included) unless NVML cannot name the process."""
+        return self._memory.figure
 
     def close(self) -> None:
         self.buffers = {}
