@@ -15,7 +15,6 @@ from torch import nn  # noqa: E402
 
 from autotune.backend_api import RunConfig  # noqa: E402
 from autotune.measure import Measurer  # noqa: E402
-from autotune.model_inputs import from_shape  # noqa: E402
 from autotune.model_source import parse_model  # noqa: E402
 from tests.test_cli import one_line_error, run  # noqa: E402
 
@@ -208,26 +207,6 @@ def test_a_model_that_raises_is_a_failed_measurement_not_a_traceback():
         RunConfig("infer", "fp32", 4, None), budget_s=0.1)
     assert result.status == "failed"
     assert "ValueError: this model only takes two samples" in result.reason
-
-
-def test_tf32_uses_the_current_pytorch_api_and_is_restored():
-    from autotune_plugins.torch_runner import _Tf32
-
-    modern = hasattr(torch.backends.cuda.matmul, "fp32_precision")
-    read = ((lambda: (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision))
-            if modern else (lambda: (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)))
-    before = read()
-    runner = TorchRunner()
-    source = parse_model(SMALL, "3,32,32")
-    config = RunConfig("infer", "fp32", 2, 32).with_options(tf32=True)
-    prepared = runner.prepare(source, config.preparation(from_shape((3, 32, 32))), "cpu", 2)
-    session = runner.open(prepared, config)
-    try:
-        assert _Tf32().modern is modern
-        assert read() == (("tf32", "tf32") if modern else (True, True))
-    finally:
-        session.close()
-    assert read() == before
 
 
 CU128_2_11 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]  # torch.cuda.get_arch_list()
