@@ -95,6 +95,18 @@ def autocast_plan(task: str, precision: str) -> tuple[bool, torch.dtype | None, 
     return True, DTYPES[precision], precision == "fp16"
 
 
+def fp32_math(precision: str, tf32: bool, device: str) -> str:
+    """What an FP32 or TF32 session's matmuls and convolutions compute in on a GPU, for the
+    results to say: autotune's FP32 is IEEE throughout, where stock PyTorch runs cuDNN
+    convolutions in TF32 (``torch.backends.cudnn.allow_tf32`` defaults to True). Empty for
+    FP16 and BF16, and on the CPU, which has no TF32: its FP32 is IEEE FP32 alone."""
+    if precision not in ("fp32", "tf32") or device != "cuda":
+        return ""
+    if tf32:
+        return "TF32 matmul and conv"
+    return "IEEE matmul and conv"
+
+
 class TorchPrepared:
     """The FP32 CPU model and the inputs it takes in this preparation. Eager PyTorch has
     nothing to compile ahead, so preparing costs a dictionary lookup; the module is copied
@@ -151,6 +163,8 @@ class TorchSession:
         torch.backends.cudnn.benchmark = bool(config.option("cudnn_benchmark", False))
         tf32 = bool(config.option("tf32", False)) or config.precision == "tf32"
         set_tf32(tf32)
+        #: What the matmuls and convolutions computed in (FP32 and TF32 sessions), for the results.
+        self.math = fp32_math(config.precision, tf32, device)
 
         self.cast_dtype = DTYPES[config.precision] if config.task == "infer" else torch.float32
         self.amp, self.amp_dtype, grad_scaler = autocast_plan(config.task, config.precision)

@@ -94,7 +94,13 @@ def test_verify_with_user_inputs(capsys, tmp_path):
 
 
 @pytest.mark.usefixtures("quick_timing")
-def test_verify_measures_and_prints_the_recommendation_again(capsys):
+def test_verify_measures_and_prints_the_recommendation_again(capsys, monkeypatch):
+    from autotune_plugins import torch_runner  # noqa: PLC0415
+
+    # Each FP32 row says what its FP32 was, as a GPU session does (the CPU's FP32 says nothing).
+    on_a_gpu = torch_runner.fp32_math
+    monkeypatch.setattr(torch_runner, "fp32_math",
+                        lambda precision, tf32, device: on_a_gpu(precision, tf32, "cuda"))
     started = time.monotonic()
     code, out, err = run(capsys, "verify", "--model", SMALL, "--input-shape", "3,32,32",
                          "--backend", "torch", "--budget-s", "6", "--set", "cpu_threads=1")
@@ -106,6 +112,11 @@ def test_verify_measures_and_prints_the_recommendation_again(capsys):
     torch_report = next(m for m in config["measurements"] if m["backend"] == "torch")
     assert torch_report["status"] == "measured" and torch_report["measurements"]
     assert "samples/s" in err
+    fp32_rows = [row for row in torch_report["measurements"] if row["precision"] == "fp32"]
+    ieee = "IEEE matmul and conv"
+    assert fp32_rows and all(row["math"] == ieee for row in fp32_rows)
+    assert all("math" not in row for row in torch_report["measurements"] if row["precision"] != "fp32")
+    assert f"; {ieee}" in err
     assert elapsed < 6 + 5  # its budget, plus building the model and the reference once
 
 

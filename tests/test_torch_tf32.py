@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 torch = pytest.importorskip("torch")
-from autotune_plugins.torch_runner import TorchPrepared, TorchRunner  # noqa: E402
+from autotune_plugins.torch_runner import TorchPrepared, TorchRunner, fp32_math  # noqa: E402
 from torch import nn  # noqa: E402
 
 from autotune.backend_api import RunConfig  # noqa: E402
@@ -135,6 +135,20 @@ def test_import_autotune_auto_keeps_a_legacy_tf32_setting_the_script_made_first(
     assert "kept your TF32 settings (matmul tf32, cuDNN conv tf32)" in done
     assert every_reader() == before
     assert_every_reader_works(True)
+
+
+def test_a_session_says_what_its_fp32_computed_in():
+    session = open_session(tf32=False)
+    try:
+        assert session.math == ""  # the CPU has no TF32: nothing to tell apart
+    finally:
+        session.close()
+    ieee = "IEEE matmul and conv"
+    assert fp32_math("fp32", False, "cuda") == ieee
+    tf32 = "TF32 matmul and conv"
+    assert fp32_math("fp32", True, "cuda") == fp32_math("tf32", True, "cuda") == tf32
+    assert fp32_math("bf16", False, "cuda") == ""  # half precisions say nothing: no FP32 question
+    assert fp32_math("fp32", True, "cpu") == ""
 
 
 class OutOfMemoryOnTheWay(nn.Module):
