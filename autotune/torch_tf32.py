@@ -1,10 +1,11 @@
 """TF32 for PyTorch's FP32 matmuls and cuDNN convolutions, set so that every reader agrees.
 
-PyTorch keeps two generations of TF32 state side by side (aten/src/ATen/Context.cpp, torch
-2.9 to 2.14): the legacy ones, ``float32_matmul_precision`` (highest/high/medium) and the
-cuDNN ``allow_tf32`` flag, and the ``fp32_precision`` table of the new API, one entry per
-backend (generic, cuda, mkldnn) and operation (all, matmul, conv, rnn), "none" inheriting from
-the backend's "all", then from generic. The legacy readers refuse a mix:
+PyTorch keeps two generations of TF32 state side by side (aten/src/ATen/Context.cpp since
+torch 2.9; each behaviour below checked on 2.14.1, the locked version): the legacy ones,
+``float32_matmul_precision`` (highest/high/medium) and the cuDNN ``allow_tf32`` flag, and the
+``fp32_precision`` table of the new API, one entry per backend (generic, cuda, mkldnn) and
+operation (all, matmul, conv, rnn), "none" inheriting from the backend's "all", then from
+generic. The legacy readers refuse a mix:
 
 - ``torch.get_float32_matmul_precision()`` raises when cuda matmul is tf32 but the legacy
   precision is "highest", or mkldnn matmul is tf32/bf16 but the legacy one is not high/medium;
@@ -19,7 +20,8 @@ Inductor read them. So TF32 is set through the legacy setters, which write both 
 consistently (``set_float32_matmul_precision``: the legacy precision, cuda and mkldnn matmul;
 ``cudnn.allow_tf32``: the flag, cuDNN conv and rnn), and, for FP32, cuda's entries are then
 pinned to "ieee" so that a script's ``torch.backends.fp32_precision = "tf32"`` cannot make them
-inherit TF32. :func:`read_state` and :func:`restore` give back exactly what was there.
+inherit TF32. :func:`read_state` and :func:`restore` give back what was there: every reader
+answers as it did, a mix the script made included.
 
 Torch older than 2.9 (``torch>=2.4`` is supported) has the legacy state only, or an early,
 incompatible form of the table ("default" where 2.9 says "none"): there the legacy state is
@@ -86,7 +88,8 @@ def _stored(backend: str, op: str) -> str:
 
 
 def read_state() -> Tf32State:
-    """The TF32 state now, read without raising whatever mix of APIs the script used."""
+    """The TF32 state now; on torch >= 2.9 read without raising, whatever mix of APIs the
+    script used."""
     import torch  # noqa: PLC0415
 
     if not has_precision_table():
