@@ -154,7 +154,11 @@ class Clock(Protocol):
 
 
 class Session(Protocol):
-    """A prepared model opened at one batch size, ready to run steps."""
+    """A prepared model opened at one batch size, ready to run steps.
+
+    Optional: ``math``, a ``str`` saying what an FP32 or TF32 session's matmuls and
+    convolutions computed in (the torch backend's "IEEE matmul and conv"), shown
+    beside the result; a session without it shows nothing."""
 
     device_name: str
 

@@ -79,6 +79,9 @@ class Measurement:
     memory_budget_check: BudgetCheck | None = None
     #: Graph nodes the runtime ran on the CPU beside the device (``"op_type name"``).
     host_nodes: tuple[str, ...] = ()
+    #: What the matmuls and convolutions computed in, where the session says (``Session.math``):
+    #: an "fp32" baseline may be IEEE FP32 or TF32 depending on the runtime.
+    math: str = ""
 
     @property
     def ok(self) -> bool:
@@ -149,6 +152,8 @@ class Measurement:
             data["accuracy"] = self.accuracy.to_dict()
         if self.steps:
             data["oom_steps"] = list(self.steps)
+        if self.math:
+            data["math"] = self.math
         if self.model_file is not None:
             data["model_file_mb"] = round(self.model_file.size_bytes / 1e6, 2)
             data["fp32_file_mb"] = round(self.model_file.fp32_size_bytes / 1e6, 2)
@@ -481,6 +486,9 @@ class Measurer:
             device_name = session.device_name
             figure = getattr(session, "peak_memory_figure", None) if peak is not None else None
             host_nodes = tuple(getattr(session, "host_nodes", ()))
+            # Optional on a session (see backend_api.Session): a runtime whose "fp32" could be
+            # either IEEE FP32 or TF32 says which it ran.
+            math = getattr(session, "math", "")
         except KeyboardInterrupt:
             raise
         except OutOfMemory as error:  # the peak over the whole timing passed the budget
@@ -506,7 +514,7 @@ class Measurer:
             reason = (reason + "; " if reason else "") + f"fit after {len(steps)} step(s) down: {ran.label()}"
         held = self._prepared.get(self._preparation(ran))
         return result(
-            ran, outcome, reason, device=device_name, timing=timing, peak_memory_bytes=peak,
+            ran, outcome, reason, device=device_name, timing=timing, peak_memory_bytes=peak, math=math,
             model_file=getattr(held[0], "model_file", None) if held is not None else None,
             predicted_peak_bytes=self.predict_peak(ran) if self.predict_peak else None,
             roofline_samples_s=self.roofline(ran) if self.roofline else None,

@@ -80,10 +80,29 @@ class MicroBatchChange:
                 f"effective batch unchanged at {self.effective_batch_size}")
 
 
+#: What torch raises untyped, as a plain ``RuntimeError``, when a library inside it runs out of
+#: GPU memory; each with where torch writes it.
+UNTYPED_OUT_OF_MEMORY_MARKS = (
+    # "CUDA out of memory" (torch before the typed error) and "CUDA error: out of memory"
+    # (C10_CUDA_CHECK in c10/cuda/CUDAException.h, on a CUDA call outside the caching allocator).
+    "out of memory",
+    # "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`":
+    # TORCH_CUDABLAS_CHECK in aten/src/ATen/cuda/Exceptions.h, when cuBLAS cannot allocate its
+    # handle or workspace.
+    "cublas_status_alloc_failed",
+    # "cuDNN error: CUDNN_STATUS_ALLOC_FAILED" (cuDNN 8) and "cuDNN error:
+    # CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED" (cuDNN 9, which splits the status):
+    # AT_CUDNN_CHECK in aten/src/ATen/cuda/Exceptions.h, the text cudnnGetErrorString gives.
+    # cuDNN 9's HOST_ALLOCATION_FAILED is host memory, which a smaller batch does not free.
+    "cudnn_status_alloc_failed",
+    "cudnn_status_internal_error_device_allocation_failed",
+)
+
+
 def is_out_of_memory(error: BaseException) -> bool:
-    """True for torch's out-of-memory error: ``torch.cuda.OutOfMemoryError``, or a
-    ``RuntimeError`` that says "out of memory" ("CUDA out of memory" from older torch, "CUDA
-    error: out of memory" from CUDA calls outside the caching allocator). The one test, for
+    """True for torch's out-of-memory errors: ``torch.cuda.OutOfMemoryError`` (the caching
+    allocator's), or a ``RuntimeError`` carrying one of :data:`UNTYPED_OUT_OF_MEMORY_MARKS`
+    (CUDA calls outside the allocator, cuBLAS and cuDNN allocations). The one test, for
     training here and for the torch backend's measurements."""
     try:
         import torch  # noqa: PLC0415 - the package imports without torch
@@ -93,7 +112,8 @@ def is_out_of_memory(error: BaseException) -> bool:
     if oom_type is not None and isinstance(error, oom_type):
         return True
     # cuDNN and cuBLAS report theirs as a RuntimeError whose only mark is the text.
-    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and any(mark in text for mark in UNTYPED_OUT_OF_MEMORY_MARKS)
 
 
 class AccumulatingStep:

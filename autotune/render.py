@@ -97,6 +97,8 @@ def results_table(measurements, title: str, knees: set[int] | None = None) -> No
             result = f"ok, {m.accuracy.summary}"  # the budget and its source are in --json
         else:
             result = status if not m.reason else f"{status}: {m.reason}"
+        if m.math:
+            result += f"; {m.math}"
         if m.model_file is not None and (m.model_file.size_bytes != m.model_file.fp32_size_bytes
                                          or m.model_file.detail):
             result += f"; file {m.model_file.describe()}"

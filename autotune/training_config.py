@@ -24,11 +24,9 @@ from typing import Any
 
 #: The purpose whose profile a training script reads (``<host>.train.yaml``).
 PURPOSE_TASK = "train"
-#: torch's own defaults for the settings applied, per API generation: a value outside these
-#: was set by the user before ``import autotune.auto``, and is kept.
-TORCH_DEFAULTS = {"cudnn.benchmark": {False}, "matmul.fp32_precision": {"none", "ieee"},
-                  "conv.fp32_precision": {"none", "tf32"}, "matmul.allow_tf32": {False},
-                  "cudnn.allow_tf32": {True}}
+#: torch's default TF32 use, (CUDA matmuls, cuDNN convolutions): a script whose use differs
+#: set it before ``import autotune.auto``, and it is kept.
+TORCH_TF32_DEFAULT = (False, True)
 
 
 @dataclass(frozen=True)
@@ -157,45 +155,31 @@ def _save(machine, recommendation, store: str | None) -> None:
 
 def apply_torch_settings(config: TrainingConfig, torch_was_imported: bool) -> tuple[str, ...]:
     """Set TF32 and ``cudnn.benchmark`` as ``config`` chose, on a GPU only; a setting the
-    user changed before (``torch_was_imported`` and not torch's default) is kept. Returns
-    what was done, one phrase each."""
+    user changed before (``torch_was_imported`` and not torch's default) is kept. TF32 goes
+    through :func:`autotune.torch_tf32.set_tf32`, which keeps every PyTorch reader of it
+    working (Lightning's ``get_float32_matmul_precision``, ``cudnn.flags``). Returns what was
+    done, one phrase each."""
     if config.device != "cuda":
         return ()
     try:
         import torch  # noqa: PLC0415 - a training script imports it anyway
     except ImportError:
         return ()
+    from autotune.torch_tf32 import set_tf32, tf32_in_use  # noqa: PLC0415 - imports torch
+
     done = []
     backends = torch.backends
-
-    def user_set(name: str, value: Any) -> bool:
-        return torch_was_imported and value not in TORCH_DEFAULTS[name]
-
-    if user_set("cudnn.benchmark", backends.cudnn.benchmark):
+    if torch_was_imported and backends.cudnn.benchmark:  # torch's default is off
         done.append(f"kept your cudnn.benchmark={backends.cudnn.benchmark}")
     else:
         backends.cudnn.benchmark = config.cudnn_benchmark
         done.append(f"cudnn.benchmark={'on' if config.cudnn_benchmark else 'off'}")
-    modern = hasattr(backends.cuda.matmul, "fp32_precision") and hasattr(
-        getattr(backends.cudnn, "conv", None), "fp32_precision")
-    # cudnn.conv is a property of torch's module class (torch >= 2.9, checked above), which
-    # its type declarations leave out: each use below is marked for pyright.
-    if modern:
-        current = {"matmul.fp32_precision": backends.cuda.matmul.fp32_precision,
-                   "conv.fp32_precision": backends.cudnn.conv.fp32_precision}  # pyright: ignore[reportAttributeAccessIssue]
+    in_use = tf32_in_use()
+    if torch_was_imported and in_use != TORCH_TF32_DEFAULT:
+        matmul, conv = ("tf32" if on else "ieee" for on in in_use)
+        done.append(f"kept your TF32 settings (matmul {matmul}, cuDNN conv {conv})")
     else:
-        current = {"matmul.allow_tf32": backends.cuda.matmul.allow_tf32,
-                   "cudnn.allow_tf32": backends.cudnn.allow_tf32}
-    kept = [f"{name}={value}" for name, value in current.items() if user_set(name, value)]
-    if kept:
-        done.append("kept your " + ", ".join(kept))
-    else:
-        if modern:
-            precision = "tf32" if config.tf32 else "ieee"
-            backends.cuda.matmul.fp32_precision = precision
-            backends.cudnn.conv.fp32_precision = precision  # pyright: ignore[reportAttributeAccessIssue]
-        else:
-            backends.cuda.matmul.allow_tf32 = backends.cudnn.allow_tf32 = config.tf32
+        set_tf32(config.tf32)
         done.append(f"tf32={'on' if config.tf32 else 'off'}")
     return tuple(done)
 

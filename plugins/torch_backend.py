@@ -10,8 +10,8 @@ OPTIONS = (
                   model_kinds=("image",)),
     BackendOption("cudnn_benchmark", "bool", "torch.backends.cudnn.benchmark: time convolution "
                   "algorithms once per shape", default=False, decision="cudnn_benchmark", devices=("cuda",)),
-    BackendOption("tf32", "bool", "TF32 for FP32 matmuls and convolutions (fp32_precision on torch >= 2.9, "
-                  "allow_tf32 before)", default=False, decision="tf32", devices=("cuda",)),
+    BackendOption("tf32", "bool", "TF32 for FP32 matmuls and cuDNN convolutions (off: IEEE FP32 for both)",
+                  default=False, decision="tf32", devices=("cuda",)),
     BackendOption("compile", "bool", "run the model through torch.compile", default=False),
 )
 

@@ -10,6 +10,7 @@ precisions are left to the TensorRT and ONNX Runtime backends.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import numpy as np
@@ -18,9 +19,11 @@ from autotune_plugins.torch_inspect import build_seeded
 from autotune_plugins.torch_io import call_model, select_output, synthetic_tensors, to_tensors, training_loss
 from torch import nn
 
-from autotune.backend_api import BackendUnavailable, Preparation, RunConfig, UnsupportedConfig
+from autotune.backend_api import BackendUnavailable, MemoryFigure, Preparation, RunConfig, UnsupportedConfig
 from autotune.harness import WallClock
 from autotune.model_inputs import ModelInputs
+from autotune.torch_tf32 import read_state, set_tf32
+from autotune.torch_tf32 import restore as restore_tf32
 
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 OPTIMIZERS = {
@@ -97,37 +100,16 @@ def autocast_plan(task: str, precision: str) -> tuple[bool, torch.dtype | None, 
     return True, DTYPES[precision], precision == "fp16"
 
 
-class _Tf32:
-    """TF32 for FP32 matmuls and convolutions, through the API the installed torch has:
-    ``fp32_precision`` since torch 2.9 (``allow_tf32`` is on its way out), else the old
-    flags. Remembers the previous settings so a session leaves the process as it found it."""
-
-    def __init__(self) -> None:
-        self.modern = hasattr(torch.backends.cuda.matmul, "fp32_precision") and hasattr(
-            getattr(torch.backends.cudnn, "conv", None), "fp32_precision")
-        # cudnn.conv is a property of torch's module class (torch >= 2.9, checked above), which
-        # its type declarations leave out: each use below is marked for pyright.
-        if self.modern:
-            self.saved = (torch.backends.cuda.matmul.fp32_precision,
-                          torch.backends.cudnn.conv.fp32_precision)  # pyright: ignore[reportAttributeAccessIssue]
-        else:
-            self.saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-
-    def set(self, enabled: bool) -> None:
-        if self.modern:
-            precision = "tf32" if enabled else "ieee"
-            torch.backends.cuda.matmul.fp32_precision = precision
-            torch.backends.cudnn.conv.fp32_precision = precision  # pyright: ignore[reportAttributeAccessIssue]
-        else:
-            torch.backends.cuda.matmul.allow_tf32 = enabled
-            torch.backends.cudnn.allow_tf32 = enabled
-
-    def restore(self) -> None:
-        if self.modern:
-            conv = torch.backends.cudnn.conv  # pyright: ignore[reportAttributeAccessIssue]
-            torch.backends.cuda.matmul.fp32_precision, conv.fp32_precision = self.saved
-        else:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self.saved
+def fp32_math(precision: str, tf32: bool, device: str) -> str:
+    """What an FP32 or TF32 session's matmuls and convolutions compute in on a GPU, for the
+    results to say: autotune's FP32 is IEEE throughout, where stock PyTorch runs cuDNN
+    convolutions in TF32 (``torch.backends.cudnn.allow_tf32`` defaults to True). Empty for
+    FP16 and BF16, and on the CPU, which has no TF32: its FP32 is IEEE FP32 alone."""
+    if precision not in ("fp32", "tf32") or device != "cuda":
+        return ""
+    if tf32:
+        return "TF32 matmul and conv"
+    return "IEEE matmul and conv"
 
 
 class TorchPrepared:
@@ -155,22 +137,39 @@ class TorchPrepared:
 
 class TorchSession:
     def __init__(self, prepared: TorchPrepared, config: RunConfig, memory_budget_bytes: float | None):
-        device, inputs = prepared.device, prepared.inputs
-        self.config, self.device = config, device
-        self._tf32 = _Tf32()
+        self.config, self.device = config, prepared.device
+        # The process-wide settings a session changes, read before it changes any: close(), or
+        # an __init__ that fails (out of memory in .to(device)), puts them back.
+        self._saved_tf32 = read_state()
         self._saved_flags = (torch.backends.cudnn.benchmark, torch.get_num_threads())
+        self._memory_capped = False
+        try:
+            self._open(prepared, config, memory_budget_bytes)
+        except BaseException:
+            # An error in putting things back must not replace the one that stopped the session
+            # (an out-of-memory error is what the ladder steps down on).
+            with contextlib.suppress(Exception):
+                self._release()
+            raise
+
+    def _open(self, prepared: TorchPrepared, config: RunConfig, memory_budget_bytes: float | None) -> None:
+        device, inputs = prepared.device, prepared.inputs
         if device == "cuda":
             self.device_name = torch.cuda.get_device_name()
             if memory_budget_bytes is not None:
                 total = torch.cuda.get_device_properties(0).total_memory
                 torch.cuda.set_per_process_memory_fraction(min(1.0, memory_budget_bytes / total))
+                self._memory_capped = True
             torch.cuda.reset_peak_memory_stats()
         else:
             if config.cpu_threads:
                 torch.set_num_threads(config.cpu_threads)
             self.device_name = f"CPU ({torch.get_num_threads()} threads)"
         torch.backends.cudnn.benchmark = bool(config.option("cudnn_benchmark", False))
-        self._tf32.set(bool(config.option("tf32", False)) or config.precision == "tf32")
+        tf32 = bool(config.option("tf32", False)) or config.precision == "tf32"
+        set_tf32(tf32)
+        #: What the matmuls and convolutions computed in (FP32 and TF32 sessions), for the results.
+        self.math = fp32_math(config.precision, tf32, device)
 
         self.cast_dtype = DTYPES[config.precision] if config.task == "infer" else torch.float32
         self.amp, self.amp_dtype, grad_scaler = autocast_plan(config.task, config.precision)
@@ -231,17 +230,28 @@ class TorchSession:
     def peak_memory_bytes(self) -> int | None:
         return torch.cuda.max_memory_allocated() if self.device == "cuda" else None
 
+    @property
+    def peak_memory_figure(self) -> MemoryFigure | None:
+        """The allocator's peak of live tensors: no CUDA context, workspaces or cache, so it
+        reads lower than the NVML figures the ONNX-based runtimes report."""
+        return MemoryFigure.ALLOCATOR if self.device == "cuda" else None
+
     def close(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        """Drop the session's tensors and put back every process-wide setting it changed."""
         for name in ("module", "batch", "optimizer", "scaler"):
             self.__dict__.pop(name, None)
         benchmark, threads = self._saved_flags
         torch.backends.cudnn.benchmark = benchmark
-        self._tf32.restore()
+        restore_tf32(self._saved_tf32)
         torch.set_num_threads(threads)
         if self.device == "cuda":
+            if self._memory_capped:
+                torch.cuda.set_per_process_memory_fraction(1.0)
             torch.cuda.synchronize()
             torch.cuda.empty_cache()
-            torch.cuda.set_per_process_memory_fraction(1.0)
 
 
 class TorchRunner:

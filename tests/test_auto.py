@@ -134,26 +134,27 @@ def test_the_example_trains_a_few_steps_on_the_cpu(tmp_path):
 
 def test_global_settings_follow_the_profile_and_keep_what_the_script_set_first():
     torch = pytest.importorskip("torch")
+    from autotune.torch_tf32 import read_state, restore, tf32_in_use  # noqa: PLC0415
     from autotune.training_config import apply_torch_settings  # noqa: PLC0415
 
     backends = torch.backends
-    saved = backends.cudnn.benchmark, backends.cuda.matmul.fp32_precision, backends.cudnn.conv.fp32_precision
+    saved = backends.cudnn.benchmark, read_state()
     try:
         chosen = TrainingConfig(source="profile", device="cuda", tf32=True, cudnn_benchmark=True)
         backends.cudnn.benchmark = False
         done = apply_torch_settings(chosen, torch_was_imported=False)
-        assert backends.cudnn.benchmark and backends.cuda.matmul.fp32_precision == "tf32"
+        assert backends.cudnn.benchmark and tf32_in_use() == (True, True)
         assert done == ("cudnn.benchmark=on", "tf32=on")
         # The script set them before importing autotune.auto: kept, and said so.
-        backends.cuda.matmul.fp32_precision = "tf32"
         done = apply_torch_settings(replace_config(chosen, tf32=False), torch_was_imported=True)
-        assert backends.cuda.matmul.fp32_precision == "tf32"
-        assert "kept your matmul.fp32_precision=tf32" in done
+        assert tf32_in_use() == (True, True)
+        assert done == ("kept your cudnn.benchmark=True",
+                        "kept your TF32 settings (matmul tf32, cuDNN conv tf32)")
         assert apply_torch_settings(replace_config(chosen, device="cpu"), torch_was_imported=False) == ()
         assert not torch.cuda.is_initialized()  # flags only: CUDA is never initialised
     finally:
-        (backends.cudnn.benchmark, backends.cuda.matmul.fp32_precision,
-         backends.cudnn.conv.fp32_precision) = saved
+        backends.cudnn.benchmark = saved[0]
+        restore(saved[1])
 
 
 def replace_config(config, **changes):

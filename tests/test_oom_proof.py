@@ -157,6 +157,36 @@ def test_old_style_runtime_error_counts_as_out_of_memory():
     assert step(micro_step, torch.zeros(8, 1)) == [2, 2, 2, 2]
 
 
+@pytest.mark.parametrize("message", [
+    # torch's own texts (aten/src/ATen/cuda/Exceptions.h) as reported from real GPUs.
+    "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
+    "cuDNN error: CUDNN_STATUS_ALLOC_FAILED",
+    "cuDNN error: CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED",
+])
+def test_cublas_and_cudnn_allocation_failures_count_as_out_of_memory(message):
+    from autotune_plugins.torch_runner import TorchRunner  # noqa: PLC0415
+
+    assert is_out_of_memory(RuntimeError(message))
+    assert TorchRunner().is_out_of_memory(RuntimeError(message))  # the backend asks the same test
+    assert not is_out_of_memory(ValueError(message))  # torch raises these as RuntimeError only
+
+    def micro_step(x, weight):
+        if len(x) > 2:
+            raise RuntimeError(message)
+        return len(x)
+
+    assert AccumulatingStep(zero_grad=lambda: None)(micro_step, torch.zeros(8, 1)) == [2, 2, 2, 2]
+
+
+def test_other_cudnn_and_cublas_errors_are_not_out_of_memory():
+    for message in ("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you passed in a "
+                    "non-contiguous input.",
+                    "cuDNN error: CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED",
+                    "CUDA error: CUBLAS_STATUS_EXECUTION_FAILED when calling `cublasSgemm( handle, opa, opb, "
+                    "m, n, k, &alpha, a, lda, b, ldb, &beta, c, ldc)`"):
+        assert not is_out_of_memory(RuntimeError(message))
+
+
 def test_non_out_of_memory_error_propagates_and_keeps_the_batch():
     error = RuntimeError("mat1 and mat2 shapes cannot be multiplied (16x8 and 7x3)")
     cleared = []

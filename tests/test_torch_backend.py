@@ -15,7 +15,6 @@ from torch import nn  # noqa: E402
 
 from autotune.backend_api import RunConfig  # noqa: E402
 from autotune.measure import Measurer  # noqa: E402
-from autotune.model_inputs import from_shape  # noqa: E402
 from autotune.model_source import parse_model  # noqa: E402
 from tests.test_cli import one_line_error, run  # noqa: E402
 
@@ -95,7 +94,13 @@ def test_verify_with_user_inputs(capsys, tmp_path):
 
 
 @pytest.mark.usefixtures("quick_timing")
-def test_verify_measures_and_prints_the_recommendation_again(capsys):
+def test_verify_measures_and_prints_the_recommendation_again(capsys, monkeypatch):
+    from autotune_plugins import torch_runner  # noqa: PLC0415
+
+    # Each FP32 row says what its FP32 was, as a GPU session does (the CPU's FP32 says nothing).
+    on_a_gpu = torch_runner.fp32_math
+    monkeypatch.setattr(torch_runner, "fp32_math",
+                        lambda precision, tf32, device: on_a_gpu(precision, tf32, "cuda"))
     started = time.monotonic()
     code, out, err = run(capsys, "verify", "--model", SMALL, "--input-shape", "3,32,32",
                          "--backend", "torch", "--budget-s", "6", "--set", "cpu_threads=1")
@@ -107,6 +112,11 @@ def test_verify_measures_and_prints_the_recommendation_again(capsys):
     torch_report = next(m for m in config["measurements"] if m["backend"] == "torch")
     assert torch_report["status"] == "measured" and torch_report["measurements"]
     assert "samples/s" in err
+    fp32_rows = [row for row in torch_report["measurements"] if row["precision"] == "fp32"]
+    ieee = "IEEE matmul and conv"
+    assert fp32_rows and all(row["math"] == ieee for row in fp32_rows)
+    assert all("math" not in row for row in torch_report["measurements"] if row["precision"] != "fp32")
+    assert f"; {ieee}" in err
     assert elapsed < 6 + 5  # its budget, plus building the model and the reference once
 
 
@@ -208,26 +218,6 @@ def test_a_model_that_raises_is_a_failed_measurement_not_a_traceback():
         RunConfig("infer", "fp32", 4, None), budget_s=0.1)
     assert result.status == "failed"
     assert "ValueError: this model only takes two samples" in result.reason
-
-
-def test_tf32_uses_the_current_pytorch_api_and_is_restored():
-    from autotune_plugins.torch_runner import _Tf32
-
-    modern = hasattr(torch.backends.cuda.matmul, "fp32_precision")
-    read = ((lambda: (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision))
-            if modern else (lambda: (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)))
-    before = read()
-    runner = TorchRunner()
-    source = parse_model(SMALL, "3,32,32")
-    config = RunConfig("infer", "fp32", 2, 32).with_options(tf32=True)
-    prepared = runner.prepare(source, config.preparation(from_shape((3, 32, 32))), "cpu", 2)
-    session = runner.open(prepared, config)
-    try:
-        assert _Tf32().modern is modern
-        assert read() == (("tf32", "tf32") if modern else (True, True))
-    finally:
-        session.close()
-    assert read() == before
 
 
 CU128_2_11 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]  # torch.cuda.get_arch_list()
