@@ -261,7 +261,15 @@ class TorchRunner:
         self._models: dict[str, nn.Module] = {}
 
     def device(self, wanted: str) -> str:
-        if wanted != "cuda" or not torch.cuda.is_available():
+        if wanted != "cuda":
+            return "cpu"
+        if not torch.cuda.is_available():
+            # A driver older than this torch's CUDA: a CPU row would pass for the GPU's answer.
+            from autotune.driver_support import torch_driver_problem  # noqa: PLC0415
+
+            too_old = torch_driver_problem()
+            if too_old is not None:
+                raise BackendUnavailable(too_old.message())
             return "cpu"
         missing = missing_kernels(torch.cuda.get_arch_list(), torch.cuda.get_device_capability())
         if missing:
