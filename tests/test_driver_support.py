@@ -89,14 +89,16 @@ def test_apply_on_a_cpu_configuration_says_nothing(capsys):
 
 def test_the_torch_backend_refuses_a_gpu_its_driver_is_too_old_for(monkeypatch):
     torch = pytest.importorskip("torch")
-    from autotune.backend_api import BackendUnavailable  # noqa: PLC0415
     from autotune_plugins.torch_runner import TorchRunner  # noqa: PLC0415
+
+    from autotune.backend_api import BackendUnavailable  # noqa: PLC0415
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.version, "cuda", "13.0")
     monkeypatch.setattr(driver_support, "_probed_machine", lambda: replayed("gtx1660.yaml"))
-    with pytest.raises(BackendUnavailable, match=r"^driver 535\.154\.05 is older than CUDA 13\.0 needs \(580\); "
-                                                 r"install torch built for CUDA 12\.x"):
+    too_old = (r"^driver 535\.154\.05 is older than CUDA 13\.0 needs \(580\); "
+               r"install torch built for CUDA 12\.x")
+    with pytest.raises(BackendUnavailable, match=too_old):
         TorchRunner().device("cuda")
     assert TorchRunner().device("cpu") == "cpu"
 
