@@ -83,7 +83,12 @@ class CudaDevice:
             raise BackendUnavailable("the TensorRT backend keeps its buffers on the GPU through PyTorch, "
                                      "which is not installed: pip install torch") from None
         if not torch.cuda.is_available():
-            raise BackendUnavailable("TensorRT needs a CUDA GPU, and PyTorch sees none here")
+            from autotune import driver_support  # noqa: PLC0415 - imports torch, needed only here
+
+            # Say why (a driver too old for torch's CUDA, a CPU-only torch, no GPU) so the fix is
+            # in the message, as the torch backend does (issue 24, item 10).
+            raise BackendUnavailable("TensorRT needs a CUDA GPU, and PyTorch sees none here: "
+                                     f"{driver_support.cuda_unavailable_reason()}")
         from autotune_plugins.torch_runner import CudaClock  # noqa: PLC0415 - one CUDA-event clock
 
         self.torch, self._clock = torch, CudaClock

@@ -111,3 +111,18 @@ def test_the_torch_backend_uses_the_cpu_where_no_driver_is_too_old(monkeypatch):
     monkeypatch.setattr(torch.version, "cuda", "13.0")
     monkeypatch.setattr(driver_support, "_probed_machine", lambda: replayed("no_driver.yaml"))
     assert TorchRunner().device("cuda") == "cpu"
+
+
+def test_the_tensorrt_backend_names_the_driver_too_old_for_torchs_cuda(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from autotune_plugins.trt_runner import CudaDevice  # noqa: PLC0415
+
+    from autotune.backend_api import BackendUnavailable  # noqa: PLC0415
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(driver_support, "_probed_machine", lambda: replayed("gtx1660.yaml"))
+    too_old = (r"^TensorRT needs a CUDA GPU, and PyTorch sees none here: driver 535\.154\.05 is older "
+               r"than CUDA 13\.0 needs \(580\); install torch built for CUDA 12\.x")
+    with pytest.raises(BackendUnavailable, match=too_old):
+        CudaDevice()
