@@ -15,7 +15,6 @@ import math
 import os
 import platform
 import re
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -342,6 +341,10 @@ for ordinal in range(count.value):
 def cuda_device_uuids(timeout_s: float = 20.0) -> tuple[str, ...] | None:
     """The UUIDs (hex digits) of the devices CUDA enumerates here, in CUDA's order; None
     where the CUDA driver does not answer."""
+    # Imported here: only a machine with more than one kind of GPU asks, and the recommend
+    # path (which imports this module) stays free of subprocess's import.
+    import subprocess  # noqa: PLC0415
+
     try:
         result = subprocess.run([sys.executable, "-c", _CUDA_UUIDS_SCRIPT], capture_output=True,
                                 text=True, timeout=timeout_s, check=False)
