@@ -62,14 +62,19 @@ def test_every_wheel_index_has_a_minimum_driver_and_both_cite_a_source():
     assert table["wheel_index_source"].startswith("https://pytorch.org/")
 
 
+def cuda_13_torch_without_a_gpu(monkeypatch, torch, recording: str) -> None:
+    """A torch built for CUDA 13.0 that sees no GPU, on the machine ``recording`` replays."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(driver_support, "_probed_machine", lambda: replayed(recording))
+
+
 def test_apply_says_why_a_cuda_configuration_runs_on_the_cpu(monkeypatch, capsys):
     torch = pytest.importorskip("torch")
     from autotune.applying import apply  # noqa: PLC0415
     from autotune.training_config import TrainingConfig  # noqa: PLC0415
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.version, "cuda", "13.0")
-    monkeypatch.setattr(driver_support, "_probed_machine", lambda: replayed("gtx1660.yaml"))
+    cuda_13_torch_without_a_gpu(monkeypatch, torch, "gtx1660.yaml")
     placed, _, _ = apply(torch.nn.Linear(4, 2), config=TrainingConfig(source="profile", device="cuda"))
     assert next(placed.parameters()).device.type == "cpu"
     assert capsys.readouterr().err == (
@@ -93,9 +98,7 @@ def test_the_torch_backend_refuses_a_gpu_its_driver_is_too_old_for(monkeypatch):
 
     from autotune.backend_api import BackendUnavailable  # noqa: PLC0415
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.version, "cuda", "13.0")
-    monkeypatch.setattr(driver_support, "_probed_machine", lambda: replayed("gtx1660.yaml"))
+    cuda_13_torch_without_a_gpu(monkeypatch, torch, "gtx1660.yaml")
     too_old = (r"^driver 535\.154\.05 is older than CUDA 13\.0 needs \(580\); "
                r"install torch built for CUDA 12\.x")
     with pytest.raises(BackendUnavailable, match=too_old):
@@ -107,9 +110,7 @@ def test_the_torch_backend_uses_the_cpu_where_no_driver_is_too_old(monkeypatch):
     torch = pytest.importorskip("torch")
     from autotune_plugins.torch_runner import TorchRunner  # noqa: PLC0415
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.version, "cuda", "13.0")
-    monkeypatch.setattr(driver_support, "_probed_machine", lambda: replayed("no_driver.yaml"))
+    cuda_13_torch_without_a_gpu(monkeypatch, torch, "no_driver.yaml")
     assert TorchRunner().device("cuda") == "cpu"
 
 
@@ -119,9 +120,7 @@ def test_the_tensorrt_backend_names_the_driver_too_old_for_torchs_cuda(monkeypat
 
     from autotune.backend_api import BackendUnavailable  # noqa: PLC0415
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.version, "cuda", "13.0")
-    monkeypatch.setattr(driver_support, "_probed_machine", lambda: replayed("gtx1660.yaml"))
+    cuda_13_torch_without_a_gpu(monkeypatch, torch, "gtx1660.yaml")
     too_old = (r"^TensorRT needs a CUDA GPU, and PyTorch sees none here: driver 535\.154\.05 is older "
                r"than CUDA 13\.0 needs \(580\); install torch built for CUDA 12\.x")
     with pytest.raises(BackendUnavailable, match=too_old):
