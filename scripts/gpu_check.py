@@ -39,7 +39,7 @@ import tempfile
 import time
 import traceback
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,19 @@ def _first_exported(candidates: list[Any], entry: dict[str, Any]) -> tuple[Any, 
         entry["model"], entry["onnx_file"] = source.spec, str(path)
         return source, path
     return None
+
+
+def _exported_models(figures: dict[str, Any], problems: list[str]
+                     ) -> Iterator[tuple[str, dict[str, Any], Any, Path]]:
+    """Each model's label, its entry in ``figures``, the source that exported and its file;
+    a model none of whose candidates exports is a problem, and skipped."""
+    for label, candidates in _models():
+        entry: dict[str, Any] = figures.setdefault(label, {})
+        exported = _first_exported(candidates, entry)
+        if exported is None:
+            problems.append(f"{label}: export failed")
+            continue
+        yield label, entry, *exported
 
 
 def tiny_hf_bert():
@@ -368,17 +381,16 @@ def _enter(manager) -> str:
 
 def check_tf32_readers(context: CheckContext) -> dict[str, Any]:
     """Every TF32 reader after each setting made through autotune's own setters: the torch
-    runner's ``_Tf32`` (on, off, restore) and ``import autotune.auto``'s
+    runner's (``autotune.torch_tf32``: on, off, restore) and ``import autotune.auto``'s
     ``apply_torch_settings`` (on, off), in that order in one process as a script meets them."""
-    from autotune_plugins.torch_runner import _Tf32  # noqa: PLC0415 - the runner's own setter
-
+    from autotune.torch_tf32 import read_state, restore, set_tf32  # noqa: PLC0415 - the runner's setter
     from autotune.training_config import TrainingConfig, apply_torch_settings  # noqa: PLC0415
 
     steps: list[tuple[str, Callable[[], Any]]] = [("torch defaults", lambda: None)]
-    runner_tf32 = _Tf32()
-    steps += [("torch runner TF32 on", lambda: runner_tf32.set(True)),
-              ("torch runner TF32 off", lambda: runner_tf32.set(False)),
-              ("torch runner restore", runner_tf32.restore)]
+    before = read_state()
+    steps += [("torch runner TF32 on", lambda: set_tf32(True)),
+              ("torch runner TF32 off", lambda: set_tf32(False)),
+              ("torch runner restore", lambda: restore(before))]
     for enabled in (True, False):
         config = TrainingConfig(source="profile", device="cuda", tf32=enabled)
         steps.append((f"autotune.auto TF32 {'on' if enabled else 'off'}",
@@ -404,12 +416,13 @@ def check_torch_compile(context: CheckContext) -> dict[str, Any]:
     """``torch.compile(mode="max-autotune")`` on a Linear+Conv model with TF32 on through the
     torch runner's setter (Inductor reads the TF32 flags), against eager."""
     import torch  # noqa: PLC0415
-    from autotune_plugins.torch_runner import _Tf32  # noqa: PLC0415
+
+    from autotune.torch_tf32 import read_state, restore, set_tf32  # noqa: PLC0415 - the runner's setter
 
     if not torch.cuda.is_available():
         raise Skipped("torch sees no CUDA GPU")
-    tf32 = _Tf32()
-    tf32.set(True)
+    before = read_state()
+    set_tf32(True)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
                                 torch.nn.Linear(16 * 32 * 32, 10)).cuda().eval()
     x = torch.randn(8, 3, 32, 32, device="cuda")
@@ -423,7 +436,7 @@ def check_torch_compile(context: CheckContext) -> dict[str, Any]:
     error = float((out - eager).abs().max() / eager.abs().max())
     figures = {"compile_and_first_run_s": round(compile_s, 1), "max_relative_error": error,
                "tf32_readers_after": _tf32_readers()}
-    tf32.restore()
+    restore(before)
     # TF32 on both sides, different kernels: a few 1e-3 at most (MMA rounding of 10-bit mantissas).
     if not error < 1e-2:
         raise Failed(f"compiled output differs from eager by {error:.2e} (relative)", figures)
@@ -442,13 +455,7 @@ def check_onnx_placement(context: CheckContext) -> dict[str, Any]:
 
     figures: dict[str, Any] = {}
     problems = []
-    for label, candidates in _models():
-        entry: dict[str, Any] = figures.setdefault(label, {})
-        exported = _first_exported(candidates, entry)
-        if exported is None:
-            problems.append(f"{label}: export failed")
-            continue
-        source, path = exported
+    for label, entry, source, path in _exported_models(figures, problems):
         inputs = _model_inputs(source)
         shapes = {spec.name: ((1, *spec.shape), (4, *spec.shape), (8, *spec.shape)) for spec in inputs.inputs}
         try:
@@ -525,13 +532,7 @@ def check_tensorrt_engines(context: CheckContext) -> dict[str, Any]:
     problems = []
     runner = TrtRunner()
     device = runner.device("cuda")
-    for label, candidates in _models():
-        entry: dict[str, Any] = figures.setdefault(label, {})
-        exported = _first_exported(candidates, entry)
-        if exported is None:
-            problems.append(f"{label}: export failed")
-            continue
-        source = exported[0]
+    for label, entry, source, _ in _exported_models(figures, problems):
         config = RunConfig("infer", "fp16", 8, None)
         try:
             prepared = runner.prepare(source, config.preparation(_model_inputs(source)), device, 8)
@@ -548,14 +549,14 @@ def check_tensorrt_engines(context: CheckContext) -> dict[str, Any]:
             session.close()
         except Exception as error:  # noqa: BLE001 - a refusal is a finding (issue 24 items 6, 7)
             entry["autotune_session"] = {"opened": False, "reason": _first_line(error)}
-        logger = trt_engine.capturing_logger(trt)
+        logger = trt_engine.process_logger(trt)
         request = trt_engine.EngineRequest(
             onnx_path=prepared.onnx_path, onnx_sha256=file_sha256(prepared.onnx_path), precision="fp16",
             input_shapes=prepared.profile_shapes(8), workspace_bytes=prepared.workspace_bytes(None),
             optimization_level=3, tf32=False, gpu_name=prepared.device.name(),
             compute_capability=prepared.device.compute_capability(), users_file=False)
         try:
-            plan = trt_engine.build_engine(trt, request, logger)
+            plan = trt_engine.build_engine(trt, request)
         except Exception as error:  # noqa: BLE001 - this model's build failing is its row's finding
             entry["build"] = _first_line(error)
             problems.append(f"{label}: the FP16 build failed")
