@@ -9,15 +9,16 @@ The Python API (:mod:`autotune.api`) is reachable from here, loaded on first use
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from autotune.version import __version__
+
 _API = ("probe", "recommend", "inspect", "verify", "bench", "profile", "check_profile")
 __all__ = ["__version__", "hookimpl", "apply",
            "probe", "recommend", "inspect", "verify", "bench", "profile", "check_profile"]  # _API
 
 if TYPE_CHECKING:  # what __getattr__ loads on first use, as type checkers should see it
     from autotune.api import bench, check_profile, inspect, probe, profile, recommend, verify
-    from autotune.applying import apply
     from autotune.hookspecs import hookimpl
+    from autotune.training.apply import apply
 
 
 def __getattr__(name: str):
@@ -28,7 +29,7 @@ def __getattr__(name: str):
 
         return hookimpl
     if name == "apply":
-        from autotune.applying import apply  # noqa: PLC0415
+        from autotune.training.apply import apply  # noqa: PLC0415
 
         return apply
     if name in _API:

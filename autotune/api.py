@@ -29,9 +29,9 @@ from autotune.errors import DoesNotFit, Interrupted, NoBackend, UserError
 from autotune.types import Machine, Recommendation
 
 if TYPE_CHECKING:  # the measuring modules load only when something is measured
-    from autotune.benchmark import BenchResult
-    from autotune.recommendation import ModelRequest
-    from autotune.verification import Verification
+    from autotune.measure.bench import BenchResult
+    from autotune.measure.verify import Verification
+    from autotune.recommendation.engine import ModelRequest
 
 WHERE = "by argument"
 
@@ -39,16 +39,16 @@ WHERE = "by argument"
 def probe(gpu: str | Sequence[str] = (), replay: str | Path | None = None) -> Machine:
     """This machine; a simulated one with ``gpu`` names from the spec database; or the
     machine recorded in ``replay`` (``autotune probe --record``)."""
-    from autotune.machine_probe import probe as probe_nvml  # noqa: PLC0415
-    from autotune.machine_probe import probe_host  # noqa: PLC0415
+    from autotune.hardware.probe import probe as probe_nvml  # noqa: PLC0415
+    from autotune.hardware.probe import probe_host  # noqa: PLC0415
 
     names = [gpu] if isinstance(gpu, str) else list(gpu)
     if names:
-        from autotune import gpudb  # noqa: PLC0415
+        from autotune.hardware import gpu_database as gpudb  # noqa: PLC0415
 
         return gpudb.simulate(names, probe_host())
     if replay is not None:
-        from autotune.nvml_recording import RecordedNvml  # noqa: PLC0415
+        from autotune.hardware.nvml_recording import RecordedNvml  # noqa: PLC0415
 
         return probe_nvml(RecordedNvml.from_file(Path(replay)))
     return probe_nvml()
@@ -65,13 +65,14 @@ def settings_request(settings: Mapping[str, Any], config: str | Path | None = No
 
 
 def model_request(request: Request) -> ModelRequest | None:
-    """The memory model's :class:`~autotune.recommendation.ModelRequest` for the request's model, or None."""
+    """The memory model's :class:`~autotune.recommendation.engine.ModelRequest` for the request's
+    model, or None."""
     if "model" not in request.model:
         for key in request.model:
             raise UserError(f"{key} needs a model; add --model (or `model =` in the config)")
         return None
-    from autotune.model_source import model_stats_for, parse_model  # noqa: PLC0415
-    from autotune.recommendation import ModelRequest, default_model_options  # noqa: PLC0415
+    from autotune.model.source import model_stats_for, parse_model  # noqa: PLC0415
+    from autotune.recommendation.engine import ModelRequest, default_model_options  # noqa: PLC0415
 
     settings = request.model
     source = parse_model(settings["model"], settings.get("input_shape"), settings.get("input_spec"))
@@ -91,7 +92,7 @@ def _measured_model(request: Request) -> ModelRequest:
 
 def _recommend(machine: Machine, request: Request, model, **measured: Any) -> Recommendation:
     from autotune import plugins  # noqa: PLC0415
-    from autotune.recommendation import recommend as make_recommendation  # noqa: PLC0415
+    from autotune.recommendation.engine import recommend as make_recommendation  # noqa: PLC0415
 
     return make_recommendation(machine, request.inputs, request.overrides, plugins.plugin_rules(), model,
                                **measured)
@@ -119,9 +120,9 @@ def inspect(model: str, *, input_shape: str | None = None, input_spec: str | Non
     """What ``model`` costs — parameters, FLOPs, activation memory, lightweight verdict —
     and, with a GPU, its memory limits and roofline there (plain values)."""
     from autotune.config import model_setting  # noqa: PLC0415
-    from autotune.inspect_report import inspection  # noqa: PLC0415
-    from autotune.model_source import model_stats_for, parse_model  # noqa: PLC0415
-    from autotune.recommendation import default_model_options  # noqa: PLC0415
+    from autotune.model.source import model_stats_for, parse_model  # noqa: PLC0415
+    from autotune.recommendation.engine import default_model_options  # noqa: PLC0415
+    from autotune.recommendation.inspect_report import inspection  # noqa: PLC0415
 
     options = default_model_options()
     if optimizer is not None:
@@ -143,12 +144,12 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
     name as it starts. A backend whose budget cannot cover the recommended configuration
     once is skipped and says how much it needs; when no backend measured, that is a
     :class:`NoBackend` with the budget to ask for."""
-    from autotune import measured as measuring  # noqa: PLC0415
     from autotune import plugins  # noqa: PLC0415
-    from autotune import verification as verifying  # noqa: PLC0415
-    from autotune.facts import machine_facts  # noqa: PLC0415
-    from autotune.harness import protocol  # noqa: PLC0415
-    from autotune.measure import Outcome  # noqa: PLC0415
+    from autotune.measure import decisions as measuring  # noqa: PLC0415
+    from autotune.measure import verify as verifying  # noqa: PLC0415
+    from autotune.measure.measurer import Outcome  # noqa: PLC0415
+    from autotune.measure.protocol import protocol  # noqa: PLC0415
+    from autotune.recommendation.facts import machine_facts  # noqa: PLC0415
 
     request = settings_request({"model": model, **settings}, config, where, default_model="resnet18")
     chosen = _measured_model(request)
@@ -201,8 +202,8 @@ def _check_inputs(inputs: str | Path | None, chosen, proposed: Recommendation) -
     """Read ``--inputs`` before any measuring, so a bad file is one line, not a failed measurement."""
     if inputs is None:
         return
-    from autotune.inputs import load_inputs  # noqa: PLC0415
-    from autotune.runs import run_resolution  # noqa: PLC0415
+    from autotune.measure.accuracy_batch import load_inputs  # noqa: PLC0415
+    from autotune.measure.run_config import run_resolution  # noqa: PLC0415
 
     resolution = run_resolution(chosen.stats, proposed.settings)
     load_inputs(Path(inputs), chosen.stats.inputs.at(resolution), 1)
@@ -218,15 +219,16 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
     default when None; a one-time model build or export is not charged to a point); with
     ``plot``, write the throughput and latency plot there (PNG). A point whose minimum
     protocol cannot fit its budget is an ``over_budget`` measurement that says why."""
-    from autotune import benchmark as benching  # noqa: PLC0415
-    from autotune import plugins, runs  # noqa: PLC0415
+    from autotune import plugins  # noqa: PLC0415
     from autotune.backend_api import BackendUnavailable  # noqa: PLC0415
-    from autotune.facts import machine_facts  # noqa: PLC0415
-    from autotune.harness import protocol  # noqa: PLC0415
-    from autotune.measure import Outcome  # noqa: PLC0415
-    from autotune.output import check_writable  # noqa: PLC0415
-    from autotune.rules import decision_specs  # noqa: PLC0415
-    from autotune.verification import load_runner  # noqa: PLC0415
+    from autotune.measure import bench as benching  # noqa: PLC0415
+    from autotune.measure import run_config as runs  # noqa: PLC0415
+    from autotune.measure.measurer import Outcome  # noqa: PLC0415
+    from autotune.measure.protocol import protocol  # noqa: PLC0415
+    from autotune.measure.verify import load_runner  # noqa: PLC0415
+    from autotune.recommendation.facts import machine_facts  # noqa: PLC0415
+    from autotune.recommendation.formats import check_writable  # noqa: PLC0415
+    from autotune.recommendation.rules import decision_specs  # noqa: PLC0415
 
     if plot is not None:
         check_writable(Path(plot))
@@ -316,8 +318,8 @@ def profile(models: Sequence[str] = (), *, task: str = "infer", measure: bool = 
     run leaves the previous profile as it was. ``host`` names the machine in place of its
     host name (a fleet's collector, where nodes share one); ``replay`` describes the machine
     an NVML recording holds (rules only: measuring runs here)."""
-    from autotune.fingerprint import fingerprint  # noqa: PLC0415
-    from autotune.machine_profile import (  # noqa: PLC0415
+    from autotune.machine_profiles.fingerprint import fingerprint  # noqa: PLC0415
+    from autotune.machine_profiles.store import (  # noqa: PLC0415
         MachineProfile,
         profile_path,
         purpose_of,
@@ -352,7 +354,7 @@ def find_profile(path: str | Path | None = None, *, task: str = "infer", model: 
     in the store."""
     import socket  # noqa: PLC0415
 
-    from autotune.machine_profile import profile_path, purpose_of, store_folder  # noqa: PLC0415
+    from autotune.machine_profiles.store import profile_path, purpose_of, store_folder  # noqa: PLC0415
 
     if path is not None:
         return Path(path)
@@ -364,8 +366,8 @@ def check_profile(path: str | Path | None = None, *, task: str = "infer", model:
     """(the profile, what changed since it was made): is it still this machine's?
 
     :raises ProfileError: no profile there, or one that cannot be read as a profile."""
-    from autotune.fingerprint import compare, fingerprint  # noqa: PLC0415
-    from autotune.machine_profile import read_profile  # noqa: PLC0415
+    from autotune.machine_profiles.fingerprint import compare, fingerprint  # noqa: PLC0415
+    from autotune.machine_profiles.store import read_profile  # noqa: PLC0415
 
     found = read_profile(find_profile(path, task=task, model=model, store=store))
     return found, compare(found.fingerprint, fingerprint(probe()))

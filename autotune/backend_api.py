@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from autotune.model_inputs import ModelInputs
+    from autotune.model.inputs import ModelInputs
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class Preparation:
     """What one prepared model is for: a runner prepares once per distinct value.
 
     ``inputs`` describes every input the model takes (names, one sample's shape without
-    the batch, dtypes, which values to feed: :class:`autotune.model_inputs.ModelInputs`),
+    the batch, dtypes, which values to feed: :class:`autotune.model.inputs.ModelInputs`),
     already at ``resolution``; ``cpu_threads`` is here because some runtimes fix their
     thread pool when a session is made. ``inputs_path`` is the user's ``--inputs`` batch
     (None: synthetic inputs), which a runner that quantises calibrates on.
@@ -109,7 +109,7 @@ class Preparation:
 
     def option(self, name: str, default: Any = None) -> Any:
         """The option's value; ``default`` when it is absent or None (None: the option means
-        nothing for this precision, see :meth:`autotune.measure.Measurer.applicable`)."""
+        nothing for this precision, see :meth:`autotune.measure.measurer.Measurer.applicable`)."""
         value = dict(self.options).get(name)
         return default if value is None else value
 
@@ -248,7 +248,7 @@ class Runner(Protocol):
 
     def prepare(self, model: Any, preparation: Preparation, device: str,
                 max_batch_size: int) -> PreparedModel:
-        """Make ``model`` (a :class:`autotune.model_source.ModelSource`) ready to run as
+        """Make ``model`` (a :class:`autotune.model.source.ModelSource`) ready to run as
         ``preparation`` says, for batches up to ``max_batch_size``. Raises
         :class:`UnsupportedConfig` for what this backend cannot run here."""
         ...
@@ -270,7 +270,7 @@ class Runner(Protocol):
 
     # Optional: ``precisions(device, device_precisions) -> tuple[str, ...]``, the precisions
     # this runner runs on ``device``, given those the device runs well (see
-    # :func:`autotune.runs.runner_precisions`). Without it, the device's are taken.
+    # :func:`autotune.measure.run_config.runner_precisions`). Without it, the device's are taken.
 
 
 class UnsupportedConfig(Exception):

@@ -27,7 +27,7 @@ import yaml
 
 from autotune.errors import UserError
 from autotune.files import CONFIG_MAX_BYTES, parse_user_yaml, read_user_file, yaml_error_text
-from autotune.rules import decision_specs
+from autotune.recommendation.rules import decision_specs
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -106,7 +106,7 @@ class Request:
 
 def model_setting(key: str, value: Any, where: str) -> Any:
     """One of MODEL_SETTINGS, checked; ``where`` names its origin for the error."""
-    from autotune.model_stats import memory_constants  # noqa: PLC0415
+    from autotune.model.stats import memory_constants  # noqa: PLC0415
 
     if key in ("model", "input_shape", "input_spec"):
         if isinstance(value, list) and key == "input_shape":

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, Literal, overload
 import yaml
 
 from autotune.errors import UserError
-from autotune.profiles import SafeLoader, read_yaml_text
+from autotune.shipped_data import SafeLoader, read_yaml_text
 
 MIB = 2**20
 GIB = 2**30

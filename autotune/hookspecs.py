@@ -50,7 +50,7 @@ def autotune_rules():
 
     :return: an iterable of :class:`autotune.types.Rule`; each rule's ``decision`` must
         be one of the decisions listed by ``autotune rules``, its ``when`` an expression
-        of the condition language (see ``autotune/conditions.py``), and its ``source``
+        of the condition language (see ``autotune/recommendation/conditions.py``), and its ``source``
         either a SOURCES.md id or ``practice`` with a ``reference``.
 
     Example::
@@ -75,7 +75,7 @@ def autotune_model_inspectors():
     :return: an iterable of :class:`autotune.types.ModelInspector`. ``kinds`` are
         ``reference`` (a named reference model), ``callable`` (``package.module:callable``)
         and ``onnx`` (an ``.onnx`` file); ``inspect`` is the ``"module:function"`` that
-        takes ``(ModelSource, resolutions)`` and returns :class:`autotune.model_stats.ModelStats`.
+        takes ``(ModelSource, resolutions)`` and returns :class:`autotune.model.stats.ModelStats`.
         Names are unique across plugins.
 
     Example::
@@ -94,7 +94,7 @@ def autotune_model_converters():
     Called when a runner asks the core for a model in a format it can load (for example
     the ONNX Runtime runner asks for ``onnx``) and the model is in another form (a
     reference name or ``package.module:callable``). The core
-    (:func:`autotune.convert.convert_model`) asks the first converter, in pluggy's order,
+    (:func:`autotune.model.convert.convert_model`) asks the first converter, in pluggy's order,
     whose ``source_kinds`` include the model's kind and whose ``target`` is the format
     wanted; its framework is imported only then. A runner thereby receives an ``.onnx``
     file without importing the plugin that made it.

@@ -147,9 +147,9 @@ def load_plugins() -> pluggy.PluginManager:
         if pm.is_registered(plugin):  # registered under another name by an entry point
             continue
         pm.register(plugin, name=name)
-        import autotune  # noqa: PLC0415
+        from autotune.version import __version__  # noqa: PLC0415
 
-        _distributions[name] = ("autotune", autotune.__version__)
+        _distributions[name] = ("autotune", __version__)
     pm.check_pending()
     return pm
 

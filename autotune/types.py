@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    pass
 
 
 def load_reference(reference: str) -> Any:
@@ -71,18 +71,13 @@ class BackendOption:
 
         return coerce(f"{backend}.{self.name}", self.type, value, where, self.choices, minimum=0)
 
-    def alternatives(self, current: Any, facts: Mapping[str, Any] | None = None) -> tuple[Any, ...]:
-        """The other values exploration measures (with ``facts``, those ``explore_also`` adds)."""
+    def alternatives(self, current: Any, also: tuple[Any, ...] = ()) -> tuple[Any, ...]:
+        """The other values exploration measures: the explored choices, ``also`` (the values of
+        ``explore_also`` whose condition holds, which the measuring stage evaluates), not ``current``."""
         if self.type == "bool":
             return (not current,)
         choices = list(self.explore_choices or self.choices)
-        if facts is not None and self.explore_also:
-            from autotune.conditions import Expression  # noqa: PLC0415 - only verify explores
-            from autotune.rules import known_facts  # noqa: PLC0415
-
-            for condition, values in self.explore_also:
-                if Expression(condition, known_facts()).evaluate(facts):
-                    choices += [value for value in values if value not in choices]
+        choices += [value for value in also if value not in choices]
         return tuple(choice for choice in choices if choice != current)
 
 

@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    from autotune.fleet_plan import write_plan
+    from autotune.fleet.plan import write_plan
 
     seconds = []
     with tempfile.TemporaryDirectory(prefix="autotune-fleet-") as folder:

@@ -19,11 +19,11 @@ from dataclasses import replace
 import torch
 from autotune_plugins.torch_runner import TorchRunner
 
-from autotune import memory_model
 from autotune.backend_api import RunConfig
-from autotune.batch_search import Trial, search_largest_batch
-from autotune.model_source import parse_model, shape_at_resolution
-from autotune.model_stats import reference_models
+from autotune.measure.batch_search import Trial, search_largest_batch
+from autotune.model import memory as memory_model
+from autotune.model.source import parse_model, shape_at_resolution
+from autotune.model.stats import reference_models
 
 
 def open_session(runner: TorchRunner, model, config: RunConfig):

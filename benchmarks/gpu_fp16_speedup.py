@@ -14,9 +14,9 @@ import torch
 from autotune_plugins.torch_runner import TorchRunner
 
 from autotune.backend_api import RunConfig
-from autotune.measure import Measurer
-from autotune.model_source import parse_model
-from autotune.model_stats import reference_models
+from autotune.measure.measurer import Measurer
+from autotune.model.source import parse_model
+from autotune.model.stats import reference_models
 
 DOCUMENT = {1: 1.68, 16: 1.84}  # S001-5
 

@@ -1,7 +1,7 @@
 """Predicted peak memory against torch.cuda.max_memory_allocated, on a real GPU.
 
 For resnet18 and resnet50, inference and one training step (Adam, FP32), at three batch
-sizes: the memory model's prediction (autotune/memory_model.py, from the shipped
+sizes: the memory model's prediction (autotune/model/memory.py, from the shipped
 profiles/models.yaml) beside what PyTorch's allocator really peaked at. The target is
 within 10 %. Needs CUDA; tests/test_gpu.py runs the same measurement.
 
@@ -15,8 +15,8 @@ import gc
 import torch
 import torchvision
 
-from autotune.memory_model import predict_peak_bytes
-from autotune.model_stats import reference_models
+from autotune.model.memory import predict_peak_bytes
+from autotune.model.stats import reference_models
 
 CASES = [(model, task, batch) for model in ("resnet18", "resnet50")
          for task in ("infer", "train") for batch in (16, 64, 128)]

@@ -48,15 +48,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # The torch runner imports ``benchmarks.bert_like`` by name, as the CLI does from the working folder.
 sys.path.insert(0, str(REPO_ROOT))
 
-from autotune import api, plugins, runs  # noqa: E402
+from autotune import api, plugins  # noqa: E402
 from autotune.backend_api import RunConfig  # noqa: E402
-from autotune.facts import machine_facts  # noqa: E402
-from autotune.harness import protocol  # noqa: E402
-from autotune.machine_probe import probe_host  # noqa: E402
-from autotune.measure import Measurement, Measurer, Outcome  # noqa: E402
-from autotune.model_source import ModelSource  # noqa: E402
-from autotune.model_stats import ModelStats  # noqa: E402
-from autotune.verification import load_runner  # noqa: E402
+from autotune.hardware.probe import probe_host  # noqa: E402
+from autotune.measure import run_config as runs  # noqa: E402
+from autotune.measure.measurer import Measurement, Measurer, Outcome  # noqa: E402
+from autotune.measure.protocol import protocol  # noqa: E402
+from autotune.measure.verify import load_runner  # noqa: E402
+from autotune.model.source import ModelSource  # noqa: E402
+from autotune.model.stats import ModelStats  # noqa: E402
+from autotune.recommendation.facts import machine_facts  # noqa: E402
 
 BAR_CPU = 0.90
 BATCHES = (1, 2, 4, 8, 16, 32)

@@ -18,7 +18,7 @@ import torchvision
 
 import autotune
 import autotune.auto  # noqa: F401 - first, before the model is built: it applies global settings
-from autotune.oom_proof import AccumulatingStep
+from autotune.training.oom_proof import AccumulatingStep
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autotune.backend_api import MemoryFigure
-from autotune.machine_probe import probe, uuid_hex
+from autotune.hardware.probe import probe, uuid_hex
 
 
 @functools.cache
@@ -180,7 +180,7 @@ class ProcessPeakMemory:
     With ``baseline``, make it just before the session allocates (the baseline is read
     then); :meth:`read` after steps. ``runtime_bytes`` is the runtime's own figure for what the session holds,
     used where NVML cannot name this process. ``nvml``, ``cuda_uuid`` and ``pid`` are for
-    tests (a :class:`autotune.nvml_recording.RecordedNvml` or a fake); by default the real
+    tests (a :class:`autotune.hardware.nvml_recording.RecordedNvml` or a fake); by default the real
     library, :func:`cuda_device_uuid` and this process.
     """
 

@@ -1,6 +1,6 @@
 """The ONNX Runtime backend: CUDA, TensorRT or CPU execution providers."""
 
-from autotune import hookimpl
+from autotune.hookspecs import hookimpl
 from autotune.types import Backend, BackendOption, ModelInspector
 
 #: How an INT8 model is made (see ``autotune_plugins.onnx_variants``). The static methods are

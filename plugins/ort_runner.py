@@ -2,7 +2,7 @@
 provider that really runs.
 
 Imported only when something is measured. The model is the user's ``.onnx`` file as given,
-or a PyTorch model exported through the conversion hook (:func:`autotune.convert.convert_model`)
+or a PyTorch model exported through the conversion hook (:func:`autotune.model.convert.convert_model`)
 with every input the input description names; the precision variants (FP16, INT8, INT4)
 are made from that file by ``onnx_variants`` and cached. Sessions are made by
 ``ort_providers``, which refuses to let a GPU provider fall back to the CPU unnoticed.
@@ -24,10 +24,10 @@ from autotune_plugins import nvml_peak, onnx_files, onnx_variants, ort_providers
 
 from autotune.backend_api import BackendUnavailable, MemoryFigure, Preparation, RunConfig, UnsupportedConfig
 from autotune.cache import cache_root
-from autotune.convert import ConversionRequest, convert_model
 from autotune.errors import UserError
-from autotune.harness import WallClock
-from autotune.model_inputs import batch_chunks, synthetic_batch
+from autotune.measure.protocol import WallClock
+from autotune.model.convert import ConversionRequest, convert_model
+from autotune.model.inputs import batch_chunks, synthetic_batch
 
 #: Precisions by provider. The CUDA provider runs an FP16-converted model, INT8 as a QDQ
 #: model and INT4 through MatMulNBits; BF16 only through TensorRT's builder flag.

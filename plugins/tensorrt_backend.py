@@ -1,6 +1,6 @@
 """The TensorRT backend: engines built from ONNX for NVIDIA GPUs (TensorRT 10 and 11)."""
 
-from autotune import hookimpl
+from autotune.hookspecs import hookimpl
 from autotune.types import Backend, BackendOption
 
 OPTIONS = (

@@ -1,6 +1,6 @@
 """The PyTorch backend: eager PyTorch (optionally torch.compile) on CUDA or the CPU."""
 
-from autotune import hookimpl
+from autotune.hookspecs import hookimpl
 from autotune.types import Backend, BackendOption, ModelConverter, ModelInspector
 
 #: What only PyTorch has. Those that follow a decision take the recommendation's value.

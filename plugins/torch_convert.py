@@ -1,11 +1,11 @@
 """The torch plugin's converter: a PyTorch model as an ONNX file, cached by content.
 
 Registered through the torch plugin's ``autotune_model_converters`` hook and imported only
-when a runner asks :func:`autotune.convert.convert_model` for an ``.onnx`` file of a
+when a runner asks :func:`autotune.model.convert.convert_model` for an ``.onnx`` file of a
 reference model or ``package.module:callable``. The model is built as the torch runner
 builds it (seeded, FP32, on the CPU), so the ONNX file holds the same weights as the model
 the torch backend measures and the two backends' outputs can be compared. It is called as
-the torch runner calls it, on every input of :class:`~autotune.model_inputs.ModelInputs`
+the torch runner calls it, on every input of :class:`~autotune.model.inputs.ModelInputs`
 under its own name and dtype, and the file says which output to compare (:func:`to_onnx`).
 
 The exporter is the torch.export-based one (``dynamo=True``); see :func:`_export` for the
@@ -30,11 +30,11 @@ from autotune_plugins.torch_io import call_model, named_tensors, select_output, 
 from torch import nn
 
 from autotune.cache import cached_file
-from autotune.convert import COMPARED_OUTPUT_KEY, ConversionRequest
 from autotune.errors import UserError, one_line
-from autotune.model_inputs import ModelInputs
-from autotune.model_source import ModelSource
-from autotune.model_stats import reference_models
+from autotune.model.convert import COMPARED_OUTPUT_KEY, ConversionRequest
+from autotune.model.inputs import ModelInputs
+from autotune.model.source import ModelSource
+from autotune.model.stats import reference_models
 
 #: Part of the cache key: bump it when this module changes what it writes.
 FORMAT = 2
@@ -178,7 +178,7 @@ def to_onnx(source: ModelSource, request: ConversionRequest) -> Path:
     """The model as an ``.onnx`` file taking every input of ``request.inputs`` under its own
     name and dtype (the batch axis of each named ``batch`` when ``request.dynamic_batch``),
     its outputs named as :func:`_sample_outputs` says, the compared one written in the
-    file's metadata under :data:`autotune.convert.COMPARED_OUTPUT_KEY`; checked by the ONNX
+    file's metadata under :data:`autotune.model.convert.COMPARED_OUTPUT_KEY`; checked by the ONNX
     checker and strict shape inference.
 
     :raises UserError: the model cannot be built, its inputs are unknown or do not fit it,

@@ -41,9 +41,9 @@ from autotune.backend_api import (
     UnsupportedConfig,
 )
 from autotune.cache import file_sha256
-from autotune.convert import ConversionRequest, convert_model
 from autotune.errors import UserError, one_line
-from autotune.model_inputs import batch_chunks, synthetic_batch
+from autotune.model.convert import ConversionRequest, convert_model
+from autotune.model.inputs import batch_chunks, synthetic_batch
 
 if TYPE_CHECKING:  # the stub in typings/; the module itself is imported when first needed
     import tensorrt as trt_types  # pyright: ignore[reportMissingModuleSource] - installed only where NVIDIA's index is
@@ -83,7 +83,7 @@ class CudaDevice:
             raise BackendUnavailable("the TensorRT backend keeps its buffers on the GPU through PyTorch, "
                                      "which is not installed: pip install torch") from None
         if not torch.cuda.is_available():
-            from autotune import driver_support  # noqa: PLC0415 - imports torch, needed only here
+            from autotune.hardware import driver_support  # noqa: PLC0415 - imports torch, needed only here
 
             # Say why (a driver too old for torch's CUDA, a CPU-only torch, no GPU) so the fix is
             # in the message, as the torch backend does (issue 24, item 10).

@@ -142,7 +142,7 @@ def _models() -> list[tuple[str, list[Any]]]:
     by autotune) and a small BERT — a tiny Hugging Face ``BertConfig`` model where
     transformers is installed, then the plain torch BERT-like classifier of
     benchmarks/bert_like.py (where the first does not export)."""
-    from autotune.model_source import parse_model  # noqa: PLC0415
+    from autotune.model.source import parse_model  # noqa: PLC0415
 
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))  # benchmarks.bert_like, as `autotune verify --model` finds it
@@ -193,13 +193,13 @@ def tiny_hf_bert():
 
 
 def _model_inputs(source):
-    from autotune.model_stats import reference_models  # noqa: PLC0415
+    from autotune.model.stats import reference_models  # noqa: PLC0415
 
     return source.inputs if source.inputs is not None else reference_models()[source.spec].inputs
 
 
 def _onnx_file(source) -> Path:
-    from autotune.convert import ConversionRequest, convert_model  # noqa: PLC0415
+    from autotune.model.convert import ConversionRequest, convert_model  # noqa: PLC0415
 
     return convert_model(source, "onnx", ConversionRequest(inputs=_model_inputs(source), dynamic_batch=True))
 
@@ -215,7 +215,7 @@ def check_runtimes(context: CheckContext) -> dict[str, Any]:
     smi = shutil.which("nvidia-smi")
     figures["nvidia_smi"] = (subprocess.run([smi], capture_output=True, text=True, timeout=30).stdout
                              if smi else "not found on PATH")
-    from autotune.machine_probe import probe  # noqa: PLC0415
+    from autotune.hardware.probe import probe  # noqa: PLC0415
 
     machine = probe()
     figures["probe"] = {"summary": machine.summary(), "driver": machine.driver_version,
@@ -234,7 +234,7 @@ def check_runtimes(context: CheckContext) -> dict[str, Any]:
                  "total_memory_bytes": torch.cuda.get_device_properties(index).total_memory}
                 for index in range(torch.cuda.device_count())]
         else:
-            from autotune.driver_support import cuda_unavailable_reason  # noqa: PLC0415
+            from autotune.hardware.driver_support import cuda_unavailable_reason  # noqa: PLC0415
 
             figures["torch"]["why_no_cuda"] = cuda_unavailable_reason(machine)
     else:
@@ -297,7 +297,7 @@ def check_nvml_recording(context: CheckContext) -> dict[str, Any]:
     tests/nvml/<gpu-name>.yaml, for the replay tests; a copy goes with the report."""
     name = re.sub(r"[^a-z0-9]+", "_", (context.gpu_name or "gpu").lower()).strip("_")
     target = NVML_RECORDINGS / f"{name}.yaml"
-    command = [sys.executable, "-c", "import sys; from autotune.cli import main; sys.exit(main())",
+    command = [sys.executable, "-c", "import sys; from autotune.cli.main import main; sys.exit(main())",
                "probe", "--record", str(target)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=max(1.0, context.limit_s - 2),
                           cwd=REPO)
@@ -381,10 +381,10 @@ def _enter(manager) -> str:
 
 def check_tf32_readers(context: CheckContext) -> dict[str, Any]:
     """Every TF32 reader after each setting made through autotune's own setters: the torch
-    runner's (``autotune.torch_tf32``: on, off, restore) and ``import autotune.auto``'s
+    runner's (``autotune.training.torch_tf32``: on, off, restore) and ``import autotune.auto``'s
     ``apply_torch_settings`` (on, off), in that order in one process as a script meets them."""
-    from autotune.torch_tf32 import read_state, restore, set_tf32  # noqa: PLC0415 - the runner's setter
-    from autotune.training_config import TrainingConfig, apply_torch_settings  # noqa: PLC0415
+    from autotune.training.config import TrainingConfig, apply_torch_settings  # noqa: PLC0415
+    from autotune.training.torch_tf32 import read_state, restore, set_tf32  # noqa: PLC0415 - the runner's setter
 
     steps: list[tuple[str, Callable[[], Any]]] = [("torch defaults", lambda: None)]
     before = read_state()
@@ -417,7 +417,7 @@ def check_torch_compile(context: CheckContext) -> dict[str, Any]:
     torch runner's setter (Inductor reads the TF32 flags), against eager."""
     import torch  # noqa: PLC0415
 
-    from autotune.torch_tf32 import read_state, restore, set_tf32  # noqa: PLC0415 - the runner's setter
+    from autotune.training.torch_tf32 import read_state, restore, set_tf32  # noqa: PLC0415 - the runner's setter
 
     if not torch.cuda.is_available():
         raise Skipped("torch sees no CUDA GPU")
@@ -451,7 +451,7 @@ def check_onnx_placement(context: CheckContext) -> dict[str, Any]:
     import onnxruntime  # noqa: PLC0415
     from autotune_plugins import ort_providers  # noqa: PLC0415
 
-    from autotune.model_inputs import synthetic_batch  # noqa: PLC0415
+    from autotune.model.inputs import synthetic_batch  # noqa: PLC0415
 
     figures: dict[str, Any] = {}
     problems = []
@@ -627,8 +627,8 @@ def check_memory_two_precisions(context: CheckContext) -> dict[str, Any]:
     said, not failed; one that is installed and does not run is a failure."""
     from autotune import plugins  # noqa: PLC0415
     from autotune.backend_api import RunConfig  # noqa: PLC0415
-    from autotune.model_source import parse_model  # noqa: PLC0415
-    from autotune.model_stats import reference_models  # noqa: PLC0415
+    from autotune.model.source import parse_model  # noqa: PLC0415
+    from autotune.model.stats import reference_models  # noqa: PLC0415
 
     source, inputs = parse_model("resnet18"), reference_models()["resnet18"].inputs
     figures: dict[str, Any] = {}
@@ -691,7 +691,7 @@ def _memory_readings() -> dict[str, Any]:
     seen: a container shows host PIDs) and the torch allocator's, where torch is there."""
     import pynvml  # noqa: PLC0415
 
-    from autotune.machine_probe import probe  # noqa: PLC0415
+    from autotune.hardware.probe import probe  # noqa: PLC0415
 
     readings: dict[str, Any] = {"pid": os.getpid()}
     gpus = probe().gpus
@@ -896,7 +896,7 @@ def _shown_path(path: Path) -> str:
 
 def write_reports(report: dict[str, Any], out: Path, stem: str) -> tuple[Path, Path]:
     """The JSON and Markdown reports, each written whole or not at all."""
-    from autotune.output import write_atomically  # noqa: PLC0415
+    from autotune.recommendation.formats import write_atomically  # noqa: PLC0415
 
     json_path, markdown_path = out / f"{stem}.json", out / f"{stem}.md"
     write_atomically(json_path, json.dumps(report, indent=2, default=str) + "\n")
@@ -925,7 +925,7 @@ def main(argv: Sequence[str] | None = None, checks: Sequence[Check] = CHECKS,
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     from autotune import __version__  # noqa: PLC0415
-    from autotune.machine_probe import probe  # noqa: PLC0415
+    from autotune.hardware.probe import probe  # noqa: PLC0415
 
     machine = probe()
     gpu_reason = None if machine.gpus else (machine.note or "NVML shows no GPU")

@@ -15,8 +15,8 @@ import torch
 import torchvision
 from autotune_plugins.torch_inspect import inspect_source
 
-from autotune.model_source import TIER_RESOLUTIONS, ModelSource
-from autotune.profiles import dump_yaml
+from autotune.model.source import TIER_RESOLUTIONS, ModelSource
+from autotune.shipped_data import dump_yaml
 
 REFERENCE_MODELS = ("resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large",
                     "efficientnet_b0", "vit_b_16")

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from autotune import gpudb, plugins
+from autotune import plugins
 from autotune.config import INPUT_CHOICES
-from autotune.machine_probe import probe
-from autotune.nvml_recording import RecordedNvml
-from autotune.recommendation import recommend
+from autotune.hardware import gpu_database as gpudb
+from autotune.hardware.nvml_recording import RecordedNvml
+from autotune.hardware.probe import probe
+from autotune.recommendation.engine import recommend
 from autotune.types import Host, Machine
 
 # Tests see the built-in plugins only (registered from plugins.DEFAULT_PLUGINS), never a
@@ -69,7 +70,7 @@ def register_plugin():
 @pytest.fixture
 def ctrl_c_on_the_second_measurement(monkeypatch):
     """Ctrl-C arrives while the second configuration is being measured."""
-    from autotune.measure import Measurer
+    from autotune.measure.measurer import Measurer
 
     calls = {"n": 0}
     original = Measurer.measure

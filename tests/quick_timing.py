@@ -2,7 +2,7 @@
 and bench decide, measure and print, not how long they time.
 
 :func:`install` shrinks the protocol (``profiles/harness.yaml``, read through
-:func:`autotune.harness.protocol`) to ``WARMUP`` warm-up + ``TIMED`` timed iterations and has
+:func:`autotune.measure.protocol.protocol`) to ``WARMUP`` warm-up + ``TIMED`` timed iterations and has
 every configuration timed for that minimum, whatever budget it is given. The budgets and
 deadlines stay on the wall clock, so what fits and what is skipped is still decided for real;
 but no measurement spins on to fill its share of the budget, and verify ends when its
@@ -24,8 +24,8 @@ WARMUP, TIMED = 2, 3
 
 
 def install(setitem=operator.setitem, setattr=setattr) -> None:  # noqa: A002 - monkeypatch's names
-    from autotune import measure  # noqa: PLC0415
-    from autotune.harness import protocol, time_session  # noqa: PLC0415
+    from autotune.measure import measurer as measure  # noqa: PLC0415
+    from autotune.measure.protocol import protocol, time_session  # noqa: PLC0415
 
     settings = protocol()
     setitem(settings, "warmup_min_iterations", WARMUP)

@@ -121,8 +121,8 @@ def test_bench_honours_the_config_files(capsys, tmp_path):
 def test_a_fixed_resolution_model_benches_at_its_own_size():
     # bench and verify share one resolution helper: a model fixed to 224 px is not run at
     # the rules' tier resolution.
-    from autotune.model_stats import reference_models
-    from autotune.runs import run_resolution
+    from autotune.measure.run_config import run_resolution
+    from autotune.model.stats import reference_models
 
     assert run_resolution(reference_models()["vit_b_16"], {"resolution": 160}) == 224
     assert run_resolution(reference_models()["resnet18"], {"resolution": 160}) == 160

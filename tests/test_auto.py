@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from autotune.machine_profile import read_profile
-from autotune.training_config import TrainingConfig
+from autotune.machine_profiles.store import read_profile
+from autotune.training.config import TrainingConfig
 from tests.conftest import REPO
 
 SCRIPT = ("import autotune.auto as a, json; c = a.config; print(json.dumps({'source': c.source, "
@@ -99,7 +99,7 @@ def test_disable_and_a_given_profile(tmp_path):
 
 def test_apply_places_the_model_and_gives_autocast_and_a_scaler_only_for_fp16_training():
     torch = pytest.importorskip("torch")
-    from autotune.applying import apply  # noqa: PLC0415
+    from autotune.training.apply import apply  # noqa: PLC0415
 
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten())
     fp16 = TrainingConfig(source="profile", device="cuda", precision="fp16", amp=True,
@@ -134,8 +134,8 @@ def test_the_example_trains_a_few_steps_on_the_cpu(tmp_path):
 
 def test_global_settings_follow_the_profile_and_keep_what_the_script_set_first():
     torch = pytest.importorskip("torch")
-    from autotune.torch_tf32 import read_state, restore, tf32_in_use  # noqa: PLC0415
-    from autotune.training_config import apply_torch_settings  # noqa: PLC0415
+    from autotune.training.config import apply_torch_settings  # noqa: PLC0415
+    from autotune.training.torch_tf32 import read_state, restore, tf32_in_use  # noqa: PLC0415
 
     backends = torch.backends
     saved = backends.cudnn.benchmark, read_state()

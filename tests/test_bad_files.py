@@ -22,7 +22,7 @@ import pytest
 
 from autotune import files
 from autotune.errors import UserError
-from autotune.model_inputs import from_shape
+from autotune.model.inputs import from_shape
 from tests.conftest import RECORDINGS
 from tests.test_cli import one_line_error, run
 
@@ -286,7 +286,7 @@ def test_garbled_recordings(capsys, tmp_path, command, content, says):
 def test_what_is_inside_an_inputs_file(tmp_path, name, make, says):
     np = pytest.importorskip("numpy")
     torch = pytest.importorskip("torch")
-    from autotune.inputs import load_inputs
+    from autotune.measure.accuracy_batch import load_inputs
 
     path = tmp_path / name
     value = make(np, torch)
@@ -307,7 +307,7 @@ def test_what_is_inside_an_inputs_file(tmp_path, name, make, says):
 def test_good_inputs_come_back_as_float32(tmp_path):
     np = pytest.importorskip("numpy")
     torch = pytest.importorskip("torch")
-    from autotune.inputs import load_inputs
+    from autotune.measure.accuracy_batch import load_inputs
 
     np.save(tmp_path / "half.npy", np.ones((2, 3, 8, 8), dtype=np.float16))
     torch.save(torch.ones(2, 3, 8, 8, dtype=torch.bfloat16, requires_grad=True), tmp_path / "bf16.pt")
@@ -335,7 +335,8 @@ def test_a_pipe_is_refused_without_opening_it(tmp_path):
 
 
 def test_reading_a_user_file_imports_no_framework():
-    code = ("import sys, autotune.files, autotune.inputs, autotune.config, autotune.nvml_recording; "
+    code = ("import sys, autotune.files, autotune.measure.accuracy_batch, autotune.config, "
+            "autotune.hardware.nvml_recording; "
             "print(sorted({'numpy', 'torch', 'onnx'} & set(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -16,10 +16,10 @@ import time
 import pytest
 
 from autotune.backend_api import RunConfig
-from autotune.harness import minimum_iterations, time_session
-from autotune.measure import Measurer, Outcome
-from autotune.model_inputs import from_shape
-from autotune.model_stats import reference_models
+from autotune.measure.measurer import Measurer, Outcome
+from autotune.measure.protocol import minimum_iterations, time_session
+from autotune.model.inputs import from_shape
+from autotune.model.stats import reference_models
 
 #: What the slow model sleeps per sample in a forward; each test sets its own.
 SECONDS_PER_SAMPLE = 0.01

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 from autotune_plugins import trt_engine
 
-from autotune.measure import Measurement, Outcome
-from autotune.verification import select_backends
+from autotune.measure.measurer import Measurement, Outcome
+from autotune.measure.verify import select_backends
 
 
 def test_all_backends_are_selected_from_any_sequence_the_api_takes():

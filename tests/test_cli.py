@@ -7,8 +7,8 @@ import json
 import pytest
 import yaml
 
-from autotune.cli import main
-from autotune.rules import builtin_rules
+from autotune.cli.main import main
+from autotune.recommendation.rules import builtin_rules
 from tests.conftest import RECORDINGS
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autotune.conditions import ConditionError, Expression
+from autotune.recommendation.conditions import ConditionError, Expression
 
 FACTS = {"gpu.vram_gb": 8.0, "gpu.precisions": ["fp32", "fp16"], "task": "infer",
          "gpu.tensor_cores": True, "host.cpu_cores": 6}

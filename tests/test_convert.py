@@ -13,10 +13,10 @@ import pytest
 import autotune
 from autotune import plugins
 from autotune.cache import cache_root, cached_file
-from autotune.convert import COMPARED_OUTPUT_KEY, ConversionRequest, convert_model
 from autotune.errors import UserError
-from autotune.model_inputs import from_shape, synthetic_batch
-from autotune.model_source import ModelSource, parse_model
+from autotune.model.convert import COMPARED_OUTPUT_KEY, ConversionRequest, convert_model
+from autotune.model.inputs import from_shape, synthetic_batch
+from autotune.model.source import ModelSource, parse_model
 from autotune.types import ModelConverter
 
 SMALL_CNN = "tests.test_model_stats:small_cnn"
@@ -194,7 +194,7 @@ def test_an_onnx_model_asked_for_as_onnx_is_returned_where_it_is(tmp_path, monke
 
 
 def test_importing_convert_imports_no_framework():
-    code = ("import sys, autotune.convert, autotune.cache\n"
+    code = ("import sys, autotune.model.convert, autotune.cache\n"
             "heavy = [m for m in ('torch', 'onnx', 'onnxruntime', 'onnxscript') if m in sys.modules]\n"
             "assert not heavy, heavy\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

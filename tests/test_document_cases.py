@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autotune.recommendation import recommend
+from autotune.recommendation.engine import recommend
 from tests.conftest import HOST, replayed, settings_for, simulated
 
 

@@ -1,13 +1,13 @@
 """A driver too old for the installed torch's CUDA is named, with the wheel that would run
-(autotune/driver_support.py), on machines replayed from NVML recordings."""
+(autotune/hardware/driver_support.py), on machines replayed from NVML recordings."""
 
 from __future__ import annotations
 
 import pytest
 
-from autotune import driver_support
-from autotune.driver_support import DriverTooOld, check
-from autotune.profiles import load_profile
+from autotune.hardware import driver_support
+from autotune.hardware.driver_support import DriverTooOld, check
+from autotune.shipped_data import load_profile
 from tests.conftest import replayed
 
 
@@ -71,8 +71,8 @@ def cuda_13_torch_without_a_gpu(monkeypatch, torch, recording: str) -> None:
 
 def test_apply_says_why_a_cuda_configuration_runs_on_the_cpu(monkeypatch, capsys):
     torch = pytest.importorskip("torch")
-    from autotune.applying import apply  # noqa: PLC0415
-    from autotune.training_config import TrainingConfig  # noqa: PLC0415
+    from autotune.training.apply import apply  # noqa: PLC0415
+    from autotune.training.config import TrainingConfig  # noqa: PLC0415
 
     cuda_13_torch_without_a_gpu(monkeypatch, torch, "gtx1660.yaml")
     placed, _, _ = apply(torch.nn.Linear(4, 2), config=TrainingConfig(source="profile", device="cuda"))
@@ -85,8 +85,8 @@ def test_apply_says_why_a_cuda_configuration_runs_on_the_cpu(monkeypatch, capsys
 
 def test_apply_on_a_cpu_configuration_says_nothing(capsys):
     torch = pytest.importorskip("torch")
-    from autotune.applying import apply  # noqa: PLC0415
-    from autotune.training_config import TrainingConfig  # noqa: PLC0415
+    from autotune.training.apply import apply  # noqa: PLC0415
+    from autotune.training.config import TrainingConfig  # noqa: PLC0415
 
     apply(torch.nn.Linear(4, 2), config=TrainingConfig(source="profile", device="cpu"))
     assert capsys.readouterr().err == ""

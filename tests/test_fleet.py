@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autotune import api
-from autotune.machine_profile import read_profile
+from autotune.machine_profiles.store import read_profile
 from tests.test_cli import one_line_error, run
 
 INVENTORY = """\
@@ -124,7 +124,7 @@ def label_lines(capsys, path) -> dict[str, str]:
 
 
 def test_labels_per_gpu_model_and_per_mig_slice_never_from_the_first_gpu_only(tmp_path, capsys):
-    from autotune.fleet_labels import VALID_VALUE  # noqa: PLC0415
+    from autotune.fleet.labels import VALID_VALUE  # noqa: PLC0415
 
     (tmp_path / "hosts.yaml").write_text(LABEL_INVENTORY)
     run(capsys, "fleet", "plan", "--inventory", str(tmp_path / "hosts.yaml"), "--out", str(tmp_path / "plan"))
@@ -149,7 +149,7 @@ def test_labels_per_gpu_model_and_per_mig_slice_never_from_the_first_gpu_only(tm
 
 @given(st.text(max_size=200))
 def test_any_text_cleans_to_a_valid_label_value(text):
-    from autotune.fleet_labels import VALID_VALUE, clean  # noqa: PLC0415
+    from autotune.fleet.labels import VALID_VALUE, clean  # noqa: PLC0415
 
     value = clean(text)
     assert len(value) <= 63 and VALID_VALUE.match(value)

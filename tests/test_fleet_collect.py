@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autotune.machine_profile import read_profile
+from autotune.machine_profiles.store import read_profile
 from tests.conftest import RECORDINGS
 from tests.test_cli import one_line_error, run
 
@@ -28,7 +28,7 @@ def cluster():
 
 
 def test_every_gpu_node_is_profiled_and_a_failing_node_is_listed(cluster, tmp_path, monkeypatch):
-    from autotune import fleet_collect  # noqa: PLC0415
+    from autotune.fleet import collect as fleet_collect  # noqa: PLC0415
 
     recordings = {}
     wanted = [RECORDINGS / "gtx1660.yaml", RECORDINGS / "h100x2_nvlink.yaml", tmp_path / "missing.yaml"]
@@ -54,7 +54,7 @@ def test_every_gpu_node_is_profiled_and_a_failing_node_is_listed(cluster, tmp_pa
 
 
 def test_a_node_that_does_not_answer_in_time_is_cancelled_and_listed(cluster, tmp_path, monkeypatch):
-    from autotune import fleet_collect  # noqa: PLC0415
+    from autotune.fleet import collect as fleet_collect  # noqa: PLC0415
 
     results = fleet_collect.collect(cluster.address, store=tmp_path / "store", timeout_s=0.001,
                                     replay_for=lambda node: str(RECORDINGS / "gtx1660.yaml"))

@@ -31,7 +31,7 @@ def test_memory_model_is_within_10_percent_of_max_memory_allocated(cuda):
 
 
 def test_real_nvml_probe_describes_the_gpu(cuda):
-    from autotune.machine_probe import probe
+    from autotune.hardware.probe import probe
 
     machine = probe()
     assert machine.gpus, machine.note
@@ -48,10 +48,10 @@ def test_batch_search_needs_two_trials_and_lands_near_the_true_largest(cuda):
         sys.path.pop(0)
     from autotune_plugins.torch_runner import TorchRunner
 
-    from autotune import memory_model
     from autotune.backend_api import RunConfig
-    from autotune.model_source import parse_model
-    from autotune.model_stats import reference_models
+    from autotune.model import memory as memory_model
+    from autotune.model.source import parse_model
+    from autotune.model.stats import reference_models
 
     runner, model, stats = TorchRunner(), parse_model("resnet18"), reference_models()["resnet18"]
     config = RunConfig("train", "fp32", 1, 224)

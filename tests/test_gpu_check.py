@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from autotune.errors import UserError
-from autotune.machine_probe import probe
+from autotune.hardware.probe import probe
 from tests.conftest import REPO
 
 # Appended, never ahead of anything: a spawned check's process finds `gpu_check` on the path

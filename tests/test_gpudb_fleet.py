@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autotune import gpudb
+from autotune.hardware import gpu_database as gpudb
 
 GIB = 2**30
 

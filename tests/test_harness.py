@@ -7,14 +7,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from autotune import ladder
-from autotune.accuracy import compare
 from autotune.backend_api import RunConfig, UnsupportedConfig
-from autotune.batch_search import Trial, search_largest_batch
-from autotune.harness import Timing, percentile, time_session
-from autotune.measure import Measurer, Outcome
-from autotune.model_inputs import from_shape, parse_input_spec
-from autotune.model_stats import reference_models
+from autotune.measure.accuracy import compare
+from autotune.measure.batch_search import Trial, search_largest_batch
+from autotune.measure.measurer import Measurer, Outcome
+from autotune.measure.protocol import Timing, percentile, time_session
+from autotune.model import oom_ladder as ladder
+from autotune.model.inputs import from_shape, parse_input_spec
+from autotune.model.stats import reference_models
 
 
 class ScriptedClock:
@@ -232,7 +232,7 @@ def test_batch_search_bisects_only_when_the_prediction_was_wrong():
 
 def test_user_inputs_from_npy_and_pt(tmp_path):
     from autotune.errors import UserError
-    from autotune.measure import load_inputs
+    from autotune.measure.measurer import load_inputs
 
     batch = np.random.default_rng(1).standard_normal((3, 3, 4, 4)).astype("float32")
     np.save(tmp_path / "batch.npy", batch)
@@ -252,7 +252,7 @@ def test_user_inputs_from_npy_and_pt(tmp_path):
 
 def test_token_ids_from_a_file_and_one_file_for_several_inputs_is_refused(tmp_path):
     from autotune.errors import UserError
-    from autotune.measure import load_inputs
+    from autotune.measure.measurer import load_inputs
 
     ids = np.arange(12, dtype="int64").reshape(3, 4)
     np.save(tmp_path / "ids.npy", ids)

@@ -27,7 +27,7 @@ def test_wheel_carries_the_profiles_and_plugins(tmp_path):
     assert "autotune_plugins/torch_backend.py" in names
     assert "autotune_plugins/torch_inspect.py" in names and "autotune/torch_inspect.py" not in names
     # Run from the unpacked wheel, away from the source tree.
-    code = ("import autotune, autotune_profiles; from autotune.cli import main\n"
+    code = ("import autotune, autotune_profiles; from autotune.cli.main import main\n"
             "assert autotune_profiles.__file__.startswith({!r}), autotune_profiles.__file__\n"
             "main(['recommend', '--gpu', 't4', '--format', 'json'])\n").format(str(tmp_path / "site"))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -8,9 +8,10 @@ from pathlib import Path
 import pynvml
 import pytest
 
-from autotune import gpudb, machine_probe
-from autotune.machine_probe import probe
-from autotune.nvml_recording import RecordedNvml
+from autotune.hardware import gpu_database as gpudb
+from autotune.hardware import probe as machine_probe
+from autotune.hardware.nvml_recording import RecordedNvml
+from autotune.hardware.probe import probe
 from tests.conftest import HOST, RECORDINGS
 
 GIB = 2**30

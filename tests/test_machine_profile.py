@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from autotune import api
-from autotune.fingerprint import Fingerprint, compare, fingerprint
-from autotune.machine_profile import (
+from autotune.machine_profiles.fingerprint import Fingerprint, compare, fingerprint
+from autotune.machine_profiles.store import (
     SCHEMA,
     MachineProfile,
     ProfileError,
@@ -114,7 +114,7 @@ def test_profile_writes_shows_and_checks_this_machine(tmp_path, capsys):
 
 
 def _write_many(path: str, marker: int, count: int) -> None:
-    from autotune.machine_profile import read_profile, write_profile  # noqa: PLC0415
+    from autotune.machine_profiles.store import read_profile, write_profile  # noqa: PLC0415
 
     made = read_profile(Path(path))
     for index in range(count):
@@ -184,3 +184,17 @@ def test_a_mig_layout_is_part_of_the_fingerprint():
                                   "NVIDIA A100-SXM4-40GB MIG 3g.20gb"]
     relaid = replace(mig, gpus=({**mig.gpus[0], "mig": ["NVIDIA A100-SXM4-40GB MIG 7g.40gb"]},))
     assert compare(mig, relaid).hardware_changed
+
+
+def test_the_rules_hash_follows_the_rules_not_their_comments(monkeypatch):
+    from autotune.machine_profiles import fingerprint
+    from autotune.shipped_data import read_yaml_text
+
+    fp16 = "decisions: [precision]\nrules: [{decision: precision, value: fp16}]\n"
+    rules = {"rules.yaml": read_yaml_text(fp16)}
+    monkeypatch.setattr(fingerprint, "load_profile", lambda name: rules[name])
+    before = fingerprint.rules_hash()
+    rules["rules.yaml"] = read_yaml_text("# a new header comment\n" + fp16)
+    assert fingerprint.rules_hash() == before
+    rules["rules.yaml"] = read_yaml_text(fp16.replace("fp16", "bf16"))
+    assert fingerprint.rules_hash() != before

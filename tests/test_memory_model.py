@@ -9,11 +9,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autotune import memory_model
 from autotune.errors import UserError
-from autotune.gpudb import resolve
-from autotune.model_stats import reference_models
-from autotune.recommendation import ModelRequest, recommend
+from autotune.hardware.gpu_database import resolve
+from autotune.model import memory as memory_model
+from autotune.model.stats import reference_models
+from autotune.recommendation.engine import ModelRequest, recommend
 from tests.conftest import replayed, simulated
 
 GIB = 2**30
@@ -183,7 +183,7 @@ def test_cpu_only_machine_reports_the_model_without_a_plan():
 
 
 def test_model_recommendation_round_trips_through_yaml():
-    from autotune.output import parse, render
+    from autotune.recommendation.formats import parse, render
 
     recommendation = recommend(simulated("T4"), INFER, model=_model())
     assert parse(render(recommendation, "yaml"), "yaml") == recommendation

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from autotune import hookspecs
-from autotune.profiles import load_profile, profile_names
-from autotune.rules import builtin_rules, decision_specs, source_texts
+from autotune.recommendation.rules import builtin_rules, decision_specs, source_texts
+from autotune.shipped_data import load_profile, profile_names
 from tests.conftest import REPO, SHARED_SOURCES
 
 HOOKS = sorted(name for name in dir(hookspecs) if name.startswith("autotune_"))
@@ -93,7 +93,7 @@ def test_gpu_database_says_where_every_number_comes_from():
     "B200", "Jetson AGX Orin",
 ])
 def test_gpu_database_has_the_required_boards(required):
-    from autotune import gpudb
+    from autotune.hardware import gpu_database as gpudb
 
     assert gpudb.resolve(required)
 
@@ -105,7 +105,7 @@ def test_gpu_database_has_the_required_boards(required):
 ])
 def test_commands_never_import_a_framework(command):
     code = (
-        "import sys\nfrom autotune.cli import main\n"
+        "import sys\nfrom autotune.cli.main import main\n"
         f"try:\n    main({command!r})\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('torch', 'onnxruntime', 'tensorrt', 'onnx') if m in sys.modules]\n"
         "print(heavy, file=sys.stderr)\nassert not heavy\n"

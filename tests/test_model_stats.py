@@ -20,8 +20,8 @@ from onnx import TensorProto, helper  # noqa: E402
 from torch import nn  # noqa: E402
 
 from autotune.errors import UserError  # noqa: E402
-from autotune.model_source import ModelSource, parse_model  # noqa: E402
-from autotune.model_stats import lightweight_verdict, reference_models  # noqa: E402
+from autotune.model.source import ModelSource, parse_model  # noqa: E402
+from autotune.model.stats import lightweight_verdict, reference_models  # noqa: E402
 
 
 class SmallCnn(nn.Module):

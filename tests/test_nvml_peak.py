@@ -12,7 +12,7 @@ import pytest
 from autotune_plugins.nvml_peak import ProcessPeakMemory, nvml_device_for
 
 from autotune.backend_api import MemoryFigure
-from autotune.nvml_recording import RecordedNvml, RecordingNvml
+from autotune.hardware.nvml_recording import RecordedNvml, RecordingNvml
 from tests.conftest import RECORDINGS
 
 GIB = 2**30

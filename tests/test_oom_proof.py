@@ -1,4 +1,4 @@
-"""autotune.oom_proof on the CPU, with CUDA out-of-memory errors simulated by the micro-step."""
+"""autotune.training.oom_proof on the CPU, with CUDA out-of-memory errors simulated by the micro-step."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from autotune.errors import AutotuneError
-from autotune.oom_proof import (
+from autotune.training.oom_proof import (
     AccumulatingStep,
     MicroBatchChange,
     OutOfMemoryAtBatchOne,
@@ -270,5 +270,5 @@ def test_out_of_memory_empties_the_cuda_cache(monkeypatch):
 
 
 def test_importing_the_module_does_not_import_torch():
-    code = "import sys, autotune.oom_proof; assert 'torch' not in sys.modules"
+    code = "import sys, autotune.training.oom_proof; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -33,7 +33,7 @@ from autotune_plugins.ort_providers import (  # noqa: E402
 )
 
 from autotune.backend_api import BudgetCheck, MemoryFigure, RunConfig  # noqa: E402
-from autotune.measure import Outcome  # noqa: E402
+from autotune.measure.measurer import Outcome  # noqa: E402
 from tests.test_ort_runner import _measurer, conv_net  # noqa: E402
 
 PROFILES = Path(__file__).parent / "ort_profiles"

@@ -18,8 +18,8 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from autotune import api  # noqa: E402
 from autotune.backend_api import RunConfig  # noqa: E402
-from autotune.measure import Measurer, Outcome  # noqa: E402
-from autotune.model_source import parse_model  # noqa: E402
+from autotune.measure.measurer import Measurer, Outcome  # noqa: E402
+from autotune.model.source import parse_model  # noqa: E402
 from tests.test_cli import one_line_error, run  # noqa: E402
 
 CUDA_PROBLEM = ort_providers.gpu_provider_problem("cuda")
@@ -66,7 +66,7 @@ def onnx_file(tmp_path):
 
 def _measurer(path, device="cpu", inputs_path=None):
     from autotune import plugins  # noqa: PLC0415
-    from autotune.model_source import model_stats_for  # noqa: PLC0415
+    from autotune.model.source import model_stats_for  # noqa: PLC0415
 
     source = parse_model(str(path), None, None)
     stats = model_stats_for(source)
@@ -222,9 +222,9 @@ def test_a_calibration_batch_of_the_wrong_shape_is_one_line_and_caches_nothing(o
 ])
 def test_cpu_inference_proposes_onnx_runtime_first_and_int8_only_where_it_is_installed(
         monkeypatch, installed, backends, quantization_rule, alternative):
-    from autotune import facts  # noqa: PLC0415
-    from autotune.machine_probe import probe  # noqa: PLC0415
-    from autotune.recommendation import recommend  # noqa: PLC0415
+    from autotune.hardware.probe import probe  # noqa: PLC0415
+    from autotune.recommendation import facts  # noqa: PLC0415
+    from autotune.recommendation.engine import recommend  # noqa: PLC0415
 
     monkeypatch.setattr(facts, "installed_backends", lambda: installed)
     machine = probe()
@@ -242,8 +242,8 @@ def test_cpu_inference_proposes_onnx_runtime_first_and_int8_only_where_it_is_ins
 
 def test_every_built_in_option_explores_on_conditions_the_rule_language_reads():
     from autotune import plugins  # noqa: PLC0415
-    from autotune.conditions import Expression  # noqa: PLC0415
-    from autotune.rules import known_facts  # noqa: PLC0415
+    from autotune.recommendation.conditions import Expression  # noqa: PLC0415
+    from autotune.recommendation.rules import known_facts  # noqa: PLC0415
 
     for _, backend in plugins.backends().values():
         for option in backend.options:
@@ -254,7 +254,9 @@ def test_every_built_in_option_explores_on_conditions_the_rule_language_reads():
 
 def test_dynamic_int8_is_explored_for_transformers_only():
     from autotune import plugins  # noqa: PLC0415
+    from autotune.measure.run_config import explored_also  # noqa: PLC0415
 
     option = plugins.backends()["onnxruntime"][1].option("int8_method")
-    assert "dynamic" in option.alternatives("qdq", {"model.family": "transformer"})
-    assert "dynamic" not in option.alternatives("qdq", {"model.family": "cnn"})
+    for family, explored in (("transformer", True), ("cnn", False)):
+        also = explored_also(option, {"model.family": family})
+        assert ("dynamic" in option.alternatives("qdq", also)) is explored

@@ -7,8 +7,8 @@ import os
 import pytest
 
 from autotune.errors import UserError
-from autotune.output import parse, render, write_atomically
-from autotune.recommendation import recommend
+from autotune.recommendation.engine import recommend
+from autotune.recommendation.formats import parse, render, write_atomically
 from tests.conftest import replayed, simulated
 
 MACHINES = {

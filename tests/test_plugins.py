@@ -13,7 +13,7 @@ import pytest
 
 from autotune import hookimpl, plugins
 from autotune.errors import UserError
-from autotune.recommendation import recommend
+from autotune.recommendation.engine import recommend
 from autotune.types import Backend, ModelInspector, Rule
 from tests.conftest import simulated
 
@@ -84,7 +84,7 @@ def test_hook_autotune_rules_with_a_bad_rule_names_the_plugin(register_plugin):
     (dict(value="four"), "must be a whole number"),
 ])
 def test_rules_are_checked_when_loaded(rule, problem):
-    from autotune.rules import RuleSet
+    from autotune.recommendation.rules import RuleSet
 
     fields = dict(id="r", decision="batch_size", when="true", value=4, source="S000-4", reason="x")
     with pytest.raises(UserError, match=problem):
@@ -101,7 +101,7 @@ def test_built_in_backends_are_declared_in_the_entry_point_group():
 
 def _plugins_listed(environment: dict[str, str]) -> list[str]:
     result = subprocess.run(
-        [sys.executable, "-c", "from autotune.cli import main; main(['plugins', '--json'])"],
+        [sys.executable, "-c", "from autotune.cli.main import main; main(['plugins', '--json'])"],
         capture_output=True, text=True, env=os.environ | environment, check=True)
     return sorted(row["backend"] for row in json.loads(result.stdout))
 
@@ -113,20 +113,20 @@ def test_load_plugins_environment_variable_restricts_loading():
 
 def test_trace_plugins_prints_every_hook_result():
     result = subprocess.run(
-        [sys.executable, "-c", "from autotune.cli import main; main(['plugins'])"],
+        [sys.executable, "-c", "from autotune.cli.main import main; main(['plugins'])"],
         capture_output=True, text=True, env=os.environ | {"AUTOTUNE_TRACE_PLUGINS": "1"},
         check=True)
     assert "[autotune] autotune_backends from torch:" in result.stderr
 
 
 def fake_inspect(source, resolutions):
-    from autotune.model_stats import reference_models
+    from autotune.model.stats import reference_models
 
     return dataclasses.replace(reference_models()["resnet18"], name=f"inspected {source.spec}")
 
 
 def test_hook_autotune_model_inspectors_measures_models_of_its_kind(register_plugin):
-    from autotune.model_source import ModelSource, model_stats_for
+    from autotune.model.source import ModelSource, model_stats_for
 
     class Inspector:
         @hookimpl
@@ -142,7 +142,7 @@ def test_hook_autotune_model_inspectors_measures_models_of_its_kind(register_plu
 
 
 def test_a_model_kind_no_plugin_measures_is_a_user_error(register_plugin, monkeypatch):
-    from autotune.model_source import ModelSource, model_stats_for
+    from autotune.model.source import ModelSource, model_stats_for
 
     monkeypatch.setattr(plugins, "model_inspectors", lambda: [])
     with pytest.raises(UserError, match="no installed plugin measures callable models"):
@@ -175,7 +175,7 @@ def test_a_corrupt_or_unwritable_cache_is_only_slower(tmp_path, monkeypatch):
 
 
 def test_a_cached_recommend_never_imports_importlib_metadata(tmp_path):
-    code = ("import sys\nfrom autotune.cli import main\n"
+    code = ("import sys\nfrom autotune.cli.main import main\n"
             "try:\n    main(['recommend', '--gpu', 't4'])\nexcept SystemExit:\n    pass\n"
             "print('importlib.metadata' in sys.modules, file=sys.stderr)\n")
     environment = os.environ | {"XDG_CACHE_HOME": str(tmp_path / "cache")}

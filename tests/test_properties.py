@@ -7,8 +7,8 @@ import dataclasses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autotune import gpudb
-from autotune.recommendation import recommend
+from autotune.hardware import gpu_database as gpudb
+from autotune.recommendation.engine import recommend
 from tests.conftest import HOST
 
 SPECS = gpudb.all_specs()

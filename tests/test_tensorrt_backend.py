@@ -22,8 +22,8 @@ from autotune import api  # noqa: E402
 from autotune.backend_api import PrecisionEvidence  # noqa: E402
 from autotune.cache import cache_root  # noqa: E402
 from autotune.errors import DoesNotFit, NoBackend  # noqa: E402
-from autotune.harness import WallClock  # noqa: E402
-from autotune.measure import Outcome  # noqa: E402
+from autotune.measure.measurer import Outcome  # noqa: E402
+from autotune.measure.protocol import WallClock  # noqa: E402
 from tests import standin_tensorrt  # noqa: E402
 from tests.conftest import simulated  # noqa: E402
 from tests.test_cli import one_line_error, run  # noqa: E402
@@ -204,7 +204,7 @@ def test_tensorrt_11_has_no_precision_flags_and_takes_fp16_from_the_file(monkeyp
     assert not hasattr(trt.BuilderFlag, "FP16")
     runner = trt_runner.TrtRunner()
     from autotune.backend_api import Preparation  # noqa: PLC0415
-    from autotune.model_inputs import from_shape  # noqa: PLC0415
+    from autotune.model.inputs import from_shape  # noqa: PLC0415
 
     preparation = Preparation("infer", "fp16", from_shape((3, 16, 16), "x"))
     assert runner._onnx_for(onnx_file, preparation) != onnx_file  # an FP16-converted file

@@ -14,8 +14,8 @@ from autotune_plugins.torch_runner import TorchRunner, autocast_plan  # noqa: E4
 from torch import nn  # noqa: E402
 
 from autotune.backend_api import RunConfig  # noqa: E402
-from autotune.measure import Measurer  # noqa: E402
-from autotune.model_source import parse_model  # noqa: E402
+from autotune.measure.measurer import Measurer  # noqa: E402
+from autotune.model.source import parse_model  # noqa: E402
 from tests.test_cli import one_line_error, run  # noqa: E402
 
 SMALL = "tests.test_model_stats:small_cnn"

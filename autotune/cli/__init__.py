@@ -1,0 +1,1 @@
+"""The ``autotune`` command: one module per command group; parsing and rendering only."""

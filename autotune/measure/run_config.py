@@ -1,0 +1,143 @@
+"""From a recommendation to what one backend runs: the run configuration (what every
+runtime shares, plus the backend's own options) and the measurer that runs it.
+
+``verify`` and ``bench`` both start here, so they agree on the resolution a model runs
+at, on which options apply on which device, and on the memory model's figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autotune.backend_api import RunConfig
+from autotune.hardware import gpu_database as gpudb
+from autotune.measure.measurer import Measurer
+from autotune.model import memory as memory_model
+from autotune.model.stats import ModelStats
+from autotune.recommendation.conditions import Expression
+from autotune.recommendation.rules import known_facts
+from autotune.types import Backend, BackendOption
+
+GIB = 2**30
+
+
+def run_resolution(stats: ModelStats, settings: Mapping[str, Any]) -> int | None:
+    """The resolution to run: the recommendation's, except that a model fixed to its
+    native size runs at that size and a model without an image input has none."""
+    if not stats.native_resolution:
+        return None
+    if stats.fixed_resolution:
+        return stats.native_resolution
+    return settings["resolution"]
+
+
+def option_values(backend: Backend, settings: Mapping[str, Any], device: str,
+                  user_options: Mapping[str, Any]) -> dict[str, Any]:
+    """Each of the backend's options: the user's value, else the decision it follows,
+    else its default; on a device where it has no effect, its default."""
+    values = {}
+    for option in backend.options:
+        if device not in option.devices:
+            value = option.default
+        elif option.name in user_options:
+            value = user_options[option.name]
+        elif option.decision is not None and option.decision in settings:
+            value = settings[option.decision]
+        else:
+            value = option.default
+        values[option.name] = value
+    return values
+
+
+def run_config(backend: Backend, settings: Mapping[str, Any], stats: ModelStats, task: str, device: str,
+               optimizer: str = "adam", user_options: Mapping[str, Any] | None = None) -> RunConfig:
+    """The recommendation as ``backend`` runs it on ``device``."""
+    config = RunConfig(task=task, precision=settings["precision"], batch_size=settings["batch_size"],
+                       resolution=run_resolution(stats, settings), cpu_threads=settings.get("cpu_threads"),
+                       optimizer=optimizer)
+    return config.with_options(**option_values(backend, settings, device, user_options or {}))
+
+
+@dataclass(frozen=True)
+class Explorable:
+    """What ``verify`` may measure besides batch and precision on this device."""
+
+    name: str  # an option name, or "cpu_threads"
+    alternatives: tuple[Any, ...]
+    #: The precisions it means something for (empty: all).
+    precisions: tuple[str, ...] = ()
+
+    def applies(self, precision: str) -> bool:
+        return not self.precisions or precision in self.precisions
+
+
+def explorables(backend: Backend, config: RunConfig, device: str, facts: Mapping[str, Any],
+                fixed: frozenset[str]) -> list[Explorable]:
+    """The backend's explorable options (unless the user set them or the decision they
+    follow), and on the CPU the thread count (unless the user set ``cpu_threads``)."""
+    found = []
+    for option in backend.options:
+        if option.explore and device in option.devices and option.name not in fixed \
+                and (option.decision is None or option.decision not in fixed) \
+                and (not option.model_kinds or facts["model.kind"] in option.model_kinds):
+            current = config.option(option.name, option.default)
+            found.append(Explorable(option.name, option.alternatives(current, explored_also(option, facts)),
+                                    option.precisions))
+    if device == "cpu" and "cpu_threads" not in fixed:
+        # The rules give one thread per physical core; all logical cores may be faster or slower.
+        every_core = int(facts["host.cpu_cores"])
+        if config.cpu_threads and every_core != config.cpu_threads:
+            found.append(Explorable("cpu_threads", (every_core,)))
+    return found
+
+
+def explored_also(option: BackendOption, facts: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The values of the option's ``explore_also`` whose condition holds for these facts."""
+    values: list[Any] = []
+    for condition, also in option.explore_also:
+        if Expression(condition, known_facts()).evaluate(facts):
+            values += [value for value in also if value not in values]
+    return tuple(values)
+
+
+def usable_bytes(facts: Mapping[str, Any]) -> float:
+    if facts["gpu.count"] == 0:
+        return facts["host.ram_gb"] * GIB * 0.5  # the CPU shares RAM with everything else
+    return memory_model.usable_bytes(facts["gpu.free_vram_gb"] * GIB, 0.9)
+
+
+def runner_precisions(runner, facts: Mapping[str, Any], device: str) -> tuple[str, ...]:
+    """The precisions ``runner`` can run on ``device`` here: the device's (a GPU's from the
+    facts; a CPU's FP32 and BF16) narrowed, or widened, by what the runner says it runs
+    (the optional ``Runner.precisions``: ONNX Runtime runs INT8 on a CPU, torch does not)."""
+    device_precisions = tuple(facts["gpu.precisions"]) if device == "cuda" else ("fp32", "bf16")
+    own = getattr(runner, "precisions", None)
+    return device_precisions if own is None else tuple(own(device, device_precisions))
+
+
+def build_measurer(name: str, runner, model, stats: ModelStats, facts: dict[str, Any], device: str,
+                   optimizer: str = "adam", inputs_path: Path | None = None, accuracy_budget: float = 0.03,
+                   memory_budget_bytes: float | None = None, max_batch_size: int = 1,
+                   shown: tuple[str, ...] = (), tf32: bool = False,
+                   backend: Backend | None = None) -> Measurer:
+    """A measurer that knows the memory model's prediction and the roofline for this GPU
+    (``tf32``: the recommendation's tf32 decision, which sets FP32's roofline)."""
+    spec = gpudb.spec_named(facts["gpu.name"]) if device == "cuda" else None
+    precisions = runner_precisions(runner, facts, device)
+
+    def predict(config: RunConfig) -> float:
+        return memory_model.predict_peak_bytes(stats, config.batch_size, config.resolution,
+                                               config.precision, config.task, optimizer)
+
+    def ceiling(config: RunConfig) -> float | None:
+        if spec is None:
+            return None
+        return memory_model.roofline(stats, spec, config.resolution, config.precision, tf32,
+                                     config.task).ceiling_samples_s
+
+    return Measurer(name, runner, model, stats, device, precisions, inputs_path, accuracy_budget,
+                    memory_budget_bytes, predict, ceiling, max_batch_size=max_batch_size, shown=shown,
+                    options=backend.options if backend is not None else ())
