@@ -112,5 +112,5 @@ def autotune_model_converters():
         def autotune_model_converters():
             return [ModelConverter(name="torch-onnx", framework="torch",
                                    source_kinds=("reference", "callable"), target="onnx",
-                                   convert="autotune_plugins.torch_convert:to_onnx")]
+                                   convert="autotune_plugins.torch.convert:to_onnx")]
     """

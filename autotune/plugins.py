@@ -38,9 +38,9 @@ from autotune.types import Backend, ModelConverter, ModelInspector, Rule, load_r
 ENTRY_POINT_GROUP = "autotune"
 #: The built-in plugins by name: the same modules the entry points name.
 DEFAULT_PLUGINS = {
-    "torch": "autotune_plugins.torch_backend",
-    "onnxruntime": "autotune_plugins.onnxruntime_backend",
-    "tensorrt": "autotune_plugins.tensorrt_backend",
+    "torch": "autotune_plugins.torch.backend",
+    "onnxruntime": "autotune_plugins.onnxruntime.backend",
+    "tensorrt": "autotune_plugins.tensorrt.backend",
 }
 #: Whether installed ``autotune`` entry points are loaded. The test suite turns it off
 #: (tests/conftest.py), so a plugin installed on the developer's machine never changes a

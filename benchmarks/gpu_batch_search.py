@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 
 import torch
-from autotune_plugins.torch_runner import TorchRunner
+from autotune_plugins.torch.runner import TorchRunner
 
 from autotune.backend_api import RunConfig
 from autotune.measure.batch_search import Trial, search_largest_batch

@@ -11,7 +11,7 @@ import argparse
 import statistics
 
 import torch
-from autotune_plugins.torch_runner import TorchRunner
+from autotune_plugins.torch.runner import TorchRunner
 
 from autotune.backend_api import RunConfig
 from autotune.measure.measurer import Measurer

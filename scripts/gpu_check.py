@@ -245,7 +245,7 @@ def check_runtimes(context: CheckContext) -> dict[str, Any]:
         figures["onnxruntime"] = {"version": onnxruntime.__version__,
                                   "available_providers": onnxruntime.get_available_providers()}
         if machine.gpus:
-            from autotune_plugins import ort_providers  # noqa: PLC0415
+            from autotune_plugins.onnxruntime import providers as ort_providers  # noqa: PLC0415
 
             # autotune's own probe: a one-node model, every fallback off, get_providers() checked.
             for provider in ("cuda", "tensorrt"):
@@ -449,7 +449,7 @@ def check_onnx_placement(context: CheckContext) -> dict[str, Any]:
     place nodes on the CPU, profiled, giving every executed node's provider."""
     import numpy as np  # noqa: PLC0415
     import onnxruntime  # noqa: PLC0415
-    from autotune_plugins import ort_providers  # noqa: PLC0415
+    from autotune_plugins.onnxruntime import providers as ort_providers  # noqa: PLC0415
 
     from autotune.model.inputs import synthetic_batch  # noqa: PLC0415
 
@@ -521,8 +521,8 @@ def check_tensorrt_engines(context: CheckContext) -> dict[str, Any]:
     inspector JSON saved, autotune's reading of it, and the engine timed on a dedicated
     stream against the default stream (where the runner's session enqueues)."""
     import torch  # noqa: PLC0415
-    from autotune_plugins import trt_engine  # noqa: PLC0415
-    from autotune_plugins.trt_runner import TrtRunner, tensorrt  # noqa: PLC0415
+    from autotune_plugins.tensorrt import engine as trt_engine  # noqa: PLC0415
+    from autotune_plugins.tensorrt.runner import TrtRunner, tensorrt  # noqa: PLC0415
 
     from autotune.backend_api import RunConfig  # noqa: PLC0415
     from autotune.cache import file_sha256  # noqa: PLC0415
@@ -641,7 +641,7 @@ def check_memory_two_precisions(context: CheckContext) -> dict[str, Any]:
             figures[label] = backend.not_installed()
             continue
         if options.get("provider") == "tensorrt":
-            from autotune_plugins import ort_providers  # noqa: PLC0415
+            from autotune_plugins.onnxruntime import providers as ort_providers  # noqa: PLC0415
 
             problem = ort_providers.gpu_provider_problem("tensorrt")
             if problem is not None:  # no TensorRT libraries here: said, as "not installed" is

@@ -2,7 +2,7 @@
 
 Builds each reference model from torchvision (weights=None: the architecture is what
 costs memory and FLOPs, not the trained values) on the meta device and measures it with
-plugins/torch_inspect.py, so `autotune recommend --model resnet18` answers without
+plugins/torch/inspect.py, so `autotune recommend --model resnet18` answers without
 importing torch. Never edit the output by hand; a test recomputes one model and compares.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 import torchvision
-from autotune_plugins.torch_inspect import inspect_source
+from autotune_plugins.torch.inspect import inspect_source
 
 from autotune.model.source import TIER_RESOLUTIONS, ModelSource
 from autotune.shipped_data import dump_yaml

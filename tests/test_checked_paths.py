@@ -7,7 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from autotune_plugins import trt_engine
+from autotune_plugins.tensorrt import engine as trt_engine
 
 from autotune.measure.measurer import Measurement, Outcome
 from autotune.measure.verify import select_backends

@@ -132,7 +132,7 @@ def write_identity_onnx(module, sample, path, request, output_names):
 def torch_convert():
     for module in ("torch", "torchvision", "onnx", "onnxscript", "onnxruntime"):
         pytest.importorskip(module)
-    from autotune_plugins import torch_convert  # noqa: PLC0415
+    from autotune_plugins.torch import convert as torch_convert  # noqa: PLC0415
 
     return torch_convert
 
@@ -403,7 +403,7 @@ def test_an_input_shape_the_model_rejects_is_a_user_error(torch_convert):
 
 def _inspected_inputs(source: ModelSource):
     """What the torch inspector says ``source`` takes: what was given, else its guess."""
-    from autotune_plugins.torch_inspect import build_seeded, model_inputs_for  # noqa: PLC0415
+    from autotune_plugins.torch.inspect import build_seeded, model_inputs_for  # noqa: PLC0415
 
     return model_inputs_for(source, build_seeded(source))
 
@@ -426,7 +426,7 @@ def test_named_inputs_of_any_dtype_export_under_their_names_and_the_compared_out
     import numpy as np  # noqa: PLC0415
     import onnxruntime  # noqa: PLC0415
     import torch  # noqa: PLC0415
-    from autotune_plugins.torch_io import call_model, select_output, to_tensors  # noqa: PLC0415
+    from autotune_plugins.torch.io import call_model, select_output, to_tensors  # noqa: PLC0415
 
     source = parse_model(spec, input_spec=input_spec)
     inputs = _inspected_inputs(source).at(**size)

@@ -94,7 +94,7 @@ def test_apply_on_a_cpu_configuration_says_nothing(capsys):
 
 def test_the_torch_backend_refuses_a_gpu_its_driver_is_too_old_for(monkeypatch):
     torch = pytest.importorskip("torch")
-    from autotune_plugins.torch_runner import TorchRunner  # noqa: PLC0415
+    from autotune_plugins.torch.runner import TorchRunner  # noqa: PLC0415
 
     from autotune.backend_api import BackendUnavailable  # noqa: PLC0415
 
@@ -108,7 +108,7 @@ def test_the_torch_backend_refuses_a_gpu_its_driver_is_too_old_for(monkeypatch):
 
 def test_the_torch_backend_uses_the_cpu_where_no_driver_is_too_old(monkeypatch):
     torch = pytest.importorskip("torch")
-    from autotune_plugins.torch_runner import TorchRunner  # noqa: PLC0415
+    from autotune_plugins.torch.runner import TorchRunner  # noqa: PLC0415
 
     cuda_13_torch_without_a_gpu(monkeypatch, torch, "no_driver.yaml")
     assert TorchRunner().device("cuda") == "cpu"
@@ -116,7 +116,7 @@ def test_the_torch_backend_uses_the_cpu_where_no_driver_is_too_old(monkeypatch):
 
 def test_the_tensorrt_backend_names_the_driver_too_old_for_torchs_cuda(monkeypatch):
     torch = pytest.importorskip("torch")
-    from autotune_plugins.trt_runner import CudaDevice  # noqa: PLC0415
+    from autotune_plugins.tensorrt.runner import CudaDevice  # noqa: PLC0415
 
     from autotune.backend_api import BackendUnavailable  # noqa: PLC0415
 

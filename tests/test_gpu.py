@@ -46,7 +46,7 @@ def test_batch_search_needs_two_trials_and_lands_near_the_true_largest(cuda):
         from gpu_batch_search import autotune_search, peak_or_none, true_largest
     finally:
         sys.path.pop(0)
-    from autotune_plugins.torch_runner import TorchRunner
+    from autotune_plugins.torch.runner import TorchRunner
 
     from autotune.backend_api import RunConfig
     from autotune.model import memory as memory_model

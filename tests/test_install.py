@@ -24,8 +24,12 @@ def test_wheel_carries_the_profiles_and_plugins(tmp_path):
         archive.extractall(tmp_path / "site")
     for data in ("gpus.yaml", "rules.yaml", "architectures.yaml", "sources.yaml"):
         assert f"autotune_profiles/{data}" in names
-    assert "autotune_plugins/torch_backend.py" in names
-    assert "autotune_plugins/torch_inspect.py" in names and "autotune/torch_inspect.py" not in names
+    # Every module of the source tree, in every stage's and plugin's folder: a package missing
+    # from pyproject.toml's list would be missing here.
+    for folder, installed_as in (("autotune", "autotune"), ("plugins", "autotune_plugins")):
+        for module in (REPO / folder).rglob("*.py"):
+            assert f"{installed_as}/{module.relative_to(REPO / folder).as_posix()}" in names, module
+    assert "autotune/torch_inspect.py" not in names
     # Run from the unpacked wheel, away from the source tree.
     code = ("import autotune, autotune_profiles; from autotune.cli.main import main\n"
             "assert autotune_profiles.__file__.startswith({!r}), autotune_profiles.__file__\n"

@@ -8,8 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
-from autotune_plugins.onnx_inspect import inspect_onnx  # noqa: E402
-from autotune_plugins.torch_inspect import (  # noqa: E402
+from autotune_plugins.onnxruntime.inspect import inspect_onnx  # noqa: E402
+from autotune_plugins.torch.inspect import (  # noqa: E402
     flops,
     inference_memory,
     inspect_module,

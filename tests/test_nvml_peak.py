@@ -9,7 +9,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from autotune_plugins.nvml_peak import ProcessPeakMemory, nvml_device_for
+from autotune_plugins.common.nvml_peak import ProcessPeakMemory, nvml_device_for
 
 from autotune.backend_api import MemoryFigure
 from autotune.hardware.nvml_recording import RecordedNvml, RecordingNvml

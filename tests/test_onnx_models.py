@@ -9,7 +9,7 @@ import warnings
 import pytest
 
 onnx = pytest.importorskip("onnx")
-from autotune_plugins.onnx_inspect import (  # noqa: E402
+from autotune_plugins.onnxruntime.inspect import (  # noqa: E402
     DEFAULT_SEQUENCE_LENGTH,
     METHOD,
     inspect_onnx,

@@ -15,8 +15,8 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxconverter_common")
 
-from autotune_plugins import onnx_variants  # noqa: E402
-from autotune_plugins.onnx_variants import INT8_METHODS, OpMix, Variant, make_variant, op_mix  # noqa: E402
+from autotune_plugins.common import onnx_variants  # noqa: E402
+from autotune_plugins.common.onnx_variants import INT8_METHODS, OpMix, Variant, make_variant, op_mix  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from autotune.backend_api import UnsupportedConfig  # noqa: E402
@@ -353,7 +353,7 @@ def test_a_model_with_external_weights_is_unsupported(tmp_path):
 def test_importing_the_module_leaves_logging_alone():
     # onnxruntime's matmul_nbits_quantizer calls logging.basicConfig(level=INFO) when imported:
     # in a fresh process, the root logger must be as Python left it.
-    code = ("import logging, autotune_plugins.onnx_variants; root = logging.getLogger(); "
+    code = ("import logging, autotune_plugins.common.onnx_variants; root = logging.getLogger(); "
             "print(root.level, len(root.handlers))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == [str(logging.WARNING), "0"]

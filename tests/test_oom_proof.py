@@ -164,7 +164,7 @@ def test_old_style_runtime_error_counts_as_out_of_memory():
     "cuDNN error: CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED",
 ])
 def test_cublas_and_cudnn_allocation_failures_count_as_out_of_memory(message):
-    from autotune_plugins.torch_runner import TorchRunner  # noqa: PLC0415
+    from autotune_plugins.torch.runner import TorchRunner  # noqa: PLC0415
 
     assert is_out_of_memory(RuntimeError(message))
     assert TorchRunner().is_out_of_memory(RuntimeError(message))  # the backend asks the same test

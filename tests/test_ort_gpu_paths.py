@@ -21,9 +21,11 @@ np = pytest.importorskip("numpy")
 onnxruntime = pytest.importorskip("onnxruntime")
 pynvml = pytest.importorskip("pynvml")
 
-from autotune_plugins import nvml_peak, ort_providers, ort_runner  # noqa: E402
-from autotune_plugins.nvml_peak import ProcessPeakMemory  # noqa: E402
-from autotune_plugins.ort_providers import (  # noqa: E402
+from autotune_plugins.common import nvml_peak  # noqa: E402
+from autotune_plugins.common.nvml_peak import ProcessPeakMemory  # noqa: E402
+from autotune_plugins.onnxruntime import providers as ort_providers  # noqa: E402
+from autotune_plugins.onnxruntime import runner as ort_runner  # noqa: E402
+from autotune_plugins.onnxruntime.providers import (  # noqa: E402
     ProviderUnavailable,
     create_session,
     node_placement,

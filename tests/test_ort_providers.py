@@ -14,8 +14,8 @@ np = pytest.importorskip("numpy")
 onnx = pytest.importorskip("onnx")
 onnxruntime = pytest.importorskip("onnxruntime")
 
-from autotune_plugins import ort_providers  # noqa: E402
-from autotune_plugins.ort_providers import (  # noqa: E402
+from autotune_plugins.onnxruntime import providers as ort_providers  # noqa: E402
+from autotune_plugins.onnxruntime.providers import (  # noqa: E402
     PROVIDERS,
     ProviderUnavailable,
     create_session,

@@ -12,8 +12,9 @@ import pytest
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
-from autotune_plugins import onnx_variants, ort_providers  # noqa: E402
-from autotune_plugins.ort_runner import OrtRunner  # noqa: E402
+from autotune_plugins.common import onnx_variants  # noqa: E402
+from autotune_plugins.onnxruntime import providers as ort_providers  # noqa: E402
+from autotune_plugins.onnxruntime.runner import OrtRunner  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from autotune import api  # noqa: E402

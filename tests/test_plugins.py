@@ -94,9 +94,9 @@ def test_rules_are_checked_when_loaded(rule, problem):
 def test_built_in_backends_are_declared_in_the_entry_point_group():
     entry_points = {ep.name: ep.value for ep in
                     importlib.metadata.entry_points(group=plugins.ENTRY_POINT_GROUP)}
-    assert entry_points["torch"] == "autotune_plugins.torch_backend"
-    assert entry_points["onnxruntime"] == "autotune_plugins.onnxruntime_backend"
-    assert entry_points["tensorrt"] == "autotune_plugins.tensorrt_backend"
+    assert entry_points["torch"] == "autotune_plugins.torch.backend"
+    assert entry_points["onnxruntime"] == "autotune_plugins.onnxruntime.backend"
+    assert entry_points["tensorrt"] == "autotune_plugins.tensorrt.backend"
 
 
 def _plugins_listed(environment: dict[str, str]) -> list[str]:

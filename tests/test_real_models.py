@@ -13,7 +13,7 @@ import sys
 import pytest
 
 torch = pytest.importorskip("torch")
-from autotune_plugins.torch_inspect import (  # noqa: E402
+from autotune_plugins.torch.inspect import (  # noqa: E402
     METHOD_FAKE,
     METHOD_META,
     METHOD_REAL,
@@ -22,7 +22,7 @@ from autotune_plugins.torch_inspect import (  # noqa: E402
     guess_inputs,
     inspect_module,
 )
-from autotune_plugins.torch_io import call_model, synthetic_tensors  # noqa: E402
+from autotune_plugins.torch.io import call_model, synthetic_tensors  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 

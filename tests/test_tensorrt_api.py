@@ -134,7 +134,7 @@ class _Recorded:
 @pytest.mark.parametrize("version", [TENSORRT_10, TENSORRT_11])
 def test_every_tensorrt_name_the_backend_uses_exists_in_that_version(version, monkeypatch, tmp_path):
     pytest.importorskip("onnxruntime")
-    from autotune_plugins import trt_runner  # noqa: PLC0415
+    from autotune_plugins.tensorrt import runner as trt_runner  # noqa: PLC0415
 
     from autotune.backend_api import Preparation, RunConfig  # noqa: PLC0415
     from autotune.model.inputs import from_shape  # noqa: PLC0415

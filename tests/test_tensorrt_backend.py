@@ -16,7 +16,8 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 torch = pytest.importorskip("torch")
-from autotune_plugins import trt_engine, trt_runner  # noqa: E402
+from autotune_plugins.tensorrt import engine as trt_engine  # noqa: E402
+from autotune_plugins.tensorrt import runner as trt_runner  # noqa: E402
 
 from autotune import api  # noqa: E402
 from autotune.backend_api import PrecisionEvidence  # noqa: E402

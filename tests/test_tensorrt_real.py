@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 if not torch.cuda.is_available():
     pytest.skip("no CUDA GPU here", allow_module_level=True)
 
-from autotune_plugins import trt_engine  # noqa: E402
+from autotune_plugins.tensorrt import engine as trt_engine  # noqa: E402
 
 from autotune import api  # noqa: E402
 from autotune.cache import cache_root  # noqa: E402

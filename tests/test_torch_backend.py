@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 torch = pytest.importorskip("torch")
-from autotune_plugins.torch_inspect import inspect_source  # noqa: E402
-from autotune_plugins.torch_runner import TorchRunner, autocast_plan  # noqa: E402
+from autotune_plugins.torch.inspect import inspect_source  # noqa: E402
+from autotune_plugins.torch.runner import TorchRunner, autocast_plan  # noqa: E402
 from torch import nn  # noqa: E402
 
 from autotune.backend_api import RunConfig  # noqa: E402
@@ -95,7 +95,7 @@ def test_verify_with_user_inputs(capsys, tmp_path):
 
 @pytest.mark.usefixtures("quick_timing")
 def test_verify_measures_and_prints_the_recommendation_again(capsys, monkeypatch):
-    from autotune_plugins import torch_runner  # noqa: PLC0415
+    from autotune_plugins.torch import runner as torch_runner  # noqa: PLC0415
 
     # Each FP32 row says what its FP32 was, as a GPU session does (the CPU's FP32 says nothing).
     on_a_gpu = torch_runner.fp32_math
@@ -238,7 +238,7 @@ CU126 = ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"]
     ([], (3, 7), True),  # a build that does not say is let through
 ])
 def test_missing_kernels_follows_cuda_binary_compatibility(arch_list, capability, runs):
-    from autotune_plugins.torch_runner import missing_kernels
+    from autotune_plugins.torch.runner import missing_kernels
 
     why = missing_kernels(arch_list, capability)
     assert (why is None) == runs

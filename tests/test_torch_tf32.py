@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 torch = pytest.importorskip("torch")
-from autotune_plugins.torch_runner import TorchPrepared, TorchRunner, fp32_math  # noqa: E402
+from autotune_plugins.torch.runner import TorchPrepared, TorchRunner, fp32_math  # noqa: E402
 from torch import nn  # noqa: E402
 
 from autotune.backend_api import RunConfig  # noqa: E402

@@ -6,7 +6,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from autotune_plugins import trt_engine
+from autotune_plugins.tensorrt import engine as trt_engine
 
 from autotune.backend_api import UnsupportedConfig
 

@@ -26,7 +26,7 @@ from autotune.model.inputs import ModelInputs, from_shape
 from autotune.model.source import ModelSource
 
 #: The key of the ONNX file's ``metadata_props`` entry naming the output an accuracy check
-#: compares: the one :func:`autotune_plugins.torch_io.select_output` picks from the model's
+#: compares: the one :func:`autotune_plugins.torch.io.select_output` picks from the model's
 #: own output (``logits`` where there is one, else the first tensor). onnxruntime reads it as
 #: ``session.get_modelmeta().custom_metadata_map[COMPARED_OUTPUT_KEY]``.
 COMPARED_OUTPUT_KEY = "autotune.compared_output"

@@ -24,7 +24,7 @@ def autotune_backends():
             framework="torch",
             distributions=("torch",),
             description="PyTorch eager on CUDA or the CPU; trains and infers",
-            runner="autotune_plugins.torch_runner:TorchRunner",
+            runner="autotune_plugins.torch.runner:TorchRunner",
             options=OPTIONS,
         )
     ]
@@ -37,7 +37,7 @@ def autotune_model_inspectors():
             name="torch",
             framework="torch",
             kinds=("reference", "callable"),
-            inspect="autotune_plugins.torch_inspect:inspect_source",
+            inspect="autotune_plugins.torch.inspect:inspect_source",
         )
     ]
 
@@ -50,6 +50,6 @@ def autotune_model_converters():
             framework="torch",
             source_kinds=("reference", "callable"),
             target="onnx",
-            convert="autotune_plugins.torch_convert:to_onnx",
+            convert="autotune_plugins.torch.convert:to_onnx",
         )
     ]

@@ -41,7 +41,7 @@ backward, and :class:`MemoryTracer` (a ``TorchDispatchMode``) follows every tens
 inference pass creates and frees, for its peak. Per-sample figures are batch 2 minus
 batch 1. Inputs come from :class:`autotune.model.inputs.ModelInputs` (several named inputs;
 integer inputs stay integers when the model is cast to FP16) and are fed, and outputs of
-any shape read, through :mod:`autotune_plugins.torch_io`.
+any shape read, through :mod:`autotune_plugins.torch.io`.
 
 Part of the torch plugin (its ``autotune_model_inspectors`` hook): it imports torch, and
 is imported only when a model outside ``profiles/models.yaml`` is asked for.
@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from autotune_plugins.torch_io import (
+from autotune_plugins.torch.io import (
     call_model,
     empty_tensors,
     forward_parameters,

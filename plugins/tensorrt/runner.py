@@ -28,7 +28,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from autotune_plugins import nvml_peak, onnx_files, trt_engine
+from autotune_plugins.common import nvml_peak, onnx_files
+from autotune_plugins.tensorrt import engine as trt_engine
 
 from autotune.backend_api import (
     BackendUnavailable,
@@ -89,7 +90,7 @@ class CudaDevice:
             # in the message, as the torch backend does (issue 24, item 10).
             raise BackendUnavailable("TensorRT needs a CUDA GPU, and PyTorch sees none here: "
                                      f"{driver_support.cuda_unavailable_reason()}")
-        from autotune_plugins.torch_runner import CudaClock  # noqa: PLC0415 - one CUDA-event clock
+        from autotune_plugins.common.cuda_clock import CudaClock  # noqa: PLC0415 - imports torch
 
         self.torch, self._clock = torch, CudaClock
         # A new stream is never the default one (handle 0), which torch's current stream is.
@@ -465,7 +466,7 @@ class TrtRunner:
         if precision in ("fp32", "tf32") or (self.generation < 11 and precision in ("fp16", "bf16")):
             return fp32_path
         try:
-            from autotune_plugins import onnx_variants  # noqa: PLC0415 - ONNX Runtime's quantiser
+            from autotune_plugins.common import onnx_variants  # noqa: PLC0415 - ONNX Runtime's quantiser
         except ImportError as error:
             raise UnsupportedConfig(f"{precision} on TensorRT {self.generation} is built from a converted "
                                     f"ONNX file, made with the onnx extra ({one_line(str(error))}): "

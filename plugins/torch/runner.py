@@ -15,8 +15,9 @@ import copy
 
 import numpy as np
 import torch
-from autotune_plugins.torch_inspect import build_seeded
-from autotune_plugins.torch_io import call_model, select_output, synthetic_tensors, to_tensors, training_loss
+from autotune_plugins.common.cuda_clock import CudaClock
+from autotune_plugins.torch.inspect import build_seeded
+from autotune_plugins.torch.io import call_model, select_output, synthetic_tensors, to_tensors, training_loss
 from torch import nn
 
 from autotune.backend_api import BackendUnavailable, MemoryFigure, Preparation, RunConfig, UnsupportedConfig
@@ -68,27 +69,6 @@ def missing_kernels(arch_list: list[str], capability: tuple[int, int]) -> str | 
         fix = "install a wheel for a newer CUDA (https://pytorch.org/get-started/locally/)"
     return (f"this PyTorch {torch.__version__} has kernels for {' '.join(arch_list)}, none for this "
             f"GPU's compute capability {major}.{minor}; {fix}")
-
-
-class CudaClock:
-    """CUDA events around the work; ``stop`` waits for the GPU, then reads the events.
-
-    ``stream``: where the timed work runs (None: torch's current stream). An event times
-    only the work queued before it on its own stream, so a runtime on a stream of its own
-    (TensorRT) hands that stream in."""
-
-    def __init__(self, stream: torch.cuda.Stream | None = None) -> None:
-        self._start = torch.cuda.Event(enable_timing=True)
-        self._end = torch.cuda.Event(enable_timing=True)
-        self._stream = stream
-
-    def start(self) -> None:
-        self._start.record(self._stream)
-
-    def stop(self) -> float:
-        self._end.record(self._stream)
-        self._end.synchronize()
-        return self._start.elapsed_time(self._end)
 
 
 def autocast_plan(task: str, precision: str) -> tuple[bool, torch.dtype | None, bool]:

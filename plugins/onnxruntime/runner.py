@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
-from autotune_plugins import nvml_peak, onnx_files, onnx_variants, ort_providers
+from autotune_plugins.common import nvml_peak, onnx_files, onnx_variants
+from autotune_plugins.onnxruntime import providers as ort_providers
 
 from autotune.backend_api import BackendUnavailable, MemoryFigure, Preparation, RunConfig, UnsupportedConfig
 from autotune.cache import cache_root

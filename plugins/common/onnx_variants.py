@@ -35,7 +35,7 @@ import numpy as np
 import onnx
 import onnxconverter_common
 import onnxruntime
-from autotune_plugins import ort_messages
+from autotune_plugins.common import ort_messages
 from onnx.external_data_helper import uses_external_data
 from onnxconverter_common import float16
 from onnxruntime.quantization import (

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import onnxruntime
-from autotune_plugins import ort_messages
+from autotune_plugins.common import ort_messages
 
 from autotune.backend_api import BackendUnavailable, UnsupportedConfig
 from autotune.cache import cache_root

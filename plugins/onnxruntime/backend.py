@@ -3,7 +3,7 @@
 from autotune.hookspecs import hookimpl
 from autotune.types import Backend, BackendOption, ModelInspector
 
-#: How an INT8 model is made (see ``autotune_plugins.onnx_variants``). The static methods are
+#: How an INT8 model is made (see ``autotune_plugins.common.onnx_variants``). The static methods are
 #: the plausible ones on a CPU: which is fastest differs by CPU (VNNI or not, AVX-512 or
 #: AVX2), so verify measures them rather than fixing one. ``dynamic`` computes activation
 #: scales at run time, meant for transformers' MatMuls; on a convolutional net it takes the
@@ -55,7 +55,7 @@ def autotune_backends():
             distributions=("onnxruntime-gpu", "onnxruntime"),
             description="ONNX Runtime with the CUDA, TensorRT or CPU execution provider; FP32, FP16, "
                         "INT8 and INT4 models; inference only",
-            runner="autotune_plugins.ort_runner:OrtRunner",
+            runner="autotune_plugins.onnxruntime.runner:OrtRunner",
             options=OPTIONS,
         )
     ]
@@ -68,6 +68,6 @@ def autotune_model_inspectors():
             name="onnx",
             framework="onnx",
             kinds=("onnx",),
-            inspect="autotune_plugins.onnx_inspect:inspect_source",
+            inspect="autotune_plugins.onnxruntime.inspect:inspect_source",
         )
     ]

@@ -25,8 +25,8 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
-from autotune_plugins.torch_inspect import build_seeded, model_inputs_for
-from autotune_plugins.torch_io import call_model, named_tensors, select_output, synthetic_tensors
+from autotune_plugins.torch.inspect import build_seeded, model_inputs_for
+from autotune_plugins.torch.io import call_model, named_tensors, select_output, synthetic_tensors
 from torch import nn
 
 from autotune.cache import cached_file
@@ -82,9 +82,9 @@ class FlatOutputs(nn.Module):
     """``module`` called as the torch runner calls it, its output as a flat tuple of tensors.
 
     The inputs come in positionally, in the inputs' order, and go on by keyword or by
-    position as :func:`~autotune_plugins.torch_io.call_model` decides, so the file is traced
+    position as :func:`~autotune_plugins.torch.io.call_model` decides, so the file is traced
     through the very call the torch runner makes. The output is flattened as
-    :func:`~autotune_plugins.torch_io.select_output` numbers it (dicts, lists, and dict
+    :func:`~autotune_plugins.torch.io.select_output` numbers it (dicts, lists, and dict
     subclasses like a Hugging Face ``ModelOutput``, which torch.export refuses to return
     unless its type is registered with pytree), so the exported outputs are that numbering.
     """

@@ -23,7 +23,7 @@ def autotune_backends():
             distributions=("tensorrt", "tensorrt-cu13", "tensorrt-cu12"),
             description="NVIDIA TensorRT engines built from ONNX (TensorRT 10 and 11; FP32, TF32, FP16, "
                         "BF16 on 10, INT8 from Q/DQ); inference on NVIDIA GPUs",
-            runner="autotune_plugins.trt_runner:TrtRunner",
+            runner="autotune_plugins.tensorrt.runner:TrtRunner",
             options=OPTIONS,
             # The tensorrt packages on PyPI are stubs that download NVIDIA's libraries from
             # NVIDIA's own index while they install.
