@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from autotune.model.inputs import ModelInputs
+    from autotune.model_inputs import ModelInputs
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class Preparation:
     """What one prepared model is for: a runner prepares once per distinct value.
 
     ``inputs`` describes every input the model takes (names, one sample's shape without
-    the batch, dtypes, which values to feed: :class:`autotune.model.inputs.ModelInputs`),
+    the batch, dtypes, which values to feed: :class:`autotune.model_inputs.ModelInputs`),
     already at ``resolution``; ``cpu_threads`` is here because some runtimes fix their
     thread pool when a session is made. ``inputs_path`` is the user's ``--inputs`` batch
     (None: synthetic inputs), which a runner that quantises calibrates on.

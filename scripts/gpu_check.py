@@ -451,7 +451,7 @@ def check_onnx_placement(context: CheckContext) -> dict[str, Any]:
     import onnxruntime  # noqa: PLC0415
     from autotune_plugins.onnxruntime import providers as ort_providers  # noqa: PLC0415
 
-    from autotune.model.inputs import synthetic_batch  # noqa: PLC0415
+    from autotune.model_inputs import synthetic_batch  # noqa: PLC0415
 
     figures: dict[str, Any] = {}
     problems = []

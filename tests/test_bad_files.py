@@ -22,7 +22,7 @@ import pytest
 
 from autotune import files
 from autotune.errors import UserError
-from autotune.model.inputs import from_shape
+from autotune.model_inputs import from_shape
 from tests.conftest import RECORDINGS
 from tests.test_cli import one_line_error, run
 

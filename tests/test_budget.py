@@ -18,8 +18,8 @@ import pytest
 from autotune.backend_api import RunConfig
 from autotune.measure.measurer import Measurer, Outcome
 from autotune.measure.protocol import minimum_iterations, time_session
-from autotune.model.inputs import from_shape
 from autotune.model.stats import reference_models
+from autotune.model_inputs import from_shape
 
 #: What the slow model sleeps per sample in a forward; each test sets its own.
 SECONDS_PER_SAMPLE = 0.01

@@ -15,8 +15,8 @@ from autotune import plugins
 from autotune.cache import cache_root, cached_file
 from autotune.errors import UserError
 from autotune.model.convert import COMPARED_OUTPUT_KEY, ConversionRequest, convert_model
-from autotune.model.inputs import from_shape, synthetic_batch
 from autotune.model.source import ModelSource, parse_model
+from autotune.model_inputs import from_shape, synthetic_batch
 from autotune.types import ModelConverter
 
 SMALL_CNN = "tests.test_model_stats:small_cnn"

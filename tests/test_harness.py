@@ -13,8 +13,8 @@ from autotune.measure.batch_search import Trial, search_largest_batch
 from autotune.measure.measurer import Measurer, Outcome
 from autotune.measure.protocol import Timing, percentile, time_session
 from autotune.model import oom_ladder as ladder
-from autotune.model.inputs import from_shape, parse_input_spec
 from autotune.model.stats import reference_models
+from autotune.model_inputs import from_shape, parse_input_spec
 
 
 class ScriptedClock:

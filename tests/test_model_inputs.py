@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from autotune.errors import UserError
-from autotune.model.inputs import (
+from autotune.model.source import parse_model
+from autotune.model.stats import reference_models
+from autotune.model_inputs import (
     InputSpec,
     ModelInputs,
     from_shape,
@@ -17,8 +19,6 @@ from autotune.model.inputs import (
     synthetic_batch,
     tier_resolutions,
 )
-from autotune.model.source import parse_model
-from autotune.model.stats import reference_models
 
 TEXT = "input_ids:int64[S=128]:tokens<30522; attention_mask:int64[S=128]"
 

@@ -18,8 +18,8 @@ from autotune_plugins.onnxruntime.inspect import (  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
 
 from autotune.errors import UserError, one_line  # noqa: E402
-from autotune.model.inputs import from_shape, parse_input_spec, tier_resolutions  # noqa: E402
 from autotune.model.source import parse_model  # noqa: E402
+from autotune.model_inputs import from_shape, parse_input_spec, tier_resolutions  # noqa: E402
 from tests.test_cli import one_line_error, run  # noqa: E402
 
 CONV_FLOPS = 2 * (4 * 8 * 8) * (3 * 3 * 3)  # Conv 3->4, k3, pad 1, on 8x8

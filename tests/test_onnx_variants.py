@@ -22,7 +22,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from autotune.backend_api import UnsupportedConfig  # noqa: E402
 from autotune.cache import cache_root  # noqa: E402
 from autotune.errors import UserError  # noqa: E402
-from autotune.model.inputs import InputSpec, ModelInputs, synthetic_batch  # noqa: E402
+from autotune.model_inputs import InputSpec, ModelInputs, synthetic_batch  # noqa: E402
 
 CONV_INPUTS = ModelInputs((InputSpec("x", (3, 32, 32), "float32", ("channels", "height", "width")),))
 TOKEN_INPUTS = ModelInputs((InputSpec("ids", (16,), "int64", ("sequence",), "tokens", 1000),))

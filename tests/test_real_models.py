@@ -28,9 +28,9 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import tests  # noqa: E402
 from autotune.errors import UserError, one_line  # noqa: E402
-from autotune.model.inputs import ModelInputs, tier_resolutions  # noqa: E402
 from autotune.model.source import model_stats_for, parse_model  # noqa: E402
 from autotune.model.stats import ModelStats  # noqa: E402
+from autotune.model_inputs import ModelInputs, tier_resolutions  # noqa: E402
 from tests import standin_models  # noqa: E402
 
 TWO_INPUTS = "image:float32[3,H=64,W=64]; extra:float32[8]"

@@ -137,8 +137,8 @@ def test_every_tensorrt_name_the_backend_uses_exists_in_that_version(version, mo
     from autotune_plugins.tensorrt import runner as trt_runner  # noqa: PLC0415
 
     from autotune.backend_api import Preparation, RunConfig  # noqa: PLC0415
-    from autotune.model.inputs import from_shape  # noqa: PLC0415
     from autotune.model.source import parse_model  # noqa: PLC0415
+    from autotune.model_inputs import from_shape  # noqa: PLC0415
     from tests.test_tensorrt_backend import HostDevice, conv_net  # noqa: PLC0415
 
     recorder = Recorder()

@@ -205,7 +205,7 @@ def test_tensorrt_11_has_no_precision_flags_and_takes_fp16_from_the_file(monkeyp
     assert not hasattr(trt.BuilderFlag, "FP16")
     runner = trt_runner.TrtRunner()
     from autotune.backend_api import Preparation  # noqa: PLC0415
-    from autotune.model.inputs import from_shape  # noqa: PLC0415
+    from autotune.model_inputs import from_shape  # noqa: PLC0415
 
     preparation = Preparation("infer", "fp16", from_shape((3, 16, 16), "x"))
     assert runner._onnx_for(onnx_file, preparation) != onnx_file  # an FP16-converted file

@@ -19,8 +19,8 @@ from autotune_plugins.torch.runner import TorchPrepared, TorchRunner, fp32_math 
 from torch import nn  # noqa: E402
 
 from autotune.backend_api import RunConfig  # noqa: E402
-from autotune.model.inputs import from_shape  # noqa: E402
 from autotune.model.source import parse_model  # noqa: E402
+from autotune.model_inputs import from_shape  # noqa: E402
 from autotune.training.config import TrainingConfig, apply_torch_settings  # noqa: E402
 from autotune.training.torch_tf32 import read_state, restore, tf32_in_use  # noqa: E402
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from autotune.errors import UserError
 from autotune.files import INPUTS_MAX_BYTES, open_user_file
-from autotune.model.inputs import ModelInputs, synthetic_batch
+from autotune.model_inputs import ModelInputs, synthetic_batch
 
 if TYPE_CHECKING:
     import numpy
@@ -117,7 +117,7 @@ def _load_pt(path: Path, floats: bool) -> numpy.ndarray:
 def load_inputs(path: Path | None, inputs: ModelInputs, count: int) -> dict[str, numpy.ndarray]:
     """The accuracy batch, one array per named input: the user's ``.npy``/``.pt`` file (for
     a model with one input), or ``count`` seeded synthetic samples (see
-    :func:`autotune.model.inputs.synthetic_batch`) when ``path`` is None.
+    :func:`autotune.model_inputs.synthetic_batch`) when ``path`` is None.
 
     Raises UserError, naming the file, when it cannot be read, is not one array or tensor,
     does not hold samples of the input's shape and kind, or the model takes several inputs.

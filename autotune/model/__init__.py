@@ -1,2 +1,2 @@
 """The user's model: what ``--model`` names, what it costs (parameters, FLOPs, activations),
-what it takes as input, the memory model, the OOM step-down, and conversion to another format."""
+the memory model, the OOM step-down, and conversion to another format."""

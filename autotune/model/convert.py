@@ -6,7 +6,7 @@ plugins' converters (the ``autotune_model_converters`` hook) for the file, so a 
 never imports the framework the model was written in. Converters cache what they write
 (:mod:`autotune.cache`): the second request for the same model is a file lookup.
 
-The file takes the inputs of :class:`autotune.model.inputs.ModelInputs` under their own
+The file takes the inputs of :class:`autotune.model_inputs.ModelInputs` under their own
 names and dtypes, so a runner feeds it ``synthetic_batch(inputs, batch)`` as it is. Which of
 its outputs a runner compares with PyTorch's is written into the file
 (:data:`COMPARED_OUTPUT_KEY`), so the runner need not import torch to know.
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from autotune.errors import UserError
-from autotune.model.inputs import ModelInputs, from_shape
 from autotune.model.source import ModelSource
+from autotune.model_inputs import ModelInputs, from_shape
 
 #: The key of the ONNX file's ``metadata_props`` entry naming the output an accuracy check
 #: compares: the one :func:`autotune_plugins.torch.io.select_output` picks from the model's

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from autotune.backend_api import RunConfig
-from autotune.model.inputs import tier_resolutions
+from autotune.model_inputs import tier_resolutions
 
 #: Precisions by the memory they take, widest first. One step down the ladder goes to the
 #: next group; within a group the first the device runs is taken (FP16 before BF16: the

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autotune.errors import UserError
-from autotune.model.inputs import TIER_RESOLUTIONS, ModelInputs, from_shape, parse_input_spec
 from autotune.model.stats import ModelStats, reference_models
+from autotune.model_inputs import TIER_RESOLUTIONS, ModelInputs, from_shape, parse_input_spec
 
 _CALLABLE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 __all__ = ["TIER_RESOLUTIONS", "ModelSource", "model_stats_for", "parse_model"]

@@ -11,7 +11,7 @@ import functools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from autotune.model.inputs import ModelInputs, from_shape
+from autotune.model_inputs import ModelInputs, from_shape
 from autotune.shipped_data import load_profile
 
 

@@ -29,7 +29,7 @@ import operator
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from autotune.model.inputs import scale_tier
+from autotune.model_inputs import scale_tier
 
 
 class ConditionError(ValueError):

@@ -16,7 +16,7 @@ from autotune.errors import UserError, one_line
 from autotune.measure.accuracy_batch import load_inputs
 from autotune.measure.protocol import protocol
 from autotune.model.convert import COMPARED_OUTPUT_KEY
-from autotune.model.inputs import synthetic_batch
+from autotune.model_inputs import synthetic_batch
 
 #: The INT8 calibration batch's seed: not the accuracy batch's (seed 0), so the check is
 #: made on inputs the quantiser did not calibrate on.

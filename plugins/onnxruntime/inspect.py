@@ -1,7 +1,7 @@
 """Measure an ONNX model from its graph: its inputs, parameters, FLOPs, activations, traffic.
 
 Part of the onnxruntime plugin (its ``autotune_model_inspectors`` hook); imports onnx.
-Every graph input that is not a weight becomes an :class:`~autotune.model.inputs.InputSpec`:
+Every graph input that is not a weight becomes an :class:`~autotune.model_inputs.InputSpec`:
 its dtype and declared dimensions come from the graph, dynamic dimensions from the user's
 ``--input-spec`` / ``--input-shape`` (or a guessed sequence length of 128). ONNX's own shape
 inference then gives every tensor's shape; FLOPs are counted for Conv, ConvTranspose, Gemm
@@ -27,7 +27,9 @@ from onnx import shape_inference
 
 from autotune.errors import UserError, one_line
 from autotune.files import ONNX_MAX_BYTES, read_user_file
-from autotune.model.inputs import (
+from autotune.model.source import ModelSource
+from autotune.model.stats import ModelStats, ResolutionStats
+from autotune.model_inputs import (
     DTYPES,
     FLOAT_DTYPES,
     TIER_RESOLUTIONS,
@@ -37,8 +39,6 @@ from autotune.model.inputs import (
     from_shape,
     tier_resolutions,
 )
-from autotune.model.source import ModelSource
-from autotune.model.stats import ModelStats, ResolutionStats
 
 METHOD = "the ONNX graph (shape inference)"
 #: The sequence length a text model is measured at when its graph leaves it dynamic and the

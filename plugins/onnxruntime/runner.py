@@ -28,7 +28,7 @@ from autotune.cache import cache_root
 from autotune.errors import UserError
 from autotune.measure.protocol import WallClock
 from autotune.model.convert import ConversionRequest, convert_model
-from autotune.model.inputs import batch_chunks, synthetic_batch
+from autotune.model_inputs import batch_chunks, synthetic_batch
 
 #: Precisions by provider. The CUDA provider runs an FP16-converted model, INT8 as a QDQ
 #: model and INT4 through MatMulNBits; BF16 only through TensorRT's builder flag.

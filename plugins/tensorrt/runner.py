@@ -44,7 +44,7 @@ from autotune.backend_api import (
 from autotune.cache import file_sha256
 from autotune.errors import UserError, one_line
 from autotune.model.convert import ConversionRequest, convert_model
-from autotune.model.inputs import batch_chunks, synthetic_batch
+from autotune.model_inputs import batch_chunks, synthetic_batch
 
 if TYPE_CHECKING:  # the stub in typings/; the module itself is imported when first needed
     import tensorrt as trt_types  # pyright: ignore[reportMissingModuleSource] - installed only where NVIDIA's index is

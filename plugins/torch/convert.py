@@ -5,7 +5,7 @@ when a runner asks :func:`autotune.model.convert.convert_model` for an ``.onnx``
 reference model or ``package.module:callable``. The model is built as the torch runner
 builds it (seeded, FP32, on the CPU), so the ONNX file holds the same weights as the model
 the torch backend measures and the two backends' outputs can be compared. It is called as
-the torch runner calls it, on every input of :class:`~autotune.model.inputs.ModelInputs`
+the torch runner calls it, on every input of :class:`~autotune.model_inputs.ModelInputs`
 under its own name and dtype, and the file says which output to compare (:func:`to_onnx`).
 
 The exporter is the torch.export-based one (``dynamo=True``); see :func:`_export` for the
@@ -32,9 +32,9 @@ from torch import nn
 from autotune.cache import cached_file
 from autotune.errors import UserError, one_line
 from autotune.model.convert import COMPARED_OUTPUT_KEY, ConversionRequest
-from autotune.model.inputs import ModelInputs
 from autotune.model.source import ModelSource
 from autotune.model.stats import reference_models
+from autotune.model_inputs import ModelInputs
 
 #: Part of the cache key: bump it when this module changes what it writes.
 FORMAT = 2

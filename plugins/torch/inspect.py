@@ -39,7 +39,7 @@ If none runs, one :class:`UserError` says what each said. Each uses the same too
 ``torch.autograd.graph.saved_tensors_hooks`` sees every tensor autograd keeps for
 backward, and :class:`MemoryTracer` (a ``TorchDispatchMode``) follows every tensor an
 inference pass creates and frees, for its peak. Per-sample figures are batch 2 minus
-batch 1. Inputs come from :class:`autotune.model.inputs.ModelInputs` (several named inputs;
+batch 1. Inputs come from :class:`autotune.model_inputs.ModelInputs` (several named inputs;
 integer inputs stay integers when the model is cast to FP16) and are fed, and outputs of
 any shape read, through :mod:`autotune_plugins.torch.io`.
 
@@ -73,9 +73,9 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
 from autotune.errors import UserError, one_line
-from autotune.model.inputs import InputSpec, ModelInputs, default_values, from_shape, tier_resolutions
 from autotune.model.source import ModelSource
 from autotune.model.stats import ModelStats, ResolutionStats
+from autotune.model_inputs import InputSpec, ModelInputs, default_values, from_shape, tier_resolutions
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 #: What the torchvision reference models take.

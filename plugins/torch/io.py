@@ -1,6 +1,6 @@
 """How the torch plugin feeds a model and reads what it returns, whatever their shape.
 
-Inputs come from :class:`autotune.model.inputs.ModelInputs`: one tensor per named input,
+Inputs come from :class:`autotune.model_inputs.ModelInputs`: one tensor per named input,
 passed by keyword when every name is a parameter of ``forward`` (Hugging Face models take
 ``input_ids=``, ``attention_mask=``), else positionally in order. Outputs may be a tensor,
 a tuple or list, a dict, or a Hugging Face ``ModelOutput`` (a dict subclass, which
@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from autotune.model.inputs import ModelInputs, synthetic_batch
+from autotune.model_inputs import ModelInputs, synthetic_batch
 
 #: Output keys that hold what a model predicts, tried in order before the first tensor.
 PREFERRED_OUTPUTS = ("logits",)
@@ -62,7 +62,7 @@ def synthetic_tensors(inputs: ModelInputs, batch: int, device: str | torch.devic
                       float_dtype: torch.dtype | None = None, seed: int = 0,
                       memory_format: torch.memory_format = torch.contiguous_format
                       ) -> dict[str, torch.Tensor]:
-    """Seeded synthetic inputs (see :func:`autotune.model.inputs.synthetic_batch`)."""
+    """Seeded synthetic inputs (see :func:`autotune.model_inputs.synthetic_batch`)."""
     return to_tensors(synthetic_batch(inputs, batch, seed), device, float_dtype, memory_format)
 
 

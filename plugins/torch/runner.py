@@ -22,7 +22,7 @@ from torch import nn
 
 from autotune.backend_api import BackendUnavailable, MemoryFigure, Preparation, RunConfig, UnsupportedConfig
 from autotune.measure.protocol import WallClock
-from autotune.model.inputs import ModelInputs
+from autotune.model_inputs import ModelInputs
 from autotune.training.torch_tf32 import read_state, set_tf32
 from autotune.training.torch_tf32 import restore as restore_tf32
 
