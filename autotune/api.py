@@ -39,8 +39,8 @@ WHERE = "by argument"
 def probe(gpu: str | Sequence[str] = (), replay: str | Path | None = None) -> Machine:
     """This machine; a simulated one with ``gpu`` names from the spec database; or the
     machine recorded in ``replay`` (``autotune probe --record``)."""
+    from autotune.hardware.host import probe_host  # noqa: PLC0415
     from autotune.hardware.probe import probe as probe_nvml  # noqa: PLC0415
-    from autotune.hardware.probe import probe_host  # noqa: PLC0415
 
     names = [gpu] if isinstance(gpu, str) else list(gpu)
     if names:

@@ -50,7 +50,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from autotune import api, plugins  # noqa: E402
 from autotune.backend_api import RunConfig  # noqa: E402
-from autotune.hardware.probe import probe_host  # noqa: E402
+from autotune.hardware.host import probe_host  # noqa: E402
 from autotune.measure import run_config as runs  # noqa: E402
 from autotune.measure.measurer import Measurement, Measurer, Outcome  # noqa: E402
 from autotune.measure.protocol import protocol  # noqa: E402

@@ -403,7 +403,8 @@ def test_an_input_shape_the_model_rejects_is_a_user_error(torch_convert):
 
 def _inspected_inputs(source: ModelSource):
     """What the torch inspector says ``source`` takes: what was given, else its guess."""
-    from autotune_plugins.torch.inspect import build_seeded, model_inputs_for  # noqa: PLC0415
+    from autotune_plugins.torch.build import build_seeded  # noqa: PLC0415
+    from autotune_plugins.torch.input_discovery import model_inputs_for  # noqa: PLC0415
 
     return model_inputs_for(source, build_seeded(source))
 

@@ -9,7 +9,7 @@ import pynvml
 import pytest
 
 from autotune.hardware import gpu_database as gpudb
-from autotune.hardware import probe as machine_probe
+from autotune.hardware import jetson
 from autotune.hardware.nvml_recording import RecordedNvml
 from autotune.hardware.probe import probe
 from tests.conftest import HOST, RECORDINGS
@@ -50,7 +50,7 @@ def meminfo(tmp_path, monkeypatch) -> Path:
     """This test machine's own /proc/meminfo is not the Jetson's: 50 GiB available."""
     path = tmp_path / "meminfo"
     path.write_text(f"MemTotal: {61 * GIB // 1024} kB\nMemAvailable: {50 * GIB // 1024} kB\n")
-    monkeypatch.setattr(machine_probe, "MEMINFO", path)
+    monkeypatch.setattr(jetson, "MEMINFO", path)
     return path
 
 
@@ -129,7 +129,7 @@ def test_a_driver_that_is_not_loaded_is_not_a_jetson(tmp_path):
 
 def test_a_replayed_recording_does_not_read_this_machines_device_tree(tmp_path, monkeypatch):
     # The recording describes another machine: this one's device tree says nothing about it.
-    monkeypatch.setattr(machine_probe, "DEVICE_TREE", UnreadableDeviceTree(tmp_path))
+    monkeypatch.setattr(jetson, "DEVICE_TREE", UnreadableDeviceTree(tmp_path))
     machine = probe(no_nvml(), host=HOST)
     assert machine.gpus == () and "NVML library" in machine.note
 
@@ -144,7 +144,7 @@ def test_this_machines_probe_reads_the_device_tree_where_nvml_is_missing(tmp_pat
             raise pynvml.NVMLError_LibraryNotFound()
 
     tree = device_tree(tmp_path / "dt", AGX_ORIN_MODEL, AGX_ORIN_COMPATIBLE)
-    monkeypatch.setattr(machine_probe, "DEVICE_TREE", tree)
+    monkeypatch.setattr(jetson, "DEVICE_TREE", tree)
     (gpu,) = probe(MissingLibrary(), host=AGX_ORIN_HOST).gpus
     assert gpu.spec_name == "Jetson AGX Orin"
 

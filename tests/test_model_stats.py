@@ -9,13 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 from autotune_plugins.onnxruntime.inspect import inspect_onnx  # noqa: E402
-from autotune_plugins.torch.inspect import (  # noqa: E402
-    flops,
-    inference_memory,
-    inspect_module,
-    inspect_source,
-    saved_for_backward_bytes,
-)
+from autotune_plugins.torch.forward_costs import flops, inference_memory, saved_for_backward_bytes  # noqa: E402
+from autotune_plugins.torch.inspect import inspect_module, inspect_source  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
 from torch import nn  # noqa: E402
 

@@ -9,12 +9,8 @@ import warnings
 import pytest
 
 onnx = pytest.importorskip("onnx")
-from autotune_plugins.onnxruntime.inspect import (  # noqa: E402
-    DEFAULT_SEQUENCE_LENGTH,
-    METHOD,
-    inspect_onnx,
-    inspect_source,
-)
+from autotune_plugins.onnxruntime.graph_inputs import DEFAULT_SEQUENCE_LENGTH  # noqa: E402
+from autotune_plugins.onnxruntime.inspect import METHOD, inspect_onnx, inspect_source  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
 
 from autotune.errors import UserError, one_line  # noqa: E402

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pynvml
 import pytest
 
+from autotune.hardware.host import probe_host
 from autotune.hardware.nvml_recording import RecordedNvml, RecordingNvml
-from autotune.hardware.probe import probe, probe_host
+from autotune.hardware.probe import probe
 from tests.conftest import HOST, RECORDINGS, replayed
 
 
@@ -155,7 +156,7 @@ def test_a_mig_instance_cuda_lists_places_its_gpu():
 
 
 def test_without_a_cuda_driver_no_cuda_order_is_claimed(monkeypatch):
-    from autotune.hardware import probe as machine_probe  # noqa: PLC0415
+    from autotune.hardware import cuda_devices  # noqa: PLC0415
 
-    monkeypatch.setattr(machine_probe.sys, "executable", "/nonexistent/python")
-    assert machine_probe.cuda_device_uuids() is None
+    monkeypatch.setattr(cuda_devices.sys, "executable", "/nonexistent/python")
+    assert cuda_devices.cuda_device_uuids() is None

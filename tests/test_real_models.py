@@ -13,16 +13,11 @@ import sys
 import pytest
 
 torch = pytest.importorskip("torch")
-from autotune_plugins.torch.inspect import (  # noqa: E402
-    METHOD_FAKE,
-    METHOD_META,
-    METHOD_REAL,
-    REASON_MAX_CHARS,
-    build_empty,
-    guess_inputs,
-    inspect_module,
-)
+from autotune_plugins.torch.build import build_empty  # noqa: E402
+from autotune_plugins.torch.input_discovery import guess_inputs  # noqa: E402
+from autotune_plugins.torch.inspect import REASON_MAX_CHARS, inspect_module  # noqa: E402
 from autotune_plugins.torch.io import call_model, synthetic_tensors  # noqa: E402
+from autotune_plugins.torch.measuring_methods import METHOD_FAKE, METHOD_META, METHOD_REAL  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 

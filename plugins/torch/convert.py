@@ -25,7 +25,8 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
-from autotune_plugins.torch.inspect import build_seeded, model_inputs_for
+from autotune_plugins.torch.build import build_seeded
+from autotune_plugins.torch.input_discovery import model_inputs_for
 from autotune_plugins.torch.io import call_model, named_tensors, select_output, synthetic_tensors
 from torch import nn
 

@@ -16,7 +16,7 @@ import copy
 import numpy as np
 import torch
 from autotune_plugins.common.cuda_clock import CudaClock
-from autotune_plugins.torch.inspect import build_seeded
+from autotune_plugins.torch.build import build_seeded
 from autotune_plugins.torch.io import call_model, select_output, synthetic_tensors, to_tensors, training_loss
 from torch import nn
 

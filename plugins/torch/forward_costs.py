@@ -1,0 +1,133 @@
+"""What one forward pass of a PyTorch model costs, counted as it runs: FLOPs and memory.
+
+``torch.utils.flop_counter.FlopCounterMode`` counts the FLOPs;
+``torch.autograd.graph.saved_tensors_hooks`` sees every tensor autograd keeps for backward;
+:class:`MemoryTracer` (a ``TorchDispatchMode``) follows every tensor an inference pass
+creates and frees, for its peak and the bytes the operators read and write. Each works on
+meta and fake tensors as on real ones, so the inspector's three methods share them.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping
+
+import torch
+from autotune_plugins.torch.io import call_model
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import FlopCounterMode
+
+#: One tensor (one input), or tensors by input name.
+Inputs = torch.Tensor | Mapping[str, torch.Tensor]
+
+
+def _storage_key(tensor: torch.Tensor) -> int:
+    # The StorageImpl's address: shared by views, distinct per allocation, on every device
+    # (meta and fake tensors included).
+    return tensor.untyped_storage()._cdata
+
+
+class MemoryTracer(TorchDispatchMode):
+    """Follows every tensor the operators create: live bytes, their peak, bytes moved.
+
+    Tensors are released when Python frees them (a weakref finalizer per tensor, counted
+    per storage, so a view keeps its base alive). ``ignored`` storages (the weights) are
+    not activations.
+    """
+
+    def __init__(self, ignored: set[int]):
+        super().__init__()
+        self.ignored = ignored
+        self.storages: dict[int, list[int]] = {}  # key -> [bytes, live tensors]
+        self.tracked: set[int] = set()
+        self.live_bytes = 0
+        self.peak_bytes = 0
+        self.traffic_bytes = 0
+        self.operators = 0
+
+    def track(self, tensor: torch.Tensor) -> None:
+        if id(tensor) in self.tracked:
+            return
+        key = _storage_key(tensor)
+        if key in self.ignored:
+            return
+        self.tracked.add(id(tensor))
+        entry = self.storages.get(key)
+        if entry is None:
+            entry = self.storages[key] = [tensor.untyped_storage().nbytes(), 0]
+            self.live_bytes += entry[0]
+            self.peak_bytes = max(self.peak_bytes, self.live_bytes)
+        entry[1] += 1
+        weakref.finalize(tensor, self._release, key, id(tensor))
+
+    def _release(self, key: int, tensor_id: int) -> None:
+        self.tracked.discard(tensor_id)
+        entry = self.storages[key]
+        entry[1] -= 1
+        if entry[1] == 0:
+            self.live_bytes -= entry[0]
+            del self.storages[key]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        outputs = [t for t in tree_flatten(result)[0] if isinstance(t, torch.Tensor)]
+        input_keys = {_storage_key(t) for t in inputs}
+        created = [t for t in outputs if _storage_key(t) not in input_keys]
+        if created:  # views and in-place operators launch no kernel of their own
+            self.operators += 1
+            self.traffic_bytes += sum(t.nelement() * t.element_size() for t in inputs)
+            self.traffic_bytes += sum(t.nelement() * t.element_size() for t in created)
+        for tensor in outputs:
+            self.track(tensor)
+        return result
+
+
+def _weight_keys(module: nn.Module) -> set[int]:
+    return {_storage_key(t) for t in [*module.parameters(), *module.buffers()]}
+
+
+def _named(inputs: Inputs) -> dict[str, torch.Tensor]:
+    return {"input": inputs} if isinstance(inputs, torch.Tensor) else dict(inputs)
+
+
+def inference_memory(module: nn.Module, inputs: Inputs) -> MemoryTracer:
+    """Run one inference pass, following every tensor it creates (the inputs included)."""
+    tensors = _named(inputs)
+    tracer = MemoryTracer(_weight_keys(module))
+    module.eval()
+    with torch.inference_mode(), tracer:
+        for tensor in tensors.values():
+            tracer.track(tensor)
+        output = call_model(module, tensors)
+        del output
+    return tracer
+
+
+def saved_for_backward_bytes(module: nn.Module, inputs: Inputs) -> int:
+    """Bytes autograd keeps for backward in one training forward, weights excluded."""
+    weights = _weight_keys(module)
+    saved: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        key = _storage_key(tensor)
+        if key not in weights:
+            saved[key] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    module.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        output = call_model(module, _named(inputs))
+        del output
+    return sum(saved.values())
+
+
+def flops(module: nn.Module, inputs: Inputs) -> int:
+    """FLOPs of one inference forward (a multiply-add counts 2)."""
+    counter = FlopCounterMode(display=False)
+    module.eval()
+    with torch.inference_mode(), counter:
+        call_model(module, _named(inputs))
+    return int(counter.get_total_flops())

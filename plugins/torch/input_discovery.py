@@ -1,0 +1,128 @@
+"""What a PyTorch model takes: the user's description, the reference models' image, or a guess.
+
+A guess reads the first layer (a Conv2d, an Embedding or a Linear) and names the inputs
+after ``forward``'s parameters; an image's size is the one the model declares (a Hugging
+Face config, timm's or Ultralytics' settings) where it declares one. Every guess is said
+in the inputs' ``guesses``, with the option that overrides it. Works on a model built on
+meta: only layer attributes are read.
+"""
+
+from __future__ import annotations
+
+from autotune_plugins.torch.io import forward_parameters
+from torch import nn
+
+from autotune.errors import UserError
+from autotune.model.source import ModelSource
+from autotune.model_inputs import InputSpec, ModelInputs, default_values, from_shape
+
+#: What the torchvision reference models take.
+REFERENCE_INPUT_SHAPE = (3, 224, 224)
+#: Guessed when nothing says: the reference models' size, a common tokenizer window.
+GUESSED_RESOLUTION = 224
+GUESSED_SEQUENCE_LENGTH = 128
+#: forward parameters with a default that a text model is still given (Hugging Face's).
+TOKEN_INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def _first_layer(module: nn.Module) -> nn.Module | None:
+    for layer in module.modules():
+        if isinstance(layer, (nn.modules.conv._ConvNd, nn.Linear, nn.Embedding)):
+            return layer
+    return None
+
+
+def declared_image_size(module: nn.Module) -> tuple[tuple[int, int] | None, str]:
+    """(height, width) where the model says its own input size, and where it says it: a
+    Hugging Face ``config.image_size``, timm's ``pretrained_cfg['input_size']``, an
+    Ultralytics model's ``args['imgsz']``. (None, "") when it does not."""
+    def pair(value: object) -> tuple[int, int] | None:
+        if isinstance(value, int) and value > 0:
+            return value, value
+        if isinstance(value, (tuple, list)) and len(value) in (2, 3) and all(
+                isinstance(v, int) and v > 0 for v in value):
+            return int(value[-2]), int(value[-1])
+        return None
+
+    config = getattr(module, "config", None)
+    found = [(pair(getattr(config, "image_size", None)), "config.image_size")]
+    for attribute in ("pretrained_cfg", "default_cfg"):
+        cfg = getattr(module, attribute, None)
+        if isinstance(cfg, dict):
+            found.append((pair(cfg.get("input_size")), f"{attribute}['input_size']"))
+    args = getattr(module, "args", None)
+    if isinstance(args, dict):
+        found.append((pair(args.get("imgsz")), "args['imgsz']"))
+    return next(((size, where) for size, where in found if size is not None), (None, ""))
+
+
+def _guess(module: nn.Module) -> tuple[ModelInputs | None, str]:
+    """The inputs the first layer says the model takes, or None and why not."""
+    parameters = forward_parameters(module)
+    required = [p.name for p in parameters if p.default is p.empty]
+    layer = _first_layer(module)
+    if isinstance(layer, nn.Embedding):
+        names = [p.name for p in parameters
+                 if p.default is p.empty or p.name in TOKEN_INPUT_NAMES] or ["input_ids"]
+        specs = []
+        for name in names:
+            values = default_values(name, "int64")
+            high = layer.num_embeddings if values == "tokens" else None
+            specs.append(InputSpec(name, (GUESSED_SEQUENCE_LENGTH,), "int64", ("sequence",), values, high))
+        guess = (f"inputs guessed from the first Embedding ({layer.num_embeddings} tokens) as "
+                 f"{', '.join(names)}: int64[S={GUESSED_SEQUENCE_LENGTH}], the sequence length "
+                 f"{GUESSED_SEQUENCE_LENGTH} guessed; pass --input-spec if the model expects others")
+        return ModelInputs(tuple(specs)).with_guess(guess), ""
+    if layer is None:
+        return None, "it has no Conv2d, Linear or Embedding layer to read them from"
+    if len(required) > 1:
+        return None, (f"its forward takes {', '.join(required)}, and the first layer says what "
+                      "only one of them is")
+    name = parameters[0].name if parameters else "input"
+    if isinstance(layer, nn.Conv2d):
+        declared, where = declared_image_size(module)
+        shape = (layer.in_channels, *(declared or (GUESSED_RESOLUTION, GUESSED_RESOLUTION)))
+        if declared is not None:
+            return from_shape(shape, name).with_guess(
+                f"input {'x'.join(map(str, shape))}: the size from the model's {where}, the channels "
+                "from the first Conv2d"), ""
+        return from_shape(shape, name).with_guess(
+            f"input guessed as {'x'.join(map(str, shape))} from the first Conv2d; pass "
+            "--input-shape or --input-spec if the model expects another size"), ""
+    if isinstance(layer, nn.Linear):
+        return from_shape((layer.in_features,), name).with_guess(
+            f"input guessed as {layer.in_features} features from the first Linear; pass "
+            "--input-shape or --input-spec if the model expects another shape"), ""
+    return None, f"its first layer is a {type(layer).__name__}"
+
+
+def guess_inputs(module: nn.Module) -> ModelInputs | None:
+    """The inputs the first layer says the model takes, named after ``forward``'s parameters,
+    each guess said in ``guesses``: a Conv2d -> one C x 224 x 224 image; an Embedding ->
+    int64 token ids (below its vocabulary) and masks of ones, 128 long; a Linear -> its
+    features. None when the first layer is another kind, or ``forward`` takes more inputs
+    than the first layer describes."""
+    return _guess(module)[0]
+
+
+def guess_input_shape(module: nn.Module) -> tuple[int, ...] | None:
+    """One float input's shape, from :func:`guess_inputs`; None for anything else."""
+    guessed = guess_inputs(module)
+    if guessed is None or len(guessed.inputs) != 1 or not guessed.primary.is_float:
+        return None
+    return guessed.primary.shape
+
+
+def model_inputs_for(source: ModelSource, module: nn.Module) -> ModelInputs:
+    """What ``source`` takes: what the user said, the reference models' 3 x 224 x 224
+    image, or a guess from ``module`` (built on meta is fine)."""
+    if source.inputs is not None:
+        return source.inputs
+    if source.kind == "reference":
+        return from_shape(REFERENCE_INPUT_SHAPE)
+    guessed, why_not = _guess(module)
+    if guessed is None:
+        raise UserError(f"cannot guess the inputs of {source.spec} ({why_not}); pass --input-shape "
+                        "C,H,W for one image, or --input-spec for any inputs, e.g. "
+                        "--input-spec 'image:float32[3,H=224,W=224]; extra:float32[8]'")
+    return guessed
