@@ -105,14 +105,6 @@ def guess_inputs(module: nn.Module) -> ModelInputs | None:
     return _guess(module)[0]
 
 
-def guess_input_shape(module: nn.Module) -> tuple[int, ...] | None:
-    """One float input's shape, from :func:`guess_inputs`; None for anything else."""
-    guessed = guess_inputs(module)
-    if guessed is None or len(guessed.inputs) != 1 or not guessed.primary.is_float:
-        return None
-    return guessed.primary.shape
-
-
 def model_inputs_for(source: ModelSource, module: nn.Module) -> ModelInputs:
     """What ``source`` takes: what the user said, the reference models' 3 x 224 x 224
     image, or a guess from ``module`` (built on meta is fine)."""
