@@ -110,8 +110,14 @@ def verify(model, budget_s=30, **settings):
     return report
 
 
-def test_each_version_builds_proves_and_measures_its_precisions(tensorrt, onnx_file):
+def test_each_version_builds_proves_and_measures_its_precisions(tensorrt, onnx_file, monkeypatch):
     # A small budget keeps the batch search within what the stand-in runs in host memory.
+    # The engine's profile reaches the memory model's batch for the whole card (planned
+    # without the budget) and its context takes memory for that batch, so TensorRT's own
+    # figure, the one left where NVML sees no process, would put every batch over this
+    # budget (tests/test_tensorrt_memory.py): this test is about the version paths, so the
+    # budget is held on the memory model's prediction, as with no figure at all.
+    monkeypatch.setattr(trt_runner, "context_memory_bytes", lambda engine: None)
     report = verify(onnx_file, memory_budget_gb=0.6, budget_s=20)
     assert report.status == "measured", report.reason
     ran = {m.config.precision: m for m in report.measurements if m.ok}

@@ -7,7 +7,16 @@ engine is built from depends on the TensorRT version (see ``trt_engine``): Tenso
 the FP32 file and builder flags, 11 an FP16-converted file; INT8 is a symmetric Q/DQ file in
 both (``onnx_variants``' ``qdq_s8``). The engine is built when the first batch opens, with
 that batch as the profile's optimum and the memory budget's half as its workspace, proven to
-run the precision asked, cached, and opened at each batch through ``set_input_shape``.
+run the precision asked, cached on disk, and opened at each batch through ``set_input_shape``.
+
+Memory: each session loads its own engine, from that cached plan, and drops it with its
+execution context when it closes, so no configuration's engine is alive in the next one's
+figure. That figure is NVML's increment for this process over a baseline read just before
+the session loads its engine (``nvml_peak``: the engine's weights and context count, the
+CUDA context made in ``prepare`` does not); where NVML cannot name the process (a
+container's PIDs, MIG without privileges) it is TensorRT's own figure for the engine, its
+``device_memory_size_v2``: what an execution context takes (activations and scratch for the
+profile's largest shapes, which a context allocates up front), not the weights.
 
 Buffers, the stream and the CUDA-event clock come from PyTorch, so no extra CUDA binding is
 needed; :class:`CudaDevice` is the one place that touches them (tests put a host-memory
@@ -147,9 +156,18 @@ class IoTensor:
     dtype: str  # a torch dtype name
 
 
+def context_memory_bytes(engine: trt_types.ICudaEngine | None) -> int | None:
+    """TensorRT's own figure for the device memory an execution context of ``engine`` takes,
+    or None: no engine, or a TensorRT without ``device_memory_size_v2`` (an older 10.x; 11
+    has only this name, the one without ``_v2`` is gone)."""
+    size = getattr(engine, "device_memory_size_v2", None) if engine is not None else None
+    return int(size) if size is not None else None
+
+
 class TrtPrepared:
-    """The ONNX file for one preparation; its engine is built (or read from the cache) when
-    the first batch opens, and shared by every session after it."""
+    """The ONNX file for one preparation. Its engine is built (or read from the cache) and
+    proven when the first batch opens; each session loads the same plan from the engine
+    cache and holds that engine only while it is open."""
 
     def __init__(self, trt: ModuleType, device, onnx_path: Path, fp32_path: Path, preparation: Preparation,
                  max_batch_size: int, compared_output: str | None, users_file: bool):
@@ -157,28 +175,29 @@ class TrtPrepared:
         self.onnx_path, self.fp32_path, self.preparation = onnx_path, fp32_path, preparation
         self.max_batch_size, self.compared_output = max_batch_size, compared_output
         self.users_file = users_file
-        self.engine: trt_types.ICudaEngine | None = None
         self.log: trt_engine.CapturingLogger | None = None
         self.model_file: ModelFile | None = None
         self.io: tuple[IoTensor, ...] = ()
-        self._workspace: int | None = None
+        #: The request of the engine proven last, and where its plan is cached: later
+        #: sessions load that plan again (the first batch stays the profile's optimum).
+        self._proven: tuple[trt_engine.EngineRequest, Path] | None = None
+        # One for every engine of this preparation, and kept as long as this object (see close).
+        self._runtime: trt_types.Runtime | None = None
 
     def engine_for(self, batch_size: int, memory_budget_bytes: float | None) -> trt_types.ICudaEngine:
+        """An engine for one session, which holds it and drops it when it closes (the
+        preparation keeps none). The plan proven for this workspace is loaded again from the
+        engine cache, without a rebuild or a second proof; otherwise (the first batch, a new
+        workspace, a plan gone from the cache or unloadable) it is built or read, and proven."""
         workspace = self.workspace_bytes(memory_budget_bytes)
-        if self.engine is not None and workspace == self._workspace:
-            return self.engine
-        request = trt_engine.EngineRequest(
-            onnx_path=self.onnx_path, onnx_sha256=file_sha256(self.onnx_path),
-            precision=self.preparation.precision, input_shapes=self.profile_shapes(batch_size),
-            workspace_bytes=workspace,
-            optimization_level=int(self.preparation.option("optimization_level", 3)),
-            tf32=bool(self.preparation.option("tf32", False)) or self.preparation.precision == "tf32",
-            gpu_name=self.device.name(), compute_capability=self.device.compute_capability(),
-            users_file=self.users_file)
+        proven = self._proven if self._proven and self._proven[0].workspace_bytes == workspace else None
+        request = proven[0] if proven else self._request(batch_size, workspace)
+        reloading = proven is not None and proven[1].is_file()  # deleted: built again, so proven again
         #: What TensorRT logs, this engine's contexts included: a failed step says it there.
         self.log = log = trt_engine.process_logger(self.trt)
         mark = log.mark()
-        runtime: trt_types.Runtime = self.trt.Runtime(log)
+        runtime: trt_types.Runtime = self._runtime or self.trt.Runtime(log)
+        self._runtime = runtime
 
         def loads(plan: bytes) -> trt_types.ICudaEngine:
             loading = log.mark()
@@ -194,6 +213,8 @@ class TrtPrepared:
                 raise OutOfMemory(f"TensorRT ran out of memory building the engine ({error})") from None
             raise UnsupportedConfig(f"{self.preparation.precision}: TensorRT could not build the engine "
                                     f"({error})") from None
+        if reloading and not cached.rebuilt_because:
+            return engine
         self.io = _io_tensors(self.trt, engine)
         # What TensorRT warned since the build began (none when the engine came from the cache).
         layers, evidence = self._proven_layers(engine, batch_size, log.warnings(mark))
@@ -206,8 +227,18 @@ class TrtPrepared:
             detail += f"; rebuilt: {cached.rebuilt_because}"
         self.model_file = ModelFile(cached.path.stat().st_size, self.fp32_path.stat().st_size, detail,
                                     precision_evidence=evidence, speedup_over_fp32=speedup)
-        self.engine, self._workspace = engine, workspace
+        self._proven = (request, cached.path)
         return engine
+
+    def _request(self, batch_size: int, workspace: int) -> trt_engine.EngineRequest:
+        return trt_engine.EngineRequest(
+            onnx_path=self.onnx_path, onnx_sha256=file_sha256(self.onnx_path),
+            precision=self.preparation.precision, input_shapes=self.profile_shapes(batch_size),
+            workspace_bytes=workspace,
+            optimization_level=int(self.preparation.option("optimization_level", 3)),
+            tf32=bool(self.preparation.option("tf32", False)) or self.preparation.precision == "tf32",
+            gpu_name=self.device.name(), compute_capability=self.device.compute_capability(),
+            users_file=self.users_file)
 
     def _speedup_over_fp32(self, engine: trt_types.ICudaEngine, request: trt_engine.EngineRequest, loads,
                            batch_size: int) -> float:
@@ -291,7 +322,10 @@ class TrtPrepared:
                 for spec in self.preparation.inputs.inputs}
 
     def close(self) -> None:
-        self.engine = None
+        # Each session frees its own engine. The runtime stays with this object, which every
+        # session refers to, so it is freed after their engines (never before: an engine must
+        # not outlive the runtime that loaded it).
+        pass
 
 
 def _io_tensors(trt: ModuleType, engine: trt_types.ICudaEngine) -> tuple[IoTensor, ...]:
@@ -307,22 +341,33 @@ def _io_tensors(trt: ModuleType, engine: trt_types.ICudaEngine) -> tuple[IoTenso
 
 
 class TrtSession:
-    """An execution context at one batch size, its buffers bound."""
+    """An engine of its own and an execution context at one batch size, its buffers bound."""
 
     def __init__(self, prepared: TrtPrepared, config: RunConfig, memory_budget_bytes: float | None):
         self.prepared, self.config = prepared, config
         self.device = prepared.device
-        engine = prepared.engine_for(config.batch_size, memory_budget_bytes)
+        self.engine: trt_types.ICudaEngine | None = None
+        self.context: trt_types.IExecutionContext | None = None
+        self.buffers: dict[str, Any] = {}
         self.device_name = f"TensorRT {prepared.trt.__version__} ({self.device.name()})"
-        context = engine.create_execution_context()
-        if context is None:
-            raise OutOfMemory("TensorRT could not make an execution context (its device memory)")
-        self.context: trt_types.IExecutionContext | None = context
-        self._memory = nvml_peak.ProcessPeakMemory()
-        outputs = [tensor.name for tensor in prepared.io if not tensor.is_input]
-        recorded = prepared.compared_output
-        self.compared = recorded if recorded in outputs else outputs[0]
-        self.buffers = self._bind(self._own_batch())
+        # The baseline before the engine loads (or builds): its weights and context are this
+        # configuration's, and no earlier one's engine is alive in it (each closed with its session).
+        self._memory = nvml_peak.ProcessPeakMemory(baseline=True,
+                                                   runtime_bytes=lambda: context_memory_bytes(self.engine))
+        try:
+            self.engine = engine = prepared.engine_for(config.batch_size, memory_budget_bytes)
+            self.context = engine.create_execution_context()
+            if self.context is None:
+                raise OutOfMemory("TensorRT could not make an execution context (its device memory)")
+            outputs = [tensor.name for tensor in prepared.io if not tensor.is_input]
+            recorded = prepared.compared_output
+            self.compared = recorded if recorded in outputs else outputs[0]
+            self.buffers = self._bind(self._own_batch())
+        except BaseException:
+            # Nobody closes a session that did not open: its engine goes now, before the
+            # ladder's next rung loads one of its own.
+            self.close()
+            raise
 
     def _own_batch(self) -> dict[str, np.ndarray]:
         """The session's inputs: its batch, or the graph's own where the export fixed it."""
@@ -393,18 +438,24 @@ class TrtSession:
 
     @property
     def peak_memory_figure(self) -> MemoryFigure | None:
-        """Which figure :meth:`peak_memory_bytes` gave: the whole process's (engines of other
-        configurations alive in it included) unless NVML cannot name the process."""
+        """Which figure :meth:`peak_memory_bytes` gave: NVML's increment for this process since
+        just before the engine loaded, else TensorRT's own (:func:`context_memory_bytes`), else
+        the device's increment."""
         return self._memory.figure
 
     def close(self) -> None:
+        # Nothing may be in flight when the context goes; then the buffers, the context and
+        # the engine go, so the next configuration's figure holds none of them.
+        self.device.synchronize()
         self.buffers = {}
         self.context = None
+        self.engine = None
         self.device.release()
 
 
 class TrtRunner:
-    """Builds one engine per preparation (cached on disk) and opens a context per batch."""
+    """Builds one engine per preparation (cached on disk); each session loads it and opens a
+    context at its batch."""
 
     def __init__(self) -> None:
         self.trt = tensorrt()
