@@ -13,7 +13,7 @@ LATEST := build/venv-latest
 # --locked: fail, rather than re-resolve, when pyproject.toml changed without `make lock`.
 SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --python $(PYTHON)
 
-.PHONY: run test test-latest typecheck lint gpu-check lock bench clean sources models tensorrt-names
+.PHONY: run test test-latest typecheck lint docs gpu-check lock bench clean sources models tensorrt-names
 
 $(UV):
 	$(PYTHON) -m venv build/uv
@@ -44,6 +44,10 @@ typecheck: $(VENV)/.installed-all
 lint: $(VENV)/.installed-all
 	$(BIN)/ruff check .
 
+# The manual (docs/, mkdocs.yml) into build/site; --strict fails on a broken link or anchor.
+docs: $(VENV)/.installed-all
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
+
 # Refresh uv.lock to the newest releases the ranges in pyproject.toml allow.
 lock: | $(UV)
 	$(UV) lock --upgrade --python $(PYTHON)
@@ -58,7 +62,7 @@ test-latest: | $(UV)
 	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider
 
 # On a GPU machine: every gpu/tensorrt test and the checks of the GPU-only paths, reported
-# under benchmarks/results/ (README "make gpu-check"); without a GPU it says so in seconds.
+# under benchmarks/results/ (docs/gpu-check.md); without a GPU it says so in seconds.
 gpu-check: $(VENV)/.installed-all
 	$(BIN)/python scripts/gpu_check.py
 

@@ -14,17 +14,17 @@ from autotune import plugins
 from autotune.errors import DoesNotFit, Interrupted, NoBackend, UserError
 from tests.conftest import REPO
 from tests.test_cli import run
-from tests.test_runtimes import readme_block
+from tests.test_runtimes import docs_block
 
 SMALL = {"model": "tests.test_model_stats:small_cnn", "input_shape": "3,32,32"}
 
 
-def test_the_readme_example_runs_as_it_is(tmp_path):
+def test_the_manual_example_runs_as_it_is(tmp_path):
     pytest.importorskip("torch")
     script = tmp_path / "api_example.py"
-    script.write_text(readme_block("# api_example.py"))
+    script.write_text(docs_block("python-api.md", "# api_example.py"))
     # As it is, but timed for the protocol's minimum (tests/quick_timing.py): its point is that
-    # the example runs and prints what the README says, not how long verify times.
+    # the example runs and prints what docs/python-api.md says, not how long verify times.
     result = subprocess.run([sys.executable, "-m", "tests.quick_timing", str(script)], capture_output=True,
                             text=True, cwd=tmp_path, timeout=240, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr[-1500:]

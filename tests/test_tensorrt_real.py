@@ -1,6 +1,6 @@
 """Real TensorRT engines on a real GPU: built, proven and measured by the backend as a user
 runs it. Skipped without TensorRT and a CUDA GPU (every CI run, and the build machine; see
-the README for the versions these tests have run against)."""
+docs/backends/tensorrt.md for the versions these tests have run against)."""
 
 from __future__ import annotations
 
