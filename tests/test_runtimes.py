@@ -8,14 +8,13 @@ import importlib
 import json
 import re
 import sys
-import time
 
 import pytest
 import yaml
 
-from autotune import hookimpl
-from autotune.backend_api import UnsupportedConfig
-from autotune.types import Backend, BackendOption
+from autotune.sdk import Backend, BackendOption, hookimpl
+from autotune.sdk.testing import FakeRunner
+from autotune.types import PRECISIONS
 from tests.conftest import REPO
 from tests.test_cli import one_line_error, run
 
@@ -113,71 +112,22 @@ def test_bad_backend_options_are_one_line_exit_2(ortcpu, capsys, assignment, say
     assert says in one_line_error(capsys, "recommend", "--gpu", "t4", "--set", assignment)
 
 
-class ScriptedSession:
-    device_name = "scripted device"
-
-    def __init__(self, config, seconds_per_sample):
-        self.config, self.seconds_per_sample = config, seconds_per_sample
-
-    def step(self):
-        time.sleep(self.config.batch_size * self.seconds_per_sample)
-
-    def clock(self):
-        return _Wall()
-
-    def outputs(self, inputs):
-        (batch,) = inputs.values()
-        return batch.reshape(len(batch), -1)[:, :10]
-
-    def peak_memory_bytes(self):
-        return None
-
-    def close(self):
-        pass
+#: A runtime whose 'fast' option halves each step's time, FP32 only; it keeps what it prepares.
+SCRIPTED_RUNTIME = FakeRunner(seconds_per_sample=0.0004, speedups={"fast": 0.5},
+                              unsupported=tuple(p for p in PRECISIONS if p != "fp32"))
 
 
-class _Wall:
-    def start(self):
-        self.started = time.perf_counter()
-
-    def stop(self):
-        return (time.perf_counter() - self.started) * 1000
-
-
-class ScriptedPrepared:
-    def close(self):
-        pass
-
-
-class ScriptedRuntime:
-    """A runtime whose 'fast' option halves each step's time; it counts what it prepares."""
-
-    prepared: list = []
-
-    def device(self, wanted):
-        return "cpu"
-
-    def enforces_memory_budget(self, device):
-        return False
-
-    def is_out_of_memory(self, error):
-        return False
-
-    def prepare(self, model, preparation, device, max_batch_size):
-        if preparation.precision != "fp32":
-            raise UnsupportedConfig("fp32 only")
-        ScriptedRuntime.prepared.append(preparation)
-        return ScriptedPrepared()
-
-    def open(self, prepared, config, memory_budget_bytes=None):
-        return ScriptedSession(config, 0.0002 if config.option("fast") else 0.0004)
+def scripted_runtime() -> FakeRunner:
+    """The runner the core loads for the 'scripted' backend: the one above, so a test reads
+    what every verification prepared."""
+    return SCRIPTED_RUNTIME
 
 
 class ScriptedRuntimePlugin:
     @hookimpl
     def autotune_backends(self):
         return [Backend(name="scripted", framework="yaml", description="a scripted runtime",
-                        runner="tests.test_runtimes:ScriptedRuntime",
+                        runner="tests.test_runtimes:scripted_runtime",
                         options=(BackendOption("fast", "bool", "half the time per sample", default=False,
                                                explore=True),))]
 
@@ -188,7 +138,7 @@ def test_a_scripted_runtime_is_verified_through_the_api(register_plugin):
     import autotune
 
     register_plugin(ScriptedRuntimePlugin(), "scripted-runtime")
-    ScriptedRuntime.prepared = []
+    SCRIPTED_RUNTIME.prepared.clear()
     verification = autotune.verify(model="tests.test_model_stats:small_cnn", input_shape="3,32,32",
                                    backends=["scripted"], budget_s=3, batch_size=4)
     settings = verification.recommendation.settings
@@ -199,7 +149,7 @@ def test_a_scripted_runtime_is_verified_through_the_api(register_plugin):
     assert report.best.config.option("fast") is True and settings["batch_size"] == 4
     assert settings["backends"][0] == "scripted"  # measured first, the rules' others after it
     # One preparation per option value, however many sessions the measurements opened.
-    assert len(ScriptedRuntime.prepared) == len(set(ScriptedRuntime.prepared)) == 2
+    assert len(SCRIPTED_RUNTIME.prepared) == len(set(SCRIPTED_RUNTIME.prepared)) == 2
 
 
 @pytest.mark.usefixtures("quick_timing")

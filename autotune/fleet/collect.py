@@ -59,17 +59,16 @@ def shipped_packages(staging: Path) -> list[str]:
     names a shipped module after its folder, and a source checkout keeps the built-in plugins
     in ``plugins/`` and the data in ``profiles/`` (installed as ``autotune_plugins`` and
     ``autotune_profiles``), so each is copied under its import name first."""
+    import importlib.util  # noqa: PLC0415
     import shutil  # noqa: PLC0415
 
-    import autotune_plugins  # noqa: PLC0415
-    import autotune_profiles  # noqa: PLC0415
-
-    import autotune  # noqa: PLC0415
-
     folders = []
-    for module in (autotune, autotune_plugins, autotune_profiles):
-        source = Path(next(iter(module.__path__)))
-        target = staging / module.__name__
+    for name in ("autotune", "autotune_plugins", "autotune_profiles"):
+        # Where each package lives, found without importing it (nor the plugins with it).
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.submodule_search_locations, name
+        source = Path(next(iter(spec.submodule_search_locations)))
+        target = staging / name
         shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
         folders.append(str(target))
     return folders

@@ -35,8 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from autotune.backend_api import MemoryFigure
-from autotune.hardware.probe import probe, uuid_hex
+from autotune.sdk.cuda import probe, uuid_hex
+from autotune.sdk.running import MemoryFigure
 
 
 @functools.cache

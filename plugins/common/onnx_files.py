@@ -11,12 +11,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from autotune.backend_api import Preparation
-from autotune.errors import UserError, one_line
-from autotune.measure.accuracy_batch import load_inputs
-from autotune.measure.protocol import protocol
-from autotune.model.convert import COMPARED_OUTPUT_KEY
-from autotune.model_inputs import synthetic_batch
+from autotune.sdk import UserError, one_line
+from autotune.sdk.models import COMPARED_OUTPUT_KEY, load_inputs, synthetic_batch
+from autotune.sdk.running import Preparation, protocol
 
 #: The INT8 calibration batch's seed: not the accuracy batch's (seed 0), so the check is
 #: made on inputs the quantiser did not calibrate on.

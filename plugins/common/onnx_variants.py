@@ -48,9 +48,9 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from autotune.backend_api import ModelFile, UnsupportedConfig
-from autotune.cache import cached_file, file_sha256
-from autotune.errors import AutotuneError, UserError, one_line
+from autotune.sdk import AutotuneError, UserError, one_line
+from autotune.sdk.files import cached_file, file_sha256
+from autotune.sdk.running import ModelFile, UnsupportedConfig
 
 
 def _import_nbits_quantizer() -> type:

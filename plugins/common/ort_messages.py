@@ -15,7 +15,7 @@ from pathlib import Path
 
 import onnxruntime
 
-from autotune.errors import UserError, one_line
+from autotune.sdk import UserError, one_line
 
 #: ORT exception types (onnxruntime.capi.onnxruntime_pybind11_state) that only the model causes.
 _MODEL_ERROR_TYPES = frozenset({"InvalidGraph", "InvalidProtobuf", "NoSuchFile", "NoModel"})

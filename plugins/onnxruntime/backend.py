@@ -1,7 +1,6 @@
 """The ONNX Runtime backend: CUDA, TensorRT or CPU execution providers."""
 
-from autotune.hookspecs import hookimpl
-from autotune.types import Backend, BackendOption, ModelInspector
+from autotune.sdk import Backend, BackendOption, ModelInspector, hookimpl
 
 #: How an INT8 model is made (see ``autotune_plugins.common.onnx_variants``). The static methods are
 #: the plausible ones on a CPU: which is fastest differs by CPU (VNNI or not, AVX-512 or

@@ -18,8 +18,8 @@ from typing import NamedTuple
 import onnx
 from onnx import shape_inference
 
-from autotune.errors import UserError, one_line
-from autotune.model_inputs import ModelInputs
+from autotune.sdk import UserError, one_line
+from autotune.sdk.models import ModelInputs
 
 #: An error quoted from onnx is shortened to about this many characters (at a word boundary).
 REASON_MAX_CHARS = 200

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import onnx
 
-from autotune.errors import UserError
-from autotune.model_inputs import DTYPES, FLOAT_DTYPES, InputSpec, ModelInputs, default_values, from_shape
+from autotune.sdk import UserError
+from autotune.sdk.models import DTYPES, FLOAT_DTYPES, InputSpec, ModelInputs, default_values, from_shape
 
 #: The sequence length a text model is measured at when its graph leaves it dynamic and the
 #: user did not give one: a common tokenizer window, said as a guess in the output.

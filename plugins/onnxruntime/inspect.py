@@ -18,11 +18,17 @@ import onnx
 from autotune_plugins.onnxruntime.graph_costs import float_itemsize, per_sample_costs
 from autotune_plugins.onnxruntime.graph_inputs import declared_inputs, model_inputs_for
 
-from autotune.errors import UserError
-from autotune.files import ONNX_MAX_BYTES, read_user_file
-from autotune.model.source import ModelSource
-from autotune.model.stats import ModelStats, ResolutionStats
-from autotune.model_inputs import TIER_RESOLUTIONS, ModelInputs, from_shape, tier_resolutions
+from autotune.sdk import UserError
+from autotune.sdk.files import ONNX_MAX_BYTES, read_user_file
+from autotune.sdk.models import (
+    TIER_RESOLUTIONS,
+    ModelInputs,
+    ModelSource,
+    ModelStats,
+    ResolutionStats,
+    from_shape,
+    tier_resolutions,
+)
 
 METHOD = "the ONNX graph (shape inference)"
 

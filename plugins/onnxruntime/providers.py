@@ -54,8 +54,8 @@ from typing import Any
 import onnxruntime
 from autotune_plugins.common import ort_messages
 
-from autotune.backend_api import BackendUnavailable, UnsupportedConfig
-from autotune.cache import cache_root
+from autotune.sdk.files import cache_root
+from autotune.sdk.running import BackendUnavailable, UnsupportedConfig
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
              "tensorrt": "TensorrtExecutionProvider"}

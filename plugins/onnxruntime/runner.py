@@ -23,12 +23,17 @@ import onnxruntime as ort
 from autotune_plugins.common import nvml_peak, onnx_files, onnx_variants
 from autotune_plugins.onnxruntime import providers as ort_providers
 
-from autotune.backend_api import BackendUnavailable, MemoryFigure, Preparation, RunConfig, UnsupportedConfig
-from autotune.cache import cache_root
-from autotune.errors import UserError
-from autotune.measure.protocol import WallClock
-from autotune.model.convert import ConversionRequest, convert_model
-from autotune.model_inputs import batch_chunks, synthetic_batch
+from autotune.sdk import UserError
+from autotune.sdk.files import cache_root
+from autotune.sdk.models import ConversionRequest, batch_chunks, convert_model, synthetic_batch
+from autotune.sdk.running import (
+    BackendUnavailable,
+    MemoryFigure,
+    Preparation,
+    RunConfig,
+    UnsupportedConfig,
+    WallClock,
+)
 
 #: Precisions by provider. The CUDA provider runs an FP16-converted model, INT8 as a QDQ
 #: model and INT4 through MatMulNBits; BF16 only through TensorRT's builder flag.

@@ -1,7 +1,6 @@
 """The TensorRT backend: engines built from ONNX for NVIDIA GPUs (TensorRT 10 and 11)."""
 
-from autotune.hookspecs import hookimpl
-from autotune.types import Backend, BackendOption
+from autotune.sdk import Backend, BackendOption, hookimpl
 
 OPTIONS = (
     BackendOption("tf32", "bool", "TF32 for the engine's FP32 layers (TensorRT's BuilderFlag.TF32, on by "

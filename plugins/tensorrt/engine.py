@@ -35,9 +35,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from autotune.backend_api import BackendUnavailable, PrecisionEvidence, UnsupportedConfig
-from autotune.cache import cache_root, cached_file, key_digest
-from autotune.errors import UserError, one_line
+from autotune.sdk import UserError, one_line
+from autotune.sdk.files import cache_root, cached_file, key_digest
+from autotune.sdk.running import BackendUnavailable, PrecisionEvidence, UnsupportedConfig
 
 if TYPE_CHECKING:  # the stub in typings/: TensorRT is imported at run time, and handed in
     import tensorrt  # pyright: ignore[reportMissingModuleSource] - installed only where NVIDIA's index is

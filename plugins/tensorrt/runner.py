@@ -40,7 +40,10 @@ import numpy as np
 from autotune_plugins.common import nvml_peak, onnx_files
 from autotune_plugins.tensorrt import engine as trt_engine
 
-from autotune.backend_api import (
+from autotune.sdk import UserError, one_line
+from autotune.sdk.files import file_sha256
+from autotune.sdk.models import ConversionRequest, batch_chunks, convert_model, synthetic_batch
+from autotune.sdk.running import (
     BackendUnavailable,
     MemoryFigure,
     ModelFile,
@@ -50,10 +53,6 @@ from autotune.backend_api import (
     RunConfig,
     UnsupportedConfig,
 )
-from autotune.cache import file_sha256
-from autotune.errors import UserError, one_line
-from autotune.model.convert import ConversionRequest, convert_model
-from autotune.model_inputs import batch_chunks, synthetic_batch
 
 if TYPE_CHECKING:  # the stub in typings/; the module itself is imported when first needed
     import tensorrt as trt_types  # pyright: ignore[reportMissingModuleSource] - installed only where NVIDIA's index is
@@ -93,12 +92,12 @@ class CudaDevice:
             raise BackendUnavailable("the TensorRT backend keeps its buffers on the GPU through PyTorch, "
                                      "which is not installed: pip install torch") from None
         if not torch.cuda.is_available():
-            from autotune.hardware import driver_support  # noqa: PLC0415 - imports torch, needed only here
+            from autotune.sdk.cuda import cuda_unavailable_reason  # noqa: PLC0415
 
             # Say why (a driver too old for torch's CUDA, a CPU-only torch, no GPU) so the fix is
             # in the message, as the torch backend does (issue 24, item 10).
             raise BackendUnavailable("TensorRT needs a CUDA GPU, and PyTorch sees none here: "
-                                     f"{driver_support.cuda_unavailable_reason()}")
+                                     f"{cuda_unavailable_reason()}")
         from autotune_plugins.common.cuda_clock import CudaClock  # noqa: PLC0415 - imports torch
 
         self.torch, self._clock = torch, CudaClock

@@ -1,7 +1,6 @@
 """The PyTorch backend: eager PyTorch (optionally torch.compile) on CUDA or the CPU."""
 
-from autotune.hookspecs import hookimpl
-from autotune.types import Backend, BackendOption, ModelConverter, ModelInspector
+from autotune.sdk import Backend, BackendOption, ModelConverter, ModelInspector, hookimpl
 
 #: What only PyTorch has. Those that follow a decision take the recommendation's value.
 OPTIONS = (

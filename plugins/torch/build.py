@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
-from autotune.errors import UserError
-from autotune.model.source import ModelSource
+from autotune.sdk import UserError
+from autotune.sdk.models import ModelSource
 
 
 def call_factory(factory: Callable[[], object], name: str) -> nn.Module:

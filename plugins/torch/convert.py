@@ -30,12 +30,15 @@ from autotune_plugins.torch.input_discovery import model_inputs_for
 from autotune_plugins.torch.io import call_model, named_tensors, select_output, synthetic_tensors
 from torch import nn
 
-from autotune.cache import cached_file
-from autotune.errors import UserError, one_line
-from autotune.model.convert import COMPARED_OUTPUT_KEY, ConversionRequest
-from autotune.model.source import ModelSource
-from autotune.model.stats import reference_models
-from autotune.model_inputs import ModelInputs
+from autotune.sdk import UserError, one_line
+from autotune.sdk.files import cached_file
+from autotune.sdk.models import (
+    COMPARED_OUTPUT_KEY,
+    ConversionRequest,
+    ModelInputs,
+    ModelSource,
+    reference_models,
+)
 
 #: Part of the cache key: bump it when this module changes what it writes.
 FORMAT = 2

@@ -12,9 +12,8 @@ from __future__ import annotations
 from autotune_plugins.torch.io import forward_parameters
 from torch import nn
 
-from autotune.errors import UserError
-from autotune.model.source import ModelSource
-from autotune.model_inputs import InputSpec, ModelInputs, default_values, from_shape
+from autotune.sdk import UserError
+from autotune.sdk.models import InputSpec, ModelInputs, ModelSource, default_values, from_shape
 
 #: What the torchvision reference models take.
 REFERENCE_INPUT_SHAPE = (3, 224, 224)

@@ -48,10 +48,15 @@ from autotune_plugins.torch.measuring_methods import (
 )
 from torch import nn
 
-from autotune.errors import UserError, one_line
-from autotune.model.source import ModelSource
-from autotune.model.stats import ModelStats, ResolutionStats
-from autotune.model_inputs import ModelInputs, from_shape, tier_resolutions
+from autotune.sdk import UserError, one_line
+from autotune.sdk.models import (
+    ModelInputs,
+    ModelSource,
+    ModelStats,
+    ResolutionStats,
+    from_shape,
+    tier_resolutions,
+)
 
 #: An error quoted from the model is cut to about this many characters.
 REASON_MAX_CHARS = 150

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from autotune.model_inputs import ModelInputs, synthetic_batch
+from autotune.sdk.models import ModelInputs, synthetic_batch
 
 #: Output keys that hold what a model predicts, tried in order before the first tensor.
 PREFERRED_OUTPUTS = ("logits",)

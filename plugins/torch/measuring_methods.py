@@ -27,7 +27,7 @@ import torch
 from autotune_plugins.torch.io import empty_tensors, synthetic_tensors
 from torch import nn
 
-from autotune.model_inputs import ModelInputs
+from autotune.sdk.models import ModelInputs
 
 #: The precisions each method measures or derives, by the names the stats use.
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}

@@ -20,11 +20,17 @@ from autotune_plugins.torch.build import build_seeded
 from autotune_plugins.torch.io import call_model, select_output, synthetic_tensors, to_tensors, training_loss
 from torch import nn
 
-from autotune.backend_api import BackendUnavailable, MemoryFigure, Preparation, RunConfig, UnsupportedConfig
-from autotune.measure.protocol import WallClock
-from autotune.model_inputs import ModelInputs
-from autotune.training.torch_tf32 import read_state, set_tf32
-from autotune.training.torch_tf32 import restore as restore_tf32
+from autotune.sdk.cuda import read_state, set_tf32
+from autotune.sdk.cuda import restore as restore_tf32
+from autotune.sdk.models import ModelInputs
+from autotune.sdk.running import (
+    BackendUnavailable,
+    MemoryFigure,
+    Preparation,
+    RunConfig,
+    UnsupportedConfig,
+    WallClock,
+)
 
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 OPTIMIZERS = {
@@ -245,7 +251,7 @@ class TorchRunner:
             return "cpu"
         if not torch.cuda.is_available():
             # A driver older than this torch's CUDA: a CPU row would pass for the GPU's answer.
-            from autotune.hardware.driver_support import torch_driver_problem  # noqa: PLC0415
+            from autotune.sdk.cuda import torch_driver_problem  # noqa: PLC0415
 
             too_old = torch_driver_problem()
             if too_old is not None:
@@ -257,7 +263,7 @@ class TorchRunner:
         return "cuda"
 
     def is_out_of_memory(self, error: BaseException) -> bool:
-        from autotune.training.oom_proof import is_out_of_memory  # noqa: PLC0415 - one test of torch's OOM
+        from autotune.sdk.cuda import is_out_of_memory  # noqa: PLC0415 - one test of torch's OOM
 
         return is_out_of_memory(error)
 

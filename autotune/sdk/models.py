@@ -1,0 +1,25 @@
+"""The model a backend is handed: what ``--model`` named, what it takes and costs, synthetic
+and user inputs for it, and the conversion hook that gets it in another format (an ONNX file
+made by the PyTorch plugin, for a runtime that runs ONNX)."""
+
+from autotune.measure.accuracy_batch import load_inputs
+from autotune.model.convert import COMPARED_OUTPUT_KEY, ConversionRequest, convert_model
+from autotune.model.source import ModelSource
+from autotune.model.stats import ModelStats, ResolutionStats, reference_models
+from autotune.model_inputs import (
+    DTYPES,
+    FLOAT_DTYPES,
+    TIER_RESOLUTIONS,
+    InputSpec,
+    ModelInputs,
+    batch_chunks,
+    default_values,
+    from_shape,
+    synthetic_batch,
+    tier_resolutions,
+)
+
+__all__ = ["load_inputs", "COMPARED_OUTPUT_KEY", "ConversionRequest", "convert_model", "ModelSource",
+           "ModelStats", "ResolutionStats", "reference_models", "InputSpec", "ModelInputs", "batch_chunks",
+           "default_values", "from_shape", "synthetic_batch", "tier_resolutions", "DTYPES", "FLOAT_DTYPES",
+           "TIER_RESOLUTIONS"]
