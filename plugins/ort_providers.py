@@ -179,6 +179,22 @@ def plan_session(provider: str, *, cpu_threads: int | None = None, graph_optimiz
     return SessionPlan(provider, session_options, options)
 
 
+def fp32_math(plan: SessionPlan, precision: str) -> str | None:
+    """What an fp32/tf32 session's matmuls and convs compute in, from the options passed
+    (``Session.math``); None for the CPU (no TF32) and for the lower precisions.
+
+    CUDA: ``use_tf32`` as passed. TensorRT: its builder allows TF32 by default and ORT's
+    TensorRT provider options list no flag to clear it (OrtTensorRTProviderOptions,
+    https://onnxruntime.ai/docs/api/c/struct_ort_tensor_r_t_provider_options-members.html).
+    """
+    if precision not in ("fp32", "tf32") or plan.provider == "cpu":
+        return None
+    if plan.provider == "cuda":
+        tf32 = plan.provider_options.get("use_tf32") == "1"
+        return "TF32 matmul and conv" if tf32 else "IEEE matmul and conv"
+    return "TF32 matmul and conv (TensorRT default, no ORT option to clear it)"
+
+
 def _check_word(name: str, value: str, choices: Mapping[str, Any]) -> None:
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; one of {', '.join(choices)}")

@@ -52,6 +52,7 @@ class OrtPrepared:
     def __init__(self, variant: onnx_variants.Variant, preparation: Preparation, provider: str,
                  max_batch_size: int, device: str, compared_output: str | None):
         self.variant, self.preparation, self.provider = variant, preparation, provider
+        self.math: str | None = None  # set by new_session from the plan it passed
         #: The output the exporter recorded for the accuracy check (read from the FP32 file:
         #: a converter need not keep the metadata), or None: the first.
         self.compared_output = compared_output
@@ -61,6 +62,8 @@ class OrtPrepared:
     def new_session(self, memory_budget_bytes: float | None) -> ort.InferenceSession:
         """A session for one configuration; the caller drops it when the configuration closes."""
         plan = self._plan(memory_budget_bytes)
+        #: Typed from the options passed, read by OrtSession.math.
+        self.math = ort_providers.fp32_math(plan, self.preparation.precision)
         try:
             return ort_providers.create_session(self.variant.path, plan)
         except UserError as error:
@@ -103,6 +106,8 @@ class OrtSession:
         self._memory = nvml_peak.ProcessPeakMemory(baseline=True) if gpu else None
         self._session: ort.InferenceSession | None = prepared.new_session(memory_budget_bytes)
         ran = ort_providers.provider_that_ran(self.session)
+        #: Session.math: what fp32/tf32 matmuls and convs compute in (None on the CPU).
+        self.math = prepared.math if ran != "cpu" else None
         #: The CUDA provider's arena fails above gpu_mem_limit; the TensorRT provider has no
         #: such cap (the workspace is only part of it): the core checks its measured peak.
         self.enforces_memory_budget = ran == "cuda" and memory_budget_bytes is not None

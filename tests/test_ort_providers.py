@@ -373,3 +373,11 @@ def test_a_cuda_graph_session_replays_a_static_shape(tmp_path):
     session.run_with_iobinding(binding)  # replays
     expected = create_session(path, plan_session("cpu")).run(None, {"x": x})[0]
     np.testing.assert_allclose(binding.copy_outputs_to_cpu()[0], expected, rtol=1e-3, atol=1e-3)
+
+
+def test_fp32_math_is_typed_from_the_options_passed():
+    from plugins import ort_providers as op
+    assert op.fp32_math(op.plan_session("cuda", tf32=False), "fp32") == "IEEE matmul and conv"
+    assert op.fp32_math(op.plan_session("cuda", tf32=True), "fp32") == "TF32 matmul and conv"
+    assert op.fp32_math(op.plan_session("cpu"), "fp32") is None
+    assert op.fp32_math(op.plan_session("cuda"), "fp16") is None
