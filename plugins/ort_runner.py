@@ -52,18 +52,15 @@ class OrtPrepared:
     def __init__(self, variant: onnx_variants.Variant, preparation: Preparation, provider: str,
                  max_batch_size: int, device: str, compared_output: str | None):
         self.variant, self.preparation, self.provider = variant, preparation, provider
-        self.math: str | None = None  # set by new_session from the plan it passed
         #: The output the exporter recorded for the accuracy check (read from the FP32 file:
         #: a converter need not keep the metadata), or None: the first.
         self.compared_output = compared_output
         self.model_file = variant.model_file
         self.max_batch_size, self.device = max_batch_size, device
 
-    def new_session(self, memory_budget_bytes: float | None) -> ort.InferenceSession:
-        """A session for one configuration; the caller drops it when the configuration closes."""
-        plan = self._plan(memory_budget_bytes)
-        #: Typed from the options passed, read by OrtSession.math.
-        self.math = ort_providers.fp32_math(plan, self.preparation.precision)
+    def new_session(self, plan: ort_providers.SessionPlan) -> ort.InferenceSession:
+        """A session for one configuration, made from :meth:`plan`; the caller drops it when
+        the configuration closes."""
         try:
             return ort_providers.create_session(self.variant.path, plan)
         except UserError as error:
@@ -75,7 +72,9 @@ class OrtPrepared:
         # A variant autotune made that this provider refuses: this precision, not the input.
         return UnsupportedConfig(f"{self.variant.label}: {reason}")
 
-    def _plan(self, memory_budget_bytes: float | None) -> ort_providers.SessionPlan:
+    def plan(self, memory_budget_bytes: float | None) -> ort_providers.SessionPlan:
+        """The session to make for one configuration: this preparation's options, the
+        memory budget, every input's batch range."""
         preparation = self.preparation
         shapes = {}
         for spec in preparation.inputs.inputs:
@@ -104,10 +103,13 @@ class OrtSession:
         # The baseline before the session allocates anything: its figure is its own (the CUDA
         # context is there already, made by the provider check in prepare).
         self._memory = nvml_peak.ProcessPeakMemory(baseline=True) if gpu else None
-        self._session: ort.InferenceSession | None = prepared.new_session(memory_budget_bytes)
+        #: What the session was made with, as plain data.
+        self.plan = prepared.plan(memory_budget_bytes)
+        self._session: ort.InferenceSession | None = prepared.new_session(self.plan)
         ran = ort_providers.provider_that_ran(self.session)
-        #: Session.math: what fp32/tf32 matmuls and convs compute in (None on the CPU).
-        self.math = prepared.math if ran != "cpu" else None
+        #: What an FP32 or TF32 session's matmuls and convolutions compute in ("" on the CPU,
+        #: whose FP32 is FP32): the row says it, since an ORT "fp32" may be TF32.
+        self.math = ort_providers.fp32_math(self.plan, prepared.preparation.precision)
         #: The CUDA provider's arena fails above gpu_mem_limit; the TensorRT provider has no
         #: such cap (the workspace is only part of it): the core checks its measured peak.
         self.enforces_memory_budget = ran == "cuda" and memory_budget_bytes is not None

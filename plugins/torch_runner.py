@@ -19,7 +19,15 @@ from autotune_plugins.torch_inspect import build_seeded
 from autotune_plugins.torch_io import call_model, select_output, synthetic_tensors, to_tensors, training_loss
 from torch import nn
 
-from autotune.backend_api import BackendUnavailable, MemoryFigure, Preparation, RunConfig, UnsupportedConfig
+from autotune.backend_api import (
+    IEEE_MATH,
+    TF32_MATH,
+    BackendUnavailable,
+    MemoryFigure,
+    Preparation,
+    RunConfig,
+    UnsupportedConfig,
+)
 from autotune.harness import WallClock
 from autotune.model_inputs import ModelInputs
 from autotune.torch_tf32 import read_state, set_tf32
@@ -107,9 +115,7 @@ def fp32_math(precision: str, tf32: bool, device: str) -> str:
     FP16 and BF16, and on the CPU, which has no TF32: its FP32 is IEEE FP32 alone."""
     if precision not in ("fp32", "tf32") or device != "cuda":
         return ""
-    if tf32:
-        return "TF32 matmul and conv"
-    return "IEEE matmul and conv"
+    return TF32_MATH if tf32 else IEEE_MATH
 
 
 class TorchPrepared:

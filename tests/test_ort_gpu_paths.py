@@ -1,6 +1,7 @@
-"""ONNX Runtime's GPU paths through the runner's seams, on the CPU (issue 24, items 3, 4, 5):
-where each node ran (from ORT's own profile), the TensorRT provider's memory budget checked
-on the measured peak, and each configuration's peak its own.
+"""ONNX Runtime's GPU paths through the runner's seams, on the CPU (issue 24, items 3, 4, 5,
+14): where each node ran (from ORT's own profile), the TensorRT provider's memory budget
+checked on the measured peak, each configuration's peak its own, and what each provider's
+"fp32" computes in.
 
 What stands in for a GPU: ``onnxruntime.InferenceSession`` refusing as ORT's CPU-fallback
 guard does, ``provider_that_ran`` naming a GPU provider for a CPU session, the placement of
@@ -32,8 +33,9 @@ from autotune_plugins.ort_providers import (  # noqa: E402
     plan_session,
 )
 
-from autotune.backend_api import BudgetCheck, MemoryFigure, RunConfig  # noqa: E402
+from autotune.backend_api import IEEE_MATH, TF32_MATH, BudgetCheck, MemoryFigure, RunConfig  # noqa: E402
 from autotune.measure import Outcome  # noqa: E402
+from autotune.render import results_table  # noqa: E402
 from tests.test_ort_runner import _measurer, conv_net  # noqa: E402
 
 PROFILES = Path(__file__).parent / "ort_profiles"
@@ -241,4 +243,30 @@ def test_each_configuration_reports_its_own_increment_and_frees_its_session(tmp_
         assert measurement.host_nodes == SHAPE_NODES
         assert measurement.to_dict()["peak_memory_figure"] == "nvml_process_increment"
     assert len(nvml.sessions) == 0  # every session freed when its configuration closed
+
+
+
+# --- item 14: what an "fp32" row computes in -----------------------------------------------
+
+
+@pytest.mark.parametrize(("provider", "options", "math"), [
+    ("cuda", {}, IEEE_MATH),  # use_tf32=0, always passed: ORT's own default is on
+    ("cuda", {"tf32": True}, TF32_MATH),
+    ("tensorrt", {}, ort_providers.TENSORRT_FP32_MATH),  # no way to clear TensorRT's TF32
+])
+def test_each_gpu_fp32_row_says_what_it_computed_in_the_table_and_the_json(
+        tmp_path, monkeypatch, capsys, provider, options, math):
+    path = conv_net(tmp_path / "conv_net.onnx")
+    _as_gpu_provider(monkeypatch, provider, LiveNvml(100 * MIB))
+    measurer, _ = _measurer(path, device="cuda")
+    configs = [RunConfig("infer", precision, 2, None).with_options(provider=provider, **options)
+               for precision in ("fp32", "int8")]
+    rows = [measurer.measure(config, budget_s=0.2, check_accuracy=False) for config in configs]
+    fp32, int8 = rows
+    assert fp32.ok and int8.ok, (fp32.reason, int8.reason)
+    assert fp32.math == math and fp32.to_dict()["math"] == math
+    assert int8.math == "" and "math" not in int8.to_dict()  # INT8 has no FP32 question
+    results_table(rows, "onnxruntime")
+    shown = " ".join(capsys.readouterr().err.split())  # the result column may wrap
+    assert f"; {math}" in shown and shown.count("matmul and conv") == 1
 

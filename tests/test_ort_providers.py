@@ -375,9 +375,29 @@ def test_a_cuda_graph_session_replays_a_static_shape(tmp_path):
     np.testing.assert_allclose(binding.copy_outputs_to_cpu()[0], expected, rtol=1e-3, atol=1e-3)
 
 
-def test_fp32_math_is_typed_from_the_options_passed():
-    from plugins import ort_providers as op
-    assert op.fp32_math(op.plan_session("cuda", tf32=False), "fp32") == "IEEE matmul and conv"
-    assert op.fp32_math(op.plan_session("cuda", tf32=True), "fp32") == "TF32 matmul and conv"
-    assert op.fp32_math(op.plan_session("cpu"), "fp32") is None
-    assert op.fp32_math(op.plan_session("cuda"), "fp16") is None
+def test_fp32_math_is_what_the_cuda_plan_passes_and_tf32_on_tensorrt(tmp_path):
+    assert ort_providers.fp32_math(plan_session("cuda", tf32=False), "fp32") == "IEEE matmul and conv"
+    assert ort_providers.fp32_math(plan_session("cuda", tf32=True), "tf32") == "TF32 matmul and conv"
+    # TensorRT allows TF32 and the provider cannot say otherwise, whatever was asked: the
+    # "fp32" row says so with the reason.
+    for tf32 in (False, True):
+        assert ort_providers.fp32_math(plan_session("tensorrt", tf32=tf32, cache_dir=tmp_path), "fp32") == (
+            "TF32 matmul and conv (TensorRT's default, which ONNX Runtime's TensorRT provider has no "
+            "option to turn off)")
+    assert ort_providers.fp32_math(plan_session("cpu"), "fp32") == ""  # the CPU has no TF32
+    assert ort_providers.fp32_math(plan_session("cuda", tf32=True), "fp16") == ""
+    fp16_engine = plan_session("tensorrt", precision="fp16", cache_dir=tmp_path)
+    assert ort_providers.fp32_math(fp16_engine, "fp16") == ""
+
+
+def test_the_installed_tensorrt_provider_still_has_no_tf32_option():
+    """fp32_math's TensorRT answer rests on the provider offering no way to clear TF32: an
+    onnxruntime that gains one fails here, and the answer must be read from the plan instead."""
+    library = Path(onnxruntime.__file__).parent / "capi" / "libonnxruntime_providers_tensorrt.so"
+    if not library.exists():
+        pytest.skip(f"this onnxruntime has no TensorRT provider library ({library.name})")
+    binary = library.read_bytes()
+    options = set(re.findall(rb"(?<=\x00)trt_[a-z0-9_]+(?=\x00)", binary))
+    assert {b"trt_fp16_enable", b"trt_bf16_enable", b"trt_int8_enable"} <= options  # the names are readable
+    assert b"tf32" not in binary.lower()
+
