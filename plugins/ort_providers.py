@@ -220,6 +220,13 @@ def fp32_math(plan: SessionPlan, precision: str) -> str:
     return TENSORRT_FP32_MATH
 
 
+def uses_cuda_graph(plan: SessionPlan) -> bool:
+    """Whether a session made from ``plan`` replays a CUDA graph: every run after the capture
+    reads the input buffers bound when it was captured, so new inputs must be copied into
+    those buffers, at the captured shape, rather than passed to ``run``."""
+    return plan.provider == "cuda" and plan.provider_options.get("enable_cuda_graph") == "1"
+
+
 def _check_word(name: str, value: str, choices: Mapping[str, Any]) -> None:
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; one of {', '.join(choices)}")

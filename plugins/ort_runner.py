@@ -27,7 +27,7 @@ from autotune.cache import cache_root
 from autotune.convert import ConversionRequest, convert_model
 from autotune.errors import UserError
 from autotune.harness import WallClock
-from autotune.model_inputs import batch_chunks, synthetic_batch
+from autotune.model_inputs import batch_chunks, padded_batch, synthetic_batch
 
 #: Precisions by provider. The CUDA provider runs an FP16-converted model, INT8 as a QDQ
 #: model and INT4 through MatMulNBits; BF16 only through TensorRT's builder flag.
@@ -130,13 +130,17 @@ class OrtSession:
             raise UnsupportedConfig(f"{prepared.variant.label}: {problem}")
         #: Nodes ORT ran on the CPU beside the GPU provider (shape arithmetic), "op_type name".
         self.host_nodes: tuple[str, ...] = placement.host_nodes if placement is not None else ()
+        #: The device buffers bound as inputs, by name: a CUDA graph reads these on every
+        #: replay, so :meth:`outputs` copies its inputs into them.
+        self._bound_inputs: dict[str, ort.OrtValue] = {}
         self._binding = self._device_binding() if ran != "cpu" else None
 
     def _device_binding(self) -> ort.IOBinding:
         """Inputs and outputs on the GPU, so host copies are not timed."""
         binding = self.session.io_binding()
         for name, array in self.feed.items():
-            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0))
+            self._bound_inputs[name] = ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0)
+            binding.bind_ortvalue_input(name, self._bound_inputs[name])
         for name in self.output_names:
             binding.bind_output(name, "cuda", 0)
         return binding
@@ -168,11 +172,42 @@ class OrtSession:
 
     def outputs(self, inputs) -> np.ndarray:
         feed = self._feed(dict(inputs))
+        fixed = self.prepared.preparation.inputs.fixed_batch
+        if self._binding is not None and ort_providers.uses_cuda_graph(self.plan):
+            return self._replayed_outputs(self._binding, feed, fixed)
         results = []
-        for chunk in batch_chunks(feed, self.config.batch_size, self.prepared.preparation.inputs.fixed_batch):
+        for chunk in batch_chunks(feed, self.config.batch_size, fixed):
             (output,) = self.session.run([self.compared], chunk)
             results.append(np.asarray(output, dtype=np.float32))
         return np.concatenate(results)
+
+    def _replayed_outputs(self, binding: ort.IOBinding, feed: dict[str, np.ndarray],
+                          fixed_batch: int | None) -> np.ndarray:
+        """The outputs of a session that replays a CUDA graph. ``run`` with new arrays would
+        replay the graph on the buffers it captured and return the captured batch's outputs,
+        so each chunk is copied into the bound buffers and run through the binding. Chunks
+        are cut as for every runtime (a graph fixed at one batch leaves a short last chunk
+        out, as the FP32 reference does); a short last one is padded to the captured batch,
+        the only shape the graph runs, and its padding dropped from the outputs."""
+        captured = len(next(iter(self.feed.values())))
+        compared = self.output_names.index(self.compared)
+        results = []
+        try:
+            for chunk in batch_chunks(feed, captured, fixed_batch):
+                samples = len(next(iter(chunk.values())))
+                self._copy_into_bound_inputs(padded_batch(chunk, captured))
+                self.session.run_with_iobinding(binding)
+                output = binding.copy_outputs_to_cpu()[compared]
+                results.append(np.asarray(output[:samples], dtype=np.float32))
+        finally:
+            # step() times the session's own batch, as before.
+            self._copy_into_bound_inputs(self.feed)
+        return np.concatenate(results)
+
+    def _copy_into_bound_inputs(self, arrays: dict[str, np.ndarray]) -> None:
+        for name, value in self._bound_inputs.items():
+            # update_inplace copies bytes without checking their type: give it the bound one.
+            value.update_inplace(np.ascontiguousarray(arrays[name], dtype=self.feed[name].dtype))
 
     def peak_memory_bytes(self) -> int | None:
         return self._memory.read() if self._memory is not None else None
@@ -184,6 +219,7 @@ class OrtSession:
 
     def close(self) -> None:
         self._binding = None
+        self._bound_inputs = {}
         self.feed = {}
         # The session and its arena go now, so the next configuration's figure is its own.
         self._session = None

@@ -401,3 +401,11 @@ def test_the_installed_tensorrt_provider_still_has_no_tf32_option():
     assert {b"trt_fp16_enable", b"trt_bf16_enable", b"trt_int8_enable"} <= options  # the names are readable
     assert b"tf32" not in binary.lower()
 
+
+def test_only_a_cuda_plan_with_static_shapes_and_the_option_replays_a_cuda_graph(tmp_path):
+    static, dynamic = {"x": ((2, 3, 8, 8),) * 3}, {"x": ((1, 3, 8, 8), (4, 3, 8, 8), (4, 3, 8, 8))}
+    assert ort_providers.uses_cuda_graph(plan_session("cuda", cuda_graph=True, input_shapes=static))
+    assert not ort_providers.uses_cuda_graph(plan_session("cuda", cuda_graph=True, input_shapes=dynamic))
+    assert not ort_providers.uses_cuda_graph(plan_session("cuda", input_shapes=static))
+    assert not ort_providers.uses_cuda_graph(plan_session("tensorrt", input_shapes=static,
+                                                          cache_dir=tmp_path))
