@@ -153,12 +153,20 @@ class Clock(Protocol):
         ...
 
 
+#: ``Session.math`` in the words every backend uses, so rows of different runtimes compare:
+#: an FP32 session whose matmuls and convolutions ran in IEEE FP32, and one where they
+#: were allowed TF32 (a GPU's Tensor Cores round the inputs to 10-bit mantissas).
+IEEE_MATH = "IEEE matmul and conv"
+TF32_MATH = "TF32 matmul and conv"
+
+
 class Session(Protocol):
     """A prepared model opened at one batch size, ready to run steps.
 
     Optional: ``math``, a ``str`` saying what an FP32 or TF32 session's matmuls and
-    convolutions computed in (the torch backend's "IEEE matmul and conv"), shown
-    beside the result; a session without it shows nothing."""
+    convolutions computed in (:data:`IEEE_MATH` or :data:`TF32_MATH`, with the reason
+    after it where the runtime gave no choice), shown beside the result and as ``"math"``
+    in JSON; a session without it, or with "", shows nothing."""
 
     device_name: str
 

@@ -10,7 +10,8 @@ Every input's first dimension is the batch, so ``shape`` is one sample's. ``axes
 the dimensions a decision changes: ``height``/``width`` (the resolution), ``sequence``
 (the sequence length), ``channels``; other dimensions are left unlabelled (``""``).
 Synthetic data fits the dtype: normal floats, token ids below ``high``, masks of ones.
-numpy is imported inside :func:`synthetic_batch`, so importing this module costs nothing.
+numpy is imported inside :func:`synthetic_batch` and :func:`padded_batch`, so importing this
+module costs nothing.
 """
 
 from __future__ import annotations
@@ -312,3 +313,23 @@ def batch_chunks(arrays: Mapping[str, numpy.ndarray], batch_size: int, fixed_bat
         if fixed_batch and len(next(iter(chunk.values()))) != fixed_batch:
             return
         yield chunk
+
+
+def padded_batch(chunk: Mapping[str, numpy.ndarray], batch_size: int) -> dict[str, numpy.ndarray]:
+    """``chunk`` (one array per input, batch first, at most ``batch_size`` samples) filled up
+    to exactly ``batch_size``, for a runtime that can only run the shape it was built or
+    captured at; the caller keeps the first ``len(chunk)`` rows of the output.
+
+    The filling repeats the last sample rather than adding zeros: it is a valid input
+    whatever the model takes (token ids in range, a mask with something unmasked).
+    """
+    import numpy as np  # noqa: PLC0415
+
+    padded = {}
+    for name, array in chunk.items():
+        missing = batch_size - len(array)
+        if missing < 0:
+            raise ValueError(f"input {name!r} holds {len(array)} samples, more than the batch of "
+                             f"{batch_size}")
+        padded[name] = np.concatenate([array, np.repeat(array[-1:], missing, axis=0)]) if missing else array
+    return padded

@@ -14,6 +14,7 @@ from autotune.model_inputs import (
     InputSpec,
     ModelInputs,
     from_shape,
+    padded_batch,
     parse_input_spec,
     scale_tier,
     synthetic_batch,
@@ -90,3 +91,13 @@ def test_tiers_scale_around_the_native_size():
 def test_the_description_round_trips_through_the_stats():
     stats = dataclasses.replace(reference_models()["resnet18"], inputs=parse_input_spec(TEXT))
     assert type(stats).from_dict(stats.to_dict()) == stats
+
+
+def test_a_short_batch_is_padded_with_its_last_sample_and_a_long_one_refused():
+    ids = np.array([[3, 4], [5, 6]], dtype=np.int64)
+    padded = padded_batch({"input_ids": ids}, 4)["input_ids"]
+    # Repeated, not zeros: token ids stay in range and a mask keeps something unmasked.
+    assert padded.tolist() == [[3, 4], [5, 6], [5, 6], [5, 6]] and padded.dtype == np.int64
+    assert padded_batch({"input_ids": ids}, 2)["input_ids"] is ids
+    with pytest.raises(ValueError, match="^input 'input_ids' holds 2 samples, more than the batch of 1$"):
+        padded_batch({"input_ids": ids}, 1)

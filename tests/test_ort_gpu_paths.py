@@ -1,14 +1,17 @@
-"""ONNX Runtime's GPU paths through the runner's seams, on the CPU (issue 24, items 3, 4, 5):
-where each node ran (from ORT's own profile), the TensorRT provider's memory budget checked
-on the measured peak, and each configuration's peak its own.
+"""ONNX Runtime's GPU paths through the runner's seams, on the CPU (issue 24, items 3, 4, 5,
+14, 15): where each node ran (from ORT's own profile), the TensorRT provider's memory budget
+checked on the measured peak, each configuration's peak its own, what each provider's "fp32"
+computes in, and the accuracy check's outputs from a session that replays a CUDA graph.
 
 What stands in for a GPU: ``onnxruntime.InferenceSession`` refusing as ORT's CPU-fallback
 guard does, ``provider_that_ran`` naming a GPU provider for a CPU session, the placement of
-``tests/ort_profiles/cuda_dynamic_batch.json``, and an NVML whose process figure is the
-sessions alive (``LiveNvml``)."""
+``tests/ort_profiles/cuda_dynamic_batch.json``, an NVML whose process figure is the
+sessions alive (``LiveNvml``), and a CPU session replaying as a CUDA graph does
+(``_CudaGraphSession``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import weakref
@@ -34,7 +37,8 @@ from autotune_plugins.onnxruntime.providers import (  # noqa: E402
     plan_session,
 )
 
-from autotune.backend_api import BudgetCheck, MemoryFigure, RunConfig  # noqa: E402
+from autotune.backend_api import IEEE_MATH, TF32_MATH, BudgetCheck, MemoryFigure, RunConfig  # noqa: E402
+from autotune.cli.render import results_table  # noqa: E402
 from autotune.measure.measurer import Outcome  # noqa: E402
 from tests.test_ort_runner import _measurer, conv_net  # noqa: E402
 
@@ -244,3 +248,178 @@ def test_each_configuration_reports_its_own_increment_and_frees_its_session(tmp_
         assert measurement.to_dict()["peak_memory_figure"] == "nvml_process_increment"
     assert len(nvml.sessions) == 0  # every session freed when its configuration closed
 
+
+
+# --- item 14: what an "fp32" row computes in -----------------------------------------------
+
+
+@pytest.mark.parametrize(("provider", "options", "math"), [
+    ("cuda", {}, IEEE_MATH),  # use_tf32=0, always passed: ORT's own default is on
+    ("cuda", {"tf32": True}, TF32_MATH),
+    ("tensorrt", {}, ort_providers.TENSORRT_FP32_MATH),  # no way to clear TensorRT's TF32
+])
+def test_each_gpu_fp32_row_says_what_it_computed_in_the_table_and_the_json(
+        tmp_path, monkeypatch, capsys, provider, options, math):
+    path = conv_net(tmp_path / "conv_net.onnx")
+    _as_gpu_provider(monkeypatch, provider, LiveNvml(100 * MIB))
+    measurer, _ = _measurer(path, device="cuda")
+    configs = [RunConfig("infer", precision, 2, None).with_options(provider=provider, **options)
+               for precision in ("fp32", "int8")]
+    rows = [measurer.measure(config, budget_s=0.2, check_accuracy=False) for config in configs]
+    fp32, int8 = rows
+    assert fp32.ok and int8.ok, (fp32.reason, int8.reason)
+    assert fp32.math == math and fp32.to_dict()["math"] == math
+    assert int8.math == "" and "math" not in int8.to_dict()  # INT8 has no FP32 question
+    results_table(rows, "onnxruntime")
+    shown = " ".join(capsys.readouterr().err.split())  # the result column may wrap
+    assert f"; {math}" in shown and shown.count("matmul and conv") == 1
+
+
+# --- item 15: the accuracy check's outputs from a CUDA graph ---------------------------------
+
+
+class _Binding:
+    """An IOBinding on the CPU: what the runner binds, by name, and the last replay's outputs."""
+
+    def __init__(self):
+        self.inputs: dict = {}
+        self.output_names: list[str] = []
+        self.outputs: list = []
+
+    def bind_ortvalue_input(self, name, value):
+        self.inputs[name] = value
+
+    def bind_output(self, name, device_type="cpu", device_id=0):
+        self.output_names.append(name)
+
+    def copy_outputs_to_cpu(self):
+        return list(self.outputs)
+
+
+class _CudaGraphSession:
+    """A CPU session that runs as one replaying a CUDA graph: the run that captures reads its
+    inputs, and every later run reads the buffers that run read, whatever it is given — so
+    ``run`` with new arrays returns the captured batch's outputs again."""
+
+    def __init__(self, session):
+        self._session = session
+        self.bindings: list[_Binding] = []
+        #: Readers of the buffers the capturing run read, by input name.
+        self.captured: dict | None = None
+        self.replayed_shapes: list[tuple[int, ...]] = []
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
+
+    def io_binding(self):
+        self.bindings.append(_Binding())
+        return self.bindings[-1]
+
+    def run(self, names, feed):
+        if self.captured is None:
+            copies = {name: np.array(array) for name, array in feed.items()}
+            self.captured = {name: (lambda array=array: array) for name, array in copies.items()}
+        return self._replay(names)
+
+    def run_with_iobinding(self, binding):
+        if self.captured is None:
+            self.captured = {name: value.numpy for name, value in binding.inputs.items()}
+        binding.outputs = self._replay(binding.output_names)
+
+    def _replay(self, names):
+        arrays = {name: read() for name, read in self.captured.items()}
+        self.replayed_shapes.extend(array.shape for array in arrays.values())
+        return self._session.run(names, arrays)
+
+
+def _as_cuda_graph_session(monkeypatch) -> list[_CudaGraphSession]:
+    """The runner on the CUDA provider with each session a :class:`_CudaGraphSession` over a
+    CPU one (listed in the list returned), made only from a plan that asks for a CUDA graph,
+    and device buffers on the host."""
+    made: list[_CudaGraphSession] = []
+    monkeypatch.setattr(ort_providers, "gpu_provider_problem", lambda name: None)
+    monkeypatch.setattr(ort_providers, "provider_that_ran", lambda session: "cuda")
+    monkeypatch.setattr(ort_providers, "node_placement", lambda session, feed: None)
+    real_create = ort_providers.create_session
+
+    def create(path, plan):
+        assert ort_providers.uses_cuda_graph(plan), plan.provider_options
+        made.append(_CudaGraphSession(real_create(path, plan_session("cpu"))))
+        return made[-1]
+
+    monkeypatch.setattr(ort_providers, "create_session", create)
+    # A copy, as to a device: a host OrtValue would share the numpy array's memory.
+    on_the_host = onnxruntime.OrtValue.ortvalue_from_numpy
+    monkeypatch.setattr(onnxruntime.OrtValue, "ortvalue_from_numpy",
+                        staticmethod(lambda array, *device: on_the_host(np.array(array))))
+    nvml = LiveNvml(100 * MIB)
+    monkeypatch.setattr(nvml_peak, "ProcessPeakMemory",
+                        lambda baseline: ProcessPeakMemory(baseline=baseline, nvml=nvml,
+                                                           cuda_uuid=lambda ordinal: None))
+    return made
+
+
+def _samples(count: int) -> dict:
+    return {"x": np.random.default_rng(count).standard_normal((count, 3, 16, 16)).astype(np.float32)}
+
+
+def test_a_cuda_graph_sessions_outputs_are_its_inputs_not_the_captured_batch(tmp_path, monkeypatch):
+    made = _as_cuda_graph_session(monkeypatch)
+    path = conv_net(tmp_path / "fixed_batch.onnx", batch=2)  # static shapes: the plan asks for a graph
+    measurer, _ = _measurer(path, device="cuda")
+    config = RunConfig("infer", "fp32", 2, None).with_options(provider="cuda", cuda_graph=True)
+    session, *_ = measurer.open_with_ladder(config)  # its first step captures the graph
+    (graph,) = made
+    inputs = _samples(5)
+    outputs = session.outputs(inputs)
+    # Two runs of the graph's batch; the fifth sample left out, as at a fixed batch everywhere
+    # (the FP32 reference included).
+    on_the_cpu = create_session(path, plan_session("cpu"))
+    expected = np.concatenate([on_the_cpu.run(None, {"x": inputs["x"][start:start + 2]})[0]
+                               for start in (0, 2)])
+    np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=1e-6)
+    assert set(graph.replayed_shapes) == {(2, 3, 16, 16)}
+    # The buffers hold the session's own batch again: the timed steps run what they ran before.
+    (binding,) = graph.bindings
+    np.testing.assert_array_equal(binding.inputs["x"].numpy(), session.feed["x"])
+    session.close()
+
+
+def test_a_cuda_graph_runs_a_remainder_padded_to_its_batch_and_drops_the_padding(tmp_path, monkeypatch):
+    made = _as_cuda_graph_session(monkeypatch)
+    path = conv_net(tmp_path / "dynamic_batch.onnx")
+    # A graph captured at batch 3 of a dynamic-batch export. The plan asks for one only when
+    # every shape is static, but outputs() must not count on the samples filling each run.
+    planned = ort_runner.OrtPrepared.plan
+    monkeypatch.setattr(ort_runner.OrtPrepared, "plan", lambda self, budget: dataclasses.replace(
+        planned(self, budget), provider_options={**planned(self, budget).provider_options,
+                                                 "enable_cuda_graph": "1"}))
+    measurer, _ = _measurer(path, device="cuda")
+    session, *_ = measurer.open_with_ladder(RunConfig("infer", "fp32", 3, None).with_options(provider="cuda"))
+    (graph,) = made
+    inputs = _samples(7)
+    outputs = session.outputs(inputs)
+    expected = create_session(path, plan_session("cpu")).run(None, inputs)[0]
+    assert outputs.shape == (7, 10)  # 3 + 3 + 1 of 3, the two padding rows dropped
+    np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=1e-6)
+    assert graph.replayed_shapes == [(3, 3, 16, 16)] * 4  # the first step, then three chunks
+    session.close()
+
+
+@pytest.mark.gpu
+def test_a_real_cuda_graph_sessions_outputs_match_the_cpu_and_its_fp32_says_ieee(tmp_path):
+    problem = ort_providers.gpu_provider_problem("cuda")
+    if problem is not None:
+        pytest.skip(problem)
+    path = conv_net(tmp_path / "fixed_batch.onnx", batch=2)
+    measurer, _ = _measurer(path, device="cuda")
+    config = RunConfig("infer", "fp32", 2, None).with_options(provider="cuda", cuda_graph=True)
+    session, *_ = measurer.open_with_ladder(config)
+    assert ort_providers.uses_cuda_graph(session.plan) and session.math == IEEE_MATH
+    for _ in range(3):  # captured and replayed on the session's own batch first
+        session.step()
+    inputs = _samples(6)
+    expected = np.concatenate([create_session(path, plan_session("cpu")).run(
+        None, {"x": inputs["x"][start:start + 2]})[0] for start in (0, 2, 4)])
+    np.testing.assert_allclose(session.outputs(inputs), expected, rtol=1e-3, atol=1e-3)
+    session.close()

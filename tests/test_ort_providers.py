@@ -373,3 +373,39 @@ def test_a_cuda_graph_session_replays_a_static_shape(tmp_path):
     session.run_with_iobinding(binding)  # replays
     expected = create_session(path, plan_session("cpu")).run(None, {"x": x})[0]
     np.testing.assert_allclose(binding.copy_outputs_to_cpu()[0], expected, rtol=1e-3, atol=1e-3)
+
+
+def test_fp32_math_is_what_the_cuda_plan_passes_and_tf32_on_tensorrt(tmp_path):
+    assert ort_providers.fp32_math(plan_session("cuda", tf32=False), "fp32") == "IEEE matmul and conv"
+    assert ort_providers.fp32_math(plan_session("cuda", tf32=True), "tf32") == "TF32 matmul and conv"
+    # TensorRT allows TF32 and the provider cannot say otherwise, whatever was asked: the
+    # "fp32" row says so with the reason.
+    for tf32 in (False, True):
+        assert ort_providers.fp32_math(plan_session("tensorrt", tf32=tf32, cache_dir=tmp_path), "fp32") == (
+            "TF32 matmul and conv (TensorRT's default, which ONNX Runtime's TensorRT provider has no "
+            "option to turn off)")
+    assert ort_providers.fp32_math(plan_session("cpu"), "fp32") == ""  # the CPU has no TF32
+    assert ort_providers.fp32_math(plan_session("cuda", tf32=True), "fp16") == ""
+    fp16_engine = plan_session("tensorrt", precision="fp16", cache_dir=tmp_path)
+    assert ort_providers.fp32_math(fp16_engine, "fp16") == ""
+
+
+def test_the_installed_tensorrt_provider_still_has_no_tf32_option():
+    """fp32_math's TensorRT answer rests on the provider offering no way to clear TF32: an
+    onnxruntime that gains one fails here, and the answer must be read from the plan instead."""
+    library = Path(onnxruntime.__file__).parent / "capi" / "libonnxruntime_providers_tensorrt.so"
+    if not library.exists():
+        pytest.skip(f"this onnxruntime has no TensorRT provider library ({library.name})")
+    binary = library.read_bytes()
+    options = set(re.findall(rb"(?<=\x00)trt_[a-z0-9_]+(?=\x00)", binary))
+    assert {b"trt_fp16_enable", b"trt_bf16_enable", b"trt_int8_enable"} <= options  # the names are readable
+    assert b"tf32" not in binary.lower()
+
+
+def test_only_a_cuda_plan_with_static_shapes_and_the_option_replays_a_cuda_graph(tmp_path):
+    static, dynamic = {"x": ((2, 3, 8, 8),) * 3}, {"x": ((1, 3, 8, 8), (4, 3, 8, 8), (4, 3, 8, 8))}
+    assert ort_providers.uses_cuda_graph(plan_session("cuda", cuda_graph=True, input_shapes=static))
+    assert not ort_providers.uses_cuda_graph(plan_session("cuda", cuda_graph=True, input_shapes=dynamic))
+    assert not ort_providers.uses_cuda_graph(plan_session("cuda", input_shapes=static))
+    assert not ort_providers.uses_cuda_graph(plan_session("tensorrt", input_shapes=static,
+                                                          cache_dir=tmp_path))

@@ -15,11 +15,12 @@ from autotune.model_inputs import (
     batch_chunks,
     default_values,
     from_shape,
+    padded_batch,
     synthetic_batch,
     tier_resolutions,
 )
 
 __all__ = ["load_inputs", "COMPARED_OUTPUT_KEY", "ConversionRequest", "convert_model", "ModelSource",
            "ModelStats", "ResolutionStats", "reference_models", "InputSpec", "ModelInputs", "batch_chunks",
-           "default_values", "from_shape", "synthetic_batch", "tier_resolutions", "DTYPES", "FLOAT_DTYPES",
-           "TIER_RESOLUTIONS"]
+           "default_values", "from_shape", "padded_batch", "synthetic_batch", "tier_resolutions", "DTYPES",
+           "FLOAT_DTYPES", "TIER_RESOLUTIONS"]

@@ -8,6 +8,8 @@ steps by the shared protocol (:func:`protocol`) with the session's :class:`Clock
 """
 
 from autotune.backend_api import (
+    IEEE_MATH,
+    TF32_MATH,
     BackendUnavailable,
     BudgetCheck,
     Clock,
@@ -24,6 +26,6 @@ from autotune.backend_api import (
 )
 from autotune.measure.protocol import WallClock, protocol
 
-__all__ = ["BackendUnavailable", "BudgetCheck", "Clock", "MemoryFigure", "ModelFile", "OutOfMemory",
-           "Preparation", "PrecisionEvidence", "PreparedModel", "RunConfig", "Runner", "Session",
-           "UnsupportedConfig", "WallClock", "protocol"]
+__all__ = ["IEEE_MATH", "TF32_MATH", "BackendUnavailable", "BudgetCheck", "Clock", "MemoryFigure",
+           "ModelFile", "OutOfMemory", "Preparation", "PrecisionEvidence", "PreparedModel", "RunConfig",
+           "Runner", "Session", "UnsupportedConfig", "WallClock", "protocol"]

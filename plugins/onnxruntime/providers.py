@@ -55,7 +55,7 @@ import onnxruntime
 from autotune_plugins.common import ort_messages
 
 from autotune.sdk.files import cache_root
-from autotune.sdk.running import BackendUnavailable, UnsupportedConfig
+from autotune.sdk.running import IEEE_MATH, TF32_MATH, BackendUnavailable, UnsupportedConfig
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
              "tensorrt": "TensorrtExecutionProvider"}
@@ -142,7 +142,8 @@ def plan_session(provider: str, *, cpu_threads: int | None = None, graph_optimiz
     :param memory_budget_bytes: CUDA: the arena's ``gpu_mem_limit``; TensorRT: half of it is
         the builder's workspace.
     :param tf32: CUDA only (``use_tf32``). TensorRT builds with TF32 allowed, as TensorRT does
-        by default; its ORT provider has no option to turn it off.
+        by default; its ORT provider has no option to turn it off (how that was verified:
+        :func:`fp32_math`).
     :param precision: TensorRT only (fp32 | tf32 | fp16 | bf16 | int8): the builder flag to
         set. The CUDA provider runs whatever types the model file holds.
     :param input_shapes: every model input's (min, opt, max) full shape, batch included.
@@ -177,6 +178,53 @@ def plan_session(provider: str, *, cpu_threads: int | None = None, graph_optimiz
         options = _tensorrt_options(device_id, memory_budget_bytes, precision, shapes,
                                     cache_dir if cache_dir is not None else cache_root())
     return SessionPlan(provider, session_options, options)
+
+
+#: What an FP32 or TF32 session on the TensorRT provider computes in, reason included: the
+#: row of an "fp32" baseline there must not read as IEEE FP32.
+TENSORRT_FP32_MATH = (f"{TF32_MATH} (TensorRT's default, which ONNX Runtime's TensorRT provider "
+                      "has no option to turn off)")
+
+
+def fp32_math(plan: SessionPlan, precision: str) -> str:
+    """What an FP32 or TF32 session made from ``plan`` computes its matmuls and convolutions
+    in (``Session.math``); "" for the CPU provider (no TF32) and for the other precisions.
+
+    CUDA: ``use_tf32`` as the plan passes it, always, since ONNX Runtime's own default is on
+    (``OrtCUDAProviderOptionsV2.use_tf32 = 1``, ``CUDAExecutionProviderInfo::use_tf32{true}``
+    in its sources; the 1.31.1 library names the option and passes ``UseTF32()`` to its
+    cuBLAS calls, as its strings show).
+
+    TensorRT: TF32. TensorRT's builder allows it by default (``BuilderFlag.TF32``, "Enabled
+    by default" in its API reference) and ONNX Runtime's provider has no option to clear it.
+    Verified on onnxruntime-gpu 1.31.1, without a GPU: its provider library holds 46 ``trt_*``
+    option names and 37 ``ORT_TENSORRT_*`` variables, no string with "tf32" in any case, and
+    no instruction loading ``BuilderFlag::kTF32`` (6) as a first argument; its ``setFlag``
+    calls load 0, 1, 3, 7, 17, 19 and 20 (FP16, INT8, GPU_FALLBACK, SPARSE_WEIGHTS, BF16,
+    STRIP_PLAN, REFIT_IDENTICAL)::
+
+        lib=$(python -c 'import onnxruntime as o, pathlib; print(pathlib.Path(o.__file__).parent / "capi")')
+        strings -n 4 "$lib/libonnxruntime_providers_tensorrt.so" | grep -ci tf32           # 0
+        strings -n 4 "$lib/libonnxruntime_providers_tensorrt.so" | grep -x 'trt_.*' | sort -u  # 46 options
+        objdump -d "$lib/libonnxruntime_providers_tensorrt.so" | grep -cE 'mov +[$]0x6,%esi'    # 0
+        objdump -d "$lib/libonnxruntime_providers_tensorrt.so" | grep -cE 'mov +[$]0x11,%esi'   # 2 (BF16)
+        strings -n 4 "$lib/libonnxruntime_providers_cuda.so" | grep -x use_tf32             # use_tf32
+
+    Only ``NVIDIA_TF32_OVERRIDE=0`` in the environment would stop TF32 there: NVIDIA's
+    debugging switch for all its libraries, which autotune neither sets nor reads.
+    """
+    if precision not in ("fp32", "tf32") or plan.provider == "cpu":
+        return ""
+    if plan.provider == "cuda":
+        return TF32_MATH if plan.provider_options.get("use_tf32") == "1" else IEEE_MATH
+    return TENSORRT_FP32_MATH
+
+
+def uses_cuda_graph(plan: SessionPlan) -> bool:
+    """Whether a session made from ``plan`` replays a CUDA graph: every run after the capture
+    reads the input buffers bound when it was captured, so new inputs must be copied into
+    those buffers, at the captured shape, rather than passed to ``run``."""
+    return plan.provider == "cuda" and plan.provider_options.get("enable_cuda_graph") == "1"
 
 
 def _check_word(name: str, value: str, choices: Mapping[str, Any]) -> None:

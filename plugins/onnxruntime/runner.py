@@ -25,7 +25,7 @@ from autotune_plugins.onnxruntime import providers as ort_providers
 
 from autotune.sdk import UserError
 from autotune.sdk.files import cache_root
-from autotune.sdk.models import ConversionRequest, batch_chunks, convert_model, synthetic_batch
+from autotune.sdk.models import ConversionRequest, batch_chunks, convert_model, padded_batch, synthetic_batch
 from autotune.sdk.running import (
     BackendUnavailable,
     MemoryFigure,
@@ -64,9 +64,9 @@ class OrtPrepared:
         self.model_file = variant.model_file
         self.max_batch_size, self.device = max_batch_size, device
 
-    def new_session(self, memory_budget_bytes: float | None) -> ort.InferenceSession:
-        """A session for one configuration; the caller drops it when the configuration closes."""
-        plan = self._plan(memory_budget_bytes)
+    def new_session(self, plan: ort_providers.SessionPlan) -> ort.InferenceSession:
+        """A session for one configuration, made from :meth:`plan`; the caller drops it when
+        the configuration closes."""
         try:
             return ort_providers.create_session(self.variant.path, plan)
         except UserError as error:
@@ -78,7 +78,9 @@ class OrtPrepared:
         # A variant autotune made that this provider refuses: this precision, not the input.
         return UnsupportedConfig(f"{self.variant.label}: {reason}")
 
-    def _plan(self, memory_budget_bytes: float | None) -> ort_providers.SessionPlan:
+    def plan(self, memory_budget_bytes: float | None) -> ort_providers.SessionPlan:
+        """The session to make for one configuration: this preparation's options, the
+        memory budget, every input's batch range."""
         preparation = self.preparation
         shapes = {}
         for spec in preparation.inputs.inputs:
@@ -107,8 +109,13 @@ class OrtSession:
         # The baseline before the session allocates anything: its figure is its own (the CUDA
         # context is there already, made by the provider check in prepare).
         self._memory = nvml_peak.ProcessPeakMemory(baseline=True) if gpu else None
-        self._session: ort.InferenceSession | None = prepared.new_session(memory_budget_bytes)
+        #: What the session was made with, as plain data.
+        self.plan = prepared.plan(memory_budget_bytes)
+        self._session: ort.InferenceSession | None = prepared.new_session(self.plan)
         ran = ort_providers.provider_that_ran(self.session)
+        #: What an FP32 or TF32 session's matmuls and convolutions compute in ("" on the CPU,
+        #: whose FP32 is FP32): the row says it, since an ORT "fp32" may be TF32.
+        self.math = ort_providers.fp32_math(self.plan, prepared.preparation.precision)
         #: The CUDA provider's arena fails above gpu_mem_limit; the TensorRT provider has no
         #: such cap (the workspace is only part of it): the core checks its measured peak.
         self.enforces_memory_budget = ran == "cuda" and memory_budget_bytes is not None
@@ -129,13 +136,17 @@ class OrtSession:
             raise UnsupportedConfig(f"{prepared.variant.label}: {problem}")
         #: Nodes ORT ran on the CPU beside the GPU provider (shape arithmetic), "op_type name".
         self.host_nodes: tuple[str, ...] = placement.host_nodes if placement is not None else ()
+        #: The device buffers bound as inputs, by name: a CUDA graph reads these on every
+        #: replay, so :meth:`outputs` copies its inputs into them.
+        self._bound_inputs: dict[str, ort.OrtValue] = {}
         self._binding = self._device_binding() if ran != "cpu" else None
 
     def _device_binding(self) -> ort.IOBinding:
         """Inputs and outputs on the GPU, so host copies are not timed."""
         binding = self.session.io_binding()
         for name, array in self.feed.items():
-            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0))
+            self._bound_inputs[name] = ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0)
+            binding.bind_ortvalue_input(name, self._bound_inputs[name])
         for name in self.output_names:
             binding.bind_output(name, "cuda", 0)
         return binding
@@ -167,11 +178,42 @@ class OrtSession:
 
     def outputs(self, inputs) -> np.ndarray:
         feed = self._feed(dict(inputs))
+        fixed = self.prepared.preparation.inputs.fixed_batch
+        if self._binding is not None and ort_providers.uses_cuda_graph(self.plan):
+            return self._replayed_outputs(self._binding, feed, fixed)
         results = []
-        for chunk in batch_chunks(feed, self.config.batch_size, self.prepared.preparation.inputs.fixed_batch):
+        for chunk in batch_chunks(feed, self.config.batch_size, fixed):
             (output,) = self.session.run([self.compared], chunk)
             results.append(np.asarray(output, dtype=np.float32))
         return np.concatenate(results)
+
+    def _replayed_outputs(self, binding: ort.IOBinding, feed: dict[str, np.ndarray],
+                          fixed_batch: int | None) -> np.ndarray:
+        """The outputs of a session that replays a CUDA graph. ``run`` with new arrays would
+        replay the graph on the buffers it captured and return the captured batch's outputs,
+        so each chunk is copied into the bound buffers and run through the binding. Chunks
+        are cut as for every runtime (a graph fixed at one batch leaves a short last chunk
+        out, as the FP32 reference does); a short last one is padded to the captured batch,
+        the only shape the graph runs, and its padding dropped from the outputs."""
+        captured = len(next(iter(self.feed.values())))
+        compared = self.output_names.index(self.compared)
+        results = []
+        try:
+            for chunk in batch_chunks(feed, captured, fixed_batch):
+                samples = len(next(iter(chunk.values())))
+                self._copy_into_bound_inputs(padded_batch(chunk, captured))
+                self.session.run_with_iobinding(binding)
+                output = binding.copy_outputs_to_cpu()[compared]
+                results.append(np.asarray(output[:samples], dtype=np.float32))
+        finally:
+            # step() times the session's own batch, as before.
+            self._copy_into_bound_inputs(self.feed)
+        return np.concatenate(results)
+
+    def _copy_into_bound_inputs(self, arrays: dict[str, np.ndarray]) -> None:
+        for name, value in self._bound_inputs.items():
+            # update_inplace copies bytes without checking their type: give it the bound one.
+            value.update_inplace(np.ascontiguousarray(arrays[name], dtype=self.feed[name].dtype))
 
     def peak_memory_bytes(self) -> int | None:
         return self._memory.read() if self._memory is not None else None
@@ -183,6 +225,7 @@ class OrtSession:
 
     def close(self) -> None:
         self._binding = None
+        self._bound_inputs = {}
         self.feed = {}
         # The session and its arena go now, so the next configuration's figure is its own.
         self._session = None

@@ -24,6 +24,8 @@ from autotune.sdk.cuda import read_state, set_tf32
 from autotune.sdk.cuda import restore as restore_tf32
 from autotune.sdk.models import ModelInputs
 from autotune.sdk.running import (
+    IEEE_MATH,
+    TF32_MATH,
     BackendUnavailable,
     MemoryFigure,
     Preparation,
@@ -93,9 +95,7 @@ def fp32_math(precision: str, tf32: bool, device: str) -> str:
     FP16 and BF16, and on the CPU, which has no TF32: its FP32 is IEEE FP32 alone."""
     if precision not in ("fp32", "tf32") or device != "cuda":
         return ""
-    if tf32:
-        return "TF32 matmul and conv"
-    return "IEEE matmul and conv"
+    return TF32_MATH if tf32 else IEEE_MATH
 
 
 class TorchPrepared:
