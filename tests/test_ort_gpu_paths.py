@@ -35,7 +35,7 @@ from autotune_plugins.onnxruntime.providers import (  # noqa: E402
 )
 
 from autotune.backend_api import BudgetCheck, MemoryFigure, RunConfig  # noqa: E402
-from autotune.measure.measurer import Outcome  # noqa: E402
+from autotune.measure.measurement import Outcome  # noqa: E402
 from tests.test_ort_runner import _measurer, conv_net  # noqa: E402
 
 PROFILES = Path(__file__).parent / "ort_profiles"
