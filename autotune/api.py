@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autotune.config import Request, build_request
+from autotune.config import VERIFY_BUDGET_S, Request, build_request
 from autotune.errors import DoesNotFit, Interrupted, NoBackend, UserError
 from autotune.types import Machine, Recommendation
 
@@ -130,7 +130,7 @@ def inspect(model: str, *, input_shape: str | None = None, input_spec: str | Non
 
 
 def verify(model: str | None = None, *, backends: str | Sequence[str] | None = None,
-           budget_s: float = 60.0, inputs: str | Path | None = None,
+           budget_s: float = VERIFY_BUDGET_S, inputs: str | Path | None = None,
            accuracy_budget: float | None = None, memory_budget_gb: float | None = None,
            config: str | Path | None = None, where: str = WHERE,
            on_measurement: Callable[[Any], None] | None = None,
@@ -247,7 +247,7 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
 
 
 def profile(models: Sequence[str] = (), *, task: str = "infer", measure: bool = False,
-            store: str | Path | None = None, budget_s: float = 60.0,
+            store: str | Path | None = None, budget_s: float = VERIFY_BUDGET_S,
             config: str | Path | None = None, where: str = WHERE,
             on_measurement: Callable[[Any], None] | None = None,
             on_backend: Callable[[str], None] | None = None, host: str | None = None,
