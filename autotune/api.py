@@ -17,20 +17,18 @@ measured before Ctrl-C. Nothing here prints or exits.
 from __future__ import annotations
 
 import importlib.util
-import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autotune.config import Request, build_request
+from autotune.config import VERIFY_BUDGET_S, Request, build_request
 from autotune.errors import DoesNotFit, Interrupted, NoBackend, UserError
 from autotune.types import Machine, Recommendation
 
 if TYPE_CHECKING:  # the measuring modules load only when something is measured
     from autotune.measure.bench import BenchResult
-    from autotune.measure.verify import Verification
+    from autotune.measure.verify_report import Verification
     from autotune.recommendation.engine import ModelRequest
 
 WHERE = "by argument"
@@ -131,9 +129,10 @@ def inspect(model: str, *, input_shape: str | None = None, input_spec: str | Non
     return inspection(stats, probe(gpu, replay), resolution, options["optimizer"], options["headroom"])
 
 
-def verify(model: str | None = None, *, backends: str | Sequence[str] | None = None, budget_s: float = 60.0,
-           inputs: str | Path | None = None, accuracy_budget: float | None = None,
-           memory_budget_gb: float | None = None, config: str | Path | None = None, where: str = WHERE,
+def verify(model: str | None = None, *, backends: str | Sequence[str] | None = None,
+           budget_s: float = VERIFY_BUDGET_S, inputs: str | Path | None = None,
+           accuracy_budget: float | None = None, memory_budget_gb: float | None = None,
+           config: str | Path | None = None, where: str = WHERE,
            on_measurement: Callable[[Any], None] | None = None,
            on_backend: Callable[[str], None] | None = None, **settings: Any) -> Verification:
     """Apply the recommendation with each backend (``backends``: names, ``"all"``, or None
@@ -147,8 +146,9 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
     from autotune import plugins  # noqa: PLC0415
     from autotune.measure import decisions as measuring  # noqa: PLC0415
     from autotune.measure import verify as verifying  # noqa: PLC0415
-    from autotune.measure.measurer import Outcome  # noqa: PLC0415
-    from autotune.measure.protocol import protocol  # noqa: PLC0415
+    from autotune.measure.measurement import Outcome  # noqa: PLC0415
+    from autotune.measure.run_config import memory_budget_bytes  # noqa: PLC0415
+    from autotune.measure.verify_report import Verification  # noqa: PLC0415
     from autotune.recommendation.facts import machine_facts  # noqa: PLC0415
 
     request = settings_request({"model": model, **settings}, config, where, default_model="resnet18")
@@ -162,8 +162,7 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
         facts=machine_facts(machine, **request.inputs, model=chosen.stats), budget_s=budget_s,
         optimizer=chosen.optimizer, latency_budget_ms=chosen.latency_budget_ms,
         inputs_path=Path(inputs) if inputs is not None else None,
-        accuracy_budget=protocol()["accuracy_budget"] if accuracy_budget is None else accuracy_budget,
-        memory_budget_bytes=memory_budget_gb * 2**30 if memory_budget_gb else None,
+        accuracy_budget=accuracy_budget, memory_budget_bytes=memory_budget_bytes(memory_budget_gb),
         # A graph exported with a fixed batch runs at that batch: no search, no exploration.
         user_fixed=frozenset(request.overrides) | (
             {"batch_size"} if chosen.stats.inputs.fixed_batch is not None else set()),
@@ -195,7 +194,7 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
                        measurements=tuple(r.to_dict() for r in reports),
                        measured_latency_ms=measuring.batch_one_latency_ms(reports, measured),
                        backend_options=measuring.winning_options(reports, proposed))
-    return verifying.Verification(final, proposed, tuple(reports))
+    return Verification(final, proposed, tuple(reports))
 
 
 def _check_inputs(inputs: str | Path | None, chosen, proposed: Recommendation) -> None:
@@ -220,15 +219,10 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
     ``plot``, write the throughput and latency plot there (PNG). A point whose minimum
     protocol cannot fit its budget is an ``over_budget`` measurement that says why."""
     from autotune import plugins  # noqa: PLC0415
-    from autotune.backend_api import BackendUnavailable  # noqa: PLC0415
     from autotune.measure import bench as benching  # noqa: PLC0415
-    from autotune.measure import run_config as runs  # noqa: PLC0415
-    from autotune.measure.measurer import Outcome  # noqa: PLC0415
-    from autotune.measure.protocol import protocol  # noqa: PLC0415
-    from autotune.measure.verify import load_runner  # noqa: PLC0415
+    from autotune.measure.run_config import memory_budget_bytes  # noqa: PLC0415
     from autotune.recommendation.facts import machine_facts  # noqa: PLC0415
     from autotune.recommendation.formats import check_writable  # noqa: PLC0415
-    from autotune.recommendation.rules import decision_specs  # noqa: PLC0415
 
     if plot is not None:
         check_writable(Path(plot))
@@ -241,73 +235,21 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
     request = settings_request({"model": model, **settings}, config, where, default_model="resnet18")
     chosen = _measured_model(request)
     machine = probe()
-    task = request.inputs["task"]
-    recommended = _recommend(machine, request, chosen).settings
-    runner, why_not = load_runner(registered[backend][1])
-    if runner is None:
-        raise NoBackend(f"backend {backend} cannot run here: {why_not}")
-    try:
-        device = runner.device(recommended["device"])
-    except BackendUnavailable as error:
-        raise NoBackend(f"backend {backend} cannot run here: {error}") from None
-    facts = machine_facts(machine, **request.inputs, model=chosen.stats)
-    if precisions:
-        wanted = [decision_specs()["precision"].coerce(p.strip(), "in --precision") for p in precisions]
-    else:
-        # FP32, the recommended precision, and the quantised one where this backend runs it.
-        runs_here = runs.runner_precisions(runner, facts, device)
-        quantised = [recommended["quantization"]] if recommended["quantization"] in runs_here else []
-        wanted = list(dict.fromkeys(["fp32", recommended["precision"], *quantised]))
-    stats = chosen.stats
-    base = runs.run_config(registered[backend][1], recommended, stats, task, device, chosen.optimizer,
-                           request.options.get(backend, {}))
-    fixed_batch = stats.inputs.fixed_batch
-    if fixed_batch is not None and batches and set(batches) != {fixed_batch}:
-        raise UserError(f"{stats.name} is exported with its batch fixed at {fixed_batch}; sweep "
-                        f"batch={fixed_batch} only, or re-export it with a dynamic batch axis")
-    batches = list(batches or ([fixed_batch] if fixed_batch is not None else [1, 2, 4, 8, 16, 32]))
-    measurer = runs.build_measurer(backend, runner, chosen.source, stats, facts, device,
-                                   chosen.optimizer, memory_budget_bytes=memory_budget_gb * 2**30
-                                   if memory_budget_gb else None, max_batch_size=max(batches),
-                                   tf32=recommended["tf32"], backend=registered[backend][1])
-    points = [(p, r, b) for p in wanted for r in (resolutions or [base.resolution]) for b in batches]
-    point_budget_s = protocol()["config_budget_s"] if budget_s is None else budget_s
-    measurements = []
-    wanted_budget_s = []  # per point over the budget: what it spent plus what it still needed
-    try:
-        for precision, resolution, batch in points:
-            point = replace(base.with_precision(precision), batch_size=batch, resolution=resolution)
-            measurer.prepare(point)  # a build or an export is paid once, not charged to a point
-            started = time.monotonic()
-            measurement = measurer.measure(point, point_budget_s, check_accuracy=False,
-                                           deadline=started + point_budget_s)
-            if measurement.outcome is Outcome.OVER_BUDGET:
-                wanted_budget_s.append(time.monotonic() - started + (measurement.needed_s or 0.0))
-            measurements.append(measurement)
-            if on_measurement:
-                on_measurement(measurement)
-    except KeyboardInterrupt:
-        raise Interrupted(measurements) from None
-    finally:
-        measurer.close()
-    if not any(m.ok for m in measurements):
-        if wanted_budget_s:
-            raise NoBackend(f"no configuration ran within the {point_budget_s:g} s budget per point (see "
-                            "above); pass a larger --budget-s (about "
-                            f"{math.ceil(min(wanted_budget_s))} s for the quickest)", tuple(measurements))
-        raise NoBackend("no configuration could run; see the reasons above", tuple(measurements))
-    device_name = measurements[0].device
-    if plot is not None:
-        benching.plot(measurements, Path(plot), f"{stats.name} {task} on {device_name} ({backend})")
-    return benching.BenchResult(stats.name, task, backend, device_name, tuple(measurements),
-                                Path(plot) if plot is not None else None)
-
-
+    return benching.bench(benching.BenchSweep(
+        backend_name=backend, backend=registered[backend][1],
+        recommended=_recommend(machine, request, chosen).settings, task=request.inputs["task"],
+        model=chosen.source, stats=chosen.stats, optimizer=chosen.optimizer,
+        facts=machine_facts(machine, **request.inputs, model=chosen.stats),
+        user_options=request.options.get(backend, {}), precisions=tuple(precisions or ()),
+        batches=tuple(batches or ()), resolutions=tuple(resolutions or ()),
+        point_budget_s=budget_s, memory_budget_bytes=memory_budget_bytes(memory_budget_gb),
+        plot=Path(plot) if plot is not None else None, on_measurement=on_measurement))
 
 
 def profile(models: Sequence[str] = (), *, task: str = "infer", measure: bool = False,
-            store: str | Path | None = None, budget_s: float = 60.0, config: str | Path | None = None,
-            where: str = WHERE, on_measurement: Callable[[Any], None] | None = None,
+            store: str | Path | None = None, budget_s: float = VERIFY_BUDGET_S,
+            config: str | Path | None = None, where: str = WHERE,
+            on_measurement: Callable[[Any], None] | None = None,
             on_backend: Callable[[str], None] | None = None, host: str | None = None,
             replay: str | Path | None = None, **settings: Any):
     """Write this machine's profile for ``task`` (and ``models``): the probe, the

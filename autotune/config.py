@@ -41,6 +41,9 @@ INPUT_CHOICES: dict[str, tuple[str, ...]] = {
     "tier": ("balanced", "accuracy", "low-resource"),
 }
 PROJECT_FILES = ("pyproject.toml", "autotune.yaml", "autotune.toml")
+#: Wall seconds per backend that verify measures for when the caller names none (``--budget-s``
+#: of verify, profile --verify and fleet collect --verify), model build included.
+VERIFY_BUDGET_S = 60
 #: Settings of the model-aware memory model (autotune recommend --model).
 MODEL_SETTINGS = ("model", "input_shape", "input_spec", "optimizer", "latency_budget_ms", "headroom")
 

@@ -52,9 +52,9 @@ from autotune import api, plugins  # noqa: E402
 from autotune.backend_api import RunConfig  # noqa: E402
 from autotune.hardware.host import probe_host  # noqa: E402
 from autotune.measure import run_config as runs  # noqa: E402
-from autotune.measure.measurer import Measurement, Measurer, Outcome  # noqa: E402
+from autotune.measure.measurement import Measurement, Outcome  # noqa: E402
+from autotune.measure.measurer import Measurer  # noqa: E402
 from autotune.measure.protocol import protocol  # noqa: E402
-from autotune.measure.verify import load_runner  # noqa: E402
 from autotune.model.source import ModelSource  # noqa: E402
 from autotune.model.stats import ModelStats  # noqa: E402
 from autotune.recommendation.facts import machine_facts  # noqa: E402
@@ -210,7 +210,7 @@ def build_measurers(loaded: Loaded, settings: dict[str, Any], max_batch: int
     measurers, bases = {}, {}
     for name in ("torch", "onnxruntime"):
         registration = registered[name][1]
-        runner, why_not = load_runner(registration)
+        runner, why_not = runs.load_runner(registration)
         if runner is None:
             sys.exit(f"backend {name} cannot run here: {why_not}")
         measurers[name] = runs.build_measurer(name, runner, loaded.source, loaded.stats, loaded.facts, "cpu",

@@ -16,7 +16,8 @@ import time
 import pytest
 
 from autotune.backend_api import RunConfig
-from autotune.measure.measurer import Measurer, Outcome
+from autotune.measure.measurement import Outcome
+from autotune.measure.measurer import Measurer
 from autotune.measure.protocol import minimum_iterations, time_session
 from autotune.model.stats import reference_models
 from autotune.model_inputs import from_shape

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from autotune_plugins.tensorrt import engine as trt_engine
 
-from autotune.measure.measurer import Measurement, Outcome
+from autotune.measure.measurement import Measurement, Outcome
 from autotune.measure.verify import select_backends
 
 

@@ -10,7 +10,8 @@ import pytest
 from autotune.backend_api import RunConfig, UnsupportedConfig
 from autotune.measure.accuracy import compare
 from autotune.measure.batch_search import Trial, search_largest_batch
-from autotune.measure.measurer import Measurer, Outcome
+from autotune.measure.measurement import Outcome
+from autotune.measure.measurer import Measurer
 from autotune.measure.protocol import Timing, percentile, time_session
 from autotune.model import oom_ladder as ladder
 from autotune.model.stats import reference_models
@@ -232,7 +233,7 @@ def test_batch_search_bisects_only_when_the_prediction_was_wrong():
 
 def test_user_inputs_from_npy_and_pt(tmp_path):
     from autotune.errors import UserError
-    from autotune.measure.measurer import load_inputs
+    from autotune.measure.accuracy_batch import load_inputs
 
     batch = np.random.default_rng(1).standard_normal((3, 3, 4, 4)).astype("float32")
     np.save(tmp_path / "batch.npy", batch)
@@ -252,7 +253,7 @@ def test_user_inputs_from_npy_and_pt(tmp_path):
 
 def test_token_ids_from_a_file_and_one_file_for_several_inputs_is_refused(tmp_path):
     from autotune.errors import UserError
-    from autotune.measure.measurer import load_inputs
+    from autotune.measure.accuracy_batch import load_inputs
 
     ids = np.arange(12, dtype="int64").reshape(3, 4)
     np.save(tmp_path / "ids.npy", ids)

@@ -39,7 +39,7 @@ from autotune_plugins.onnxruntime.providers import (  # noqa: E402
 
 from autotune.backend_api import IEEE_MATH, TF32_MATH, BudgetCheck, MemoryFigure, RunConfig  # noqa: E402
 from autotune.cli.render import results_table  # noqa: E402
-from autotune.measure.measurer import Outcome  # noqa: E402
+from autotune.measure.measurement import Outcome  # noqa: E402
 from tests.test_ort_runner import _measurer, conv_net  # noqa: E402
 
 PROFILES = Path(__file__).parent / "ort_profiles"

@@ -19,7 +19,8 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from autotune import api  # noqa: E402
 from autotune.backend_api import RunConfig  # noqa: E402
-from autotune.measure.measurer import Measurer, Outcome  # noqa: E402
+from autotune.measure.measurement import Outcome  # noqa: E402
+from autotune.measure.measurer import Measurer  # noqa: E402
 from autotune.model.source import parse_model  # noqa: E402
 from tests.test_cli import one_line_error, run  # noqa: E402
 

@@ -23,7 +23,7 @@ from autotune import api  # noqa: E402
 from autotune.backend_api import PrecisionEvidence  # noqa: E402
 from autotune.cache import cache_root  # noqa: E402
 from autotune.errors import DoesNotFit, NoBackend  # noqa: E402
-from autotune.measure.measurer import Outcome  # noqa: E402
+from autotune.measure.measurement import Outcome  # noqa: E402
 from autotune.measure.protocol import WallClock  # noqa: E402
 from tests import standin_tensorrt  # noqa: E402
 from tests.conftest import simulated  # noqa: E402

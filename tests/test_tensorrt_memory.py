@@ -22,7 +22,8 @@ from autotune_plugins.tensorrt import runner as trt_runner  # noqa: E402
 from autotune import plugins  # noqa: E402
 from autotune.backend_api import MemoryFigure, RunConfig  # noqa: E402
 from autotune.cache import cache_root  # noqa: E402
-from autotune.measure.measurer import Measurer, Outcome  # noqa: E402
+from autotune.measure.measurement import Outcome  # noqa: E402
+from autotune.measure.measurer import Measurer  # noqa: E402
 from autotune.model.source import model_stats_for, parse_model  # noqa: E402
 from tests import standin_tensorrt  # noqa: E402
 from tests.test_ort_gpu_paths import MIB, LiveNvml  # noqa: E402

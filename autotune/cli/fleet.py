@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from autotune.config import INPUT_CHOICES
+from autotune.config import INPUT_CHOICES, VERIFY_BUDGET_S
 
 
 @click.group("fleet")
@@ -118,7 +118,7 @@ def labels(profile_file: Path | None, store: Path | None, task: str, out: Path |
 @click.option("--task", type=click.Choice(INPUT_CHOICES["task"]), default="infer", show_default=True,
               help="What the profiles are for.")
 @click.option("--verify", "measure", is_flag=True, help="Measure on each node (autotune profile --verify).")
-@click.option("--budget-s", type=click.FloatRange(min=1), default=60, show_default=True,
+@click.option("--budget-s", type=click.FloatRange(min=1), default=VERIFY_BUDGET_S, show_default=True,
               help="With --verify: wall seconds per backend on each node.")
 @click.option("--timeout-s", type=click.FloatRange(min=1), default=600, show_default=True,
               help="How long to wait for the nodes; one that has not answered by then is cancelled "

@@ -141,7 +141,7 @@ def bench(backend_name, sweeps, precisions, budget_s, memory_budget_gb, use_comp
     from autotune.measure.bench import parse_sweep  # noqa: PLC0415
 
     check_writable(plot)
-    sweep = parse_sweep(sweeps) if sweeps else {}  # api.bench knows the default batches
+    sweep = parse_sweep(sweeps) if sweeps else {}  # autotune.measure.bench knows the default batches
     settings = settings_from(options, **({"torch.compile": True} if use_compile else {}))
     result = measuring("autotune bench", lambda show, _starting: api.bench(
         backend=backend_name, batches=sweep.get("batch"), resolutions=sweep.get("resolution"),

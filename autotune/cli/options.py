@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from autotune.config import INPUT_CHOICES, check_not_a_config_file
+from autotune.config import INPUT_CHOICES, VERIFY_BUDGET_S, check_not_a_config_file
 from autotune.errors import UserError
 from autotune.recommendation.formats import FORMATS, check_writable, write_atomically
 
@@ -103,7 +103,7 @@ def emit(recommendation, options: dict[str, Any]) -> None:
 
 
 MEASURE_OPTIONS = [
-    click.option("--budget-s", type=click.FloatRange(min=1), default=60, show_default=True,
+    click.option("--budget-s", type=click.FloatRange(min=1), default=VERIFY_BUDGET_S, show_default=True,
                  help="Wall seconds per backend, model build included; a configuration it cannot "
                  "cover is skipped and says how much it needs."),
     click.option("--inputs", "inputs_path", type=click.Path(path_type=Path),

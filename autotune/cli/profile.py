@@ -22,7 +22,7 @@ from autotune.cli.options import (
     WHERE,
     settings_from,
 )
-from autotune.config import INPUT_CHOICES
+from autotune.config import INPUT_CHOICES, VERIFY_BUDGET_S
 
 STORE_OPTION = click.option("--store", type=click.Path(file_okay=False, path_type=Path),
                             help="The profile store (default: $AUTOTUNE_STORE, else the user's data folder).")
@@ -41,7 +41,7 @@ FILE_ARGUMENT = click.argument("file", required=False, type=click.Path(dir_okay=
 @INPUT_SHAPE_OPTION
 @INPUT_SPEC_OPTION
 @TASK_OPTION
-@click.option("--budget-s", type=click.FloatRange(min=1), default=60, show_default=True,
+@click.option("--budget-s", type=click.FloatRange(min=1), default=VERIFY_BUDGET_S, show_default=True,
               help="With --verify: wall seconds per backend and model.")
 @CONFIG_OPTION
 @SET_OPTION

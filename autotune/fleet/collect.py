@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autotune.config import VERIFY_BUDGET_S
 from autotune.errors import UserError, one_line
 
 
@@ -87,7 +88,7 @@ def gpu_nodes(ray) -> list[dict[str, Any]]:
 
 
 def collect(address: str | None = None, *, store: str | Path, task: str = "infer", measure: bool = False,
-            budget_s: float = 60.0, timeout_s: float = 600.0,
+            budget_s: float = VERIFY_BUDGET_S, timeout_s: float = 600.0,
             replay_for: Callable[[dict[str, Any]], str | None] | None = None) -> list[NodeResult]:
     """Profile every alive GPU node of the Ray cluster at ``address`` (``auto``: the one this
     process belongs to or started) into ``store``, a folder every node can write.

@@ -1,18 +1,34 @@
 """``autotune bench``: the S001-3 table for this machine — latency, throughput and memory
 per batch — with the knee marked (the smallest batch within 5 % of the best throughput,
-S001-4), and a plot of throughput and latency against batch."""
+S001-4), and a plot of throughput and latency against batch.
+
+:func:`bench` measures one backend at every point of a sweep (batch x resolution x
+precision), each within its own time budget; a model build or export is paid once, before
+the point's clock starts.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from autotune.errors import UserError
-from autotune.measure.measurer import Measurement
+from autotune.backend_api import BackendUnavailable, RunConfig
+from autotune.errors import Interrupted, NoBackend, UserError
+from autotune.measure import run_config as runs
+from autotune.measure.measurement import Measurement, Outcome
+from autotune.measure.measurer import Measurer
 from autotune.measure.protocol import protocol
+from autotune.model.stats import ModelStats
 from autotune.recommendation.formats import atomic_file
+from autotune.recommendation.rules import decision_specs
+from autotune.types import Backend
+
+#: The batches a sweep measures when it names none (and the model's batch is not fixed).
+DEFAULT_BATCHES = (1, 2, 4, 8, 16, 32)
 
 SWEEP_KEYS = ("batch", "resolution")
 
@@ -114,11 +130,118 @@ class BenchResult:
 
     @property
     def knees(self) -> set[int]:
-        from autotune.measure.bench import knees  # noqa: PLC0415
-
         return knees(list(self.measurements))
 
     def rows(self) -> list[dict[str, Any]]:
-        from autotune.measure.bench import table_rows  # noqa: PLC0415
-
         return table_rows(list(self.measurements))
+
+
+@dataclass(frozen=True)
+class BenchSweep:
+    """What one ``autotune bench`` measures: a backend, the model and the points to sweep,
+    from the recommendation for this machine."""
+
+    backend_name: str
+    backend: Backend
+    #: The recommendation's settings: the device, precision, quantisation, tf32 and the rest.
+    recommended: Mapping[str, Any]
+    task: str
+    model: Any  # ModelSource
+    stats: ModelStats
+    facts: dict[str, Any]
+    optimizer: str
+    #: The backend's options as the user set them.
+    user_options: Mapping[str, Any]
+    #: Precision names as given (empty: FP32, the recommended one and the quantised one).
+    precisions: Sequence[str] = ()
+    #: Empty: :data:`DEFAULT_BATCHES`, or the model's fixed batch.
+    batches: Sequence[int] = ()
+    #: Empty: the resolution the recommendation runs at.
+    resolutions: Sequence[int] = ()
+    #: Wall seconds per point (None: the protocol's ``config_budget_s``).
+    point_budget_s: float | None = None
+    memory_budget_bytes: float | None = None
+    plot: Path | None = None
+    on_measurement: Callable[[Measurement], None] | None = None
+
+
+def bench(sweep: BenchSweep) -> BenchResult:
+    """Measure ``sweep``'s backend at every point, each within the budget per point, and plot
+    them where asked.
+
+    :raises NoBackend: the backend cannot run here, or no point ran (with the budget to ask for).
+    :raises UserError: a precision that is not one, or batches a fixed-batch model cannot run.
+    :raises Interrupted: Ctrl-C, with what was measured before it.
+    """
+    try:
+        runner, device = runs.runner_on(sweep.backend, sweep.recommended["device"])
+    except BackendUnavailable as error:
+        raise NoBackend(f"backend {sweep.backend_name} cannot run here: {error}") from None
+    precisions = _precisions(sweep, runner, device)
+    base = runs.run_config(sweep.backend, sweep.recommended, sweep.stats, sweep.task, device, sweep.optimizer,
+                           sweep.user_options)
+    batches = _batches(sweep.stats, sweep.batches)
+    measurer = runs.build_measurer(sweep.backend_name, runner, sweep.model, sweep.stats, sweep.facts, device,
+                                   sweep.optimizer, memory_budget_bytes=sweep.memory_budget_bytes,
+                                   max_batch_size=max(batches), tf32=sweep.recommended["tf32"],
+                                   backend=sweep.backend)
+    points = [replace(base.with_precision(precision), batch_size=batch, resolution=resolution)
+              for precision in precisions for resolution in (sweep.resolutions or [base.resolution])
+              for batch in batches]
+    point_budget_s = protocol()["config_budget_s"] if sweep.point_budget_s is None else sweep.point_budget_s
+    measurements = _measure_points(measurer, points, point_budget_s, sweep.on_measurement)
+    result = BenchResult(sweep.stats.name, sweep.task, sweep.backend_name, measurements[0].device,
+                         tuple(measurements), sweep.plot)
+    if sweep.plot is not None:
+        plot(measurements, sweep.plot, f"{result.model} {result.task} on {result.device} ({result.backend})")
+    return result
+
+
+def _precisions(sweep: BenchSweep, runner, device: str) -> list[str]:
+    """The precisions asked for; by default FP32, the recommended precision, and the
+    quantised one where this backend runs it."""
+    if sweep.precisions:
+        return [decision_specs()["precision"].coerce(p.strip(), "in --precision") for p in sweep.precisions]
+    runs_here = runs.runner_precisions(runner, sweep.facts, device)
+    quantised = [sweep.recommended["quantization"]] if sweep.recommended["quantization"] in runs_here else []
+    return list(dict.fromkeys(["fp32", sweep.recommended["precision"], *quantised]))
+
+
+def _batches(stats: ModelStats, asked: Sequence[int]) -> list[int]:
+    """The batches asked for, else the default ones; a model exported with a fixed batch runs
+    at that batch only."""
+    fixed_batch = stats.inputs.fixed_batch
+    if fixed_batch is not None and asked and set(asked) != {fixed_batch}:
+        raise UserError(f"{stats.name} is exported with its batch fixed at {fixed_batch}; sweep "
+                        f"batch={fixed_batch} only, or re-export it with a dynamic batch axis")
+    return list(asked or ([fixed_batch] if fixed_batch is not None else DEFAULT_BATCHES))
+
+
+def _measure_points(measurer: Measurer, points: list[RunConfig], point_budget_s: float,
+                    on_measurement: Callable[[Measurement], None] | None) -> list[Measurement]:
+    """Each point within ``point_budget_s`` of wall time, its one-time preparation before its
+    clock starts; the measurer is closed after. Raises :class:`NoBackend` when none ran."""
+    measurements = []
+    wanted_budget_s = []  # per point over the budget: what it spent plus what it still needed
+    try:
+        for point in points:
+            measurer.prepare(point)  # a build or an export is paid once, not charged to a point
+            started = time.monotonic()
+            measurement = measurer.measure(point, point_budget_s, check_accuracy=False,
+                                           deadline=started + point_budget_s)
+            if measurement.outcome is Outcome.OVER_BUDGET:
+                wanted_budget_s.append(time.monotonic() - started + (measurement.needed_s or 0.0))
+            measurements.append(measurement)
+            if on_measurement:
+                on_measurement(measurement)
+    except KeyboardInterrupt:
+        raise Interrupted(measurements) from None
+    finally:
+        measurer.close()
+    if not any(m.ok for m in measurements):
+        if wanted_budget_s:
+            raise NoBackend(f"no configuration ran within the {point_budget_s:g} s budget per point (see "
+                            "above); pass a larger --budget-s (about "
+                            f"{math.ceil(min(wanted_budget_s))} s for the quickest)", tuple(measurements))
+        raise NoBackend("no configuration could run; see the reasons above", tuple(measurements))
+    return measurements

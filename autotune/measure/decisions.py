@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from autotune.measure.measurer import Measurement, Outcome
-from autotune.measure.verify import BackendReport
+from autotune.measure.measurement import Measurement, Outcome
+from autotune.measure.verify_report import BackendReport
 from autotune.types import Decision, Recommendation
 
 

@@ -1,13 +1,15 @@
-"""Measure one configuration with any backend: ladder, memory budget, timing, accuracy.
+"""Measure one configuration with any backend: preparations, the memory budget, the FP32
+reference, the deadline, timing and the accuracy check.
 
 A :class:`Measurer` prepares the model once per :class:`~autotune.backend_api.Preparation`
-and opens a session per batch size from it, so the OOM ladder, the batch search and
-exploration never rebuild what a compiled runtime built once.
+and opens a session per batch size from it, so the OOM ladder
+(:mod:`autotune.measure.step_down`), the batch search and exploration never rebuild what a
+compiled runtime built once. What it returns is a
+:class:`~autotune.measure.measurement.Measurement`.
 """
 
 from __future__ import annotations
 
-import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,169 +20,32 @@ from autotune.backend_api import (
     BackendUnavailable,
     BudgetCheck,
     MemoryFigure,
-    ModelFile,
     OutOfMemory,
     RunConfig,
     Runner,
     Session,
-    UnsupportedConfig,
 )
-from autotune.errors import UserError
-from autotune.measure.accuracy import AccuracyReport, compare
+from autotune.measure.accuracy import compare
 from autotune.measure.accuracy_batch import load_inputs
 from autotune.measure.batch_search import Trial
 from autotune.measure.costs import CostBook, protocol_words
+from autotune.measure.measurement import GIB, Measurement, Outcome
 from autotune.measure.protocol import Timing, minimum_iterations, protocol, time_session
-from autotune.model import oom_ladder as ladder
+from autotune.measure.step_down import NothingFits, Opened, RunFailed, first_line, open_first_fitting
 from autotune.model.stats import ModelStats
 
-GIB = 2**30
 
+@dataclass
+class _Readings:
+    """What a timed session reported, named as :class:`Measurement`'s fields."""
 
-class Outcome(enum.Enum):
-    """What a measured configuration did: a field the core decides on, never a phrase."""
-
-    OK = "ok"
-    OUT_OF_MEMORY = "out_of_memory"  # every rung of the ladder ran out of memory
-    UNSUPPORTED = "unsupported"  # the backend cannot run this precision here
-    FAILED = "failed"  # the model raised something else (the error is in ``reason``)
-    REJECTED = "rejected"  # ran, but the accuracy check against FP32 failed
-    #: skipped: the time left could not cover the protocol's minimum (``needed_s`` says how much)
-    OVER_BUDGET = "over_budget"
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """What one configuration did on the metal."""
-
-    backend: str
     device: str
-    config: RunConfig
-    outcome: Outcome
-    reason: str = ""
-    timing: Timing | None = None
-    peak_memory_bytes: int | None = None
-    predicted_peak_bytes: float | None = None
-    roofline_samples_s: float | None = None
-    accuracy: AccuracyReport | None = None
-    steps: tuple[str, ...] = field(default_factory=tuple)
-    #: Option names (and ``cpu_threads``) worth showing in the label: the explored ones.
-    shown: tuple[str, ...] = ()
-    #: OVER_BUDGET: the seconds this configuration still needed when it was skipped.
-    needed_s: float | None = None
-    #: UNSUPPORTED because the backend cannot run on this device at all (a GPU provider that
-    #: does not load): nothing else this backend would try can run either.
-    unavailable: bool = False
-    #: The file the runtime ran, beside the FP32 one's size (``ModelFile``), where it made one.
-    model_file: ModelFile | None = None
-    #: Which figure ``peak_memory_bytes`` is (an allocator's, NVML's increment, ...), where known.
-    peak_memory_figure: MemoryFigure | None = None
-    #: How the memory budget was held, where there was one.
-    memory_budget_check: BudgetCheck | None = None
-    #: Graph nodes the runtime ran on the CPU beside the device (``"op_type name"``).
-    host_nodes: tuple[str, ...] = ()
-    #: What the matmuls and convolutions computed in, where the session says (``Session.math``):
-    #: an "fp32" baseline may be IEEE FP32 or TF32 depending on the runtime.
-    math: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome is Outcome.OK
-
-    @property
-    def status(self) -> str:
-        """ok, rejected, skipped (over the time budget) or failed: the coarse word tables
-        show (``outcome`` says why)."""
-        if self.outcome is Outcome.OVER_BUDGET:
-            return "skipped"
-        return self.outcome.value if self.outcome in (Outcome.OK, Outcome.REJECTED) else "failed"
-
-    @property
-    def label(self) -> str:
-        return self.config.label(self.shown)
-
-    @property
-    def throughput(self) -> float:
-        return self.timing.throughput_samples_s if self.timing else 0.0
-
-    @property
-    def timed(self) -> Timing:
-        """The timing of a measurement that ran (every OK one did)."""
-        if self.timing is None:
-            raise ValueError(f"{self.backend} {self.label} has no timing ({self.outcome.value})")
-        return self.timing
-
-    @property
-    def roofline_percent(self) -> float | None:
-        if self.timing is None or not self.roofline_samples_s:
-            return None
-        return 100 * self.throughput / self.roofline_samples_s
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "backend": self.backend, "device": self.device, "status": self.status,
-            "outcome": self.outcome.value, "config": self.label,
-            "batch_size": self.config.batch_size, "precision": self.config.precision,
-        }
-        if self.config.resolution:
-            data["resolution"] = self.config.resolution
-        if self.config.cpu_threads:
-            data["cpu_threads"] = self.config.cpu_threads
-        if self.config.options:
-            data["options"] = dict(self.config.options)
-        if self.reason:
-            data["reason"] = self.reason
-        if self.needed_s is not None:
-            data["needed_s"] = round(self.needed_s, 1)
-        if self.timing is not None:
-            data |= self.timing.summary()
-        if self.peak_memory_bytes is not None:
-            data["peak_memory_gb"] = round(self.peak_memory_bytes / GIB, 3)
-        elif self.timing is not None:
-            data["peak_memory_gb"] = None  # ran, but this runtime has no memory counter here: unknown
-        if self.peak_memory_figure is not None:
-            data["peak_memory_figure"] = self.peak_memory_figure.value
-        if self.memory_budget_check is not None:
-            data["memory_budget_check"] = self.memory_budget_check.value
-        if self.host_nodes:
-            data["host_nodes"] = list(self.host_nodes)
-        if self.predicted_peak_bytes is not None:
-            data["predicted_peak_gb"] = round(self.predicted_peak_bytes / GIB, 3)
-        if self.roofline_percent is not None:
-            data["roofline_percent"] = round(self.roofline_percent, 1)
-        if self.accuracy is not None:
-            data["accuracy"] = self.accuracy.to_dict()
-        if self.steps:
-            data["oom_steps"] = list(self.steps)
-        if self.math:
-            data["math"] = self.math
-        if self.model_file is not None:
-            data["model_file_mb"] = round(self.model_file.size_bytes / 1e6, 2)
-            data["fp32_file_mb"] = round(self.model_file.fp32_size_bytes / 1e6, 2)
-            if self.model_file.detail:
-                data["model_file_detail"] = self.model_file.detail
-            if self.model_file.precision_evidence is not None:
-                data["precision_evidence"] = self.model_file.precision_evidence.value
-            if self.model_file.speedup_over_fp32 is not None:
-                data["speedup_over_fp32"] = round(self.model_file.speedup_over_fp32, 2)
-        return data
-
-
-class RunFailed(Exception):
-    """The model raised something other than out-of-memory in this configuration."""
-
-
-def first_line(error: BaseException) -> str:
-    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:200]}"
-
-
-class NothingFits(Exception):
-    """Every rung of the OOM ladder ran out of memory or could not run."""
-
-    def __init__(self, steps: list[str], outcome: Outcome):
-        super().__init__("; ".join(steps))
-        self.steps = steps
-        self.outcome = outcome
+    timing: Timing
+    peak_memory_bytes: int | None
+    memory_budget_check: BudgetCheck | None
+    peak_memory_figure: MemoryFigure | None
+    host_nodes: tuple[str, ...]
+    math: str
 
 
 @dataclass
@@ -195,7 +60,8 @@ class Measurer:
     device: str
     precisions: tuple[str, ...]
     inputs_path: Path | None = None
-    accuracy_budget: float = 0.03
+    #: The accuracy loss allowed against FP32 (None: the protocol's, S002-6).
+    accuracy_budget: float | None = None
     memory_budget_bytes: float | None = None
     predict_peak: Callable[[RunConfig], float] | None = None
     roofline: Callable[[RunConfig], float | None] | None = None
@@ -270,14 +136,17 @@ class Measurer:
                               f"{self.memory_budget_bytes / GIB:.2f} GB")
         return check
 
-    def _open(self, config: RunConfig) -> Session:
+    def open_session(self, config: RunConfig) -> Session:
+        """A session for ``config`` (no ladder), its predicted peak checked against the budget first."""
         self._check_budget(config, None)
         return self.runner.open(self._prepare(config), config, self.memory_budget_bytes)
 
-    def _is_out_of_memory(self, error: BaseException) -> bool:
+    def is_out_of_memory(self, error: BaseException) -> bool:
+        """Whether ``error`` is running out of memory: the budget's, or the runtime's own."""
         return isinstance(error, OutOfMemory) or self.runner.is_out_of_memory(error)
 
     def inputs(self, resolution: int | None):
+        """The accuracy inputs at ``resolution``: the user's file, else synthetic ones."""
         return load_inputs(self.inputs_path, self.stats.inputs.at(resolution), protocol()["accuracy_samples"])
 
     def reference(self, config: RunConfig):
@@ -292,7 +161,7 @@ class Measurer:
                 session.close()
         return self._references[config.resolution]
 
-    def _first_step(self, session: Session, config: RunConfig) -> int | None:
+    def first_step(self, session: Session, config: RunConfig) -> int | None:
         """One step, waited for (a late OOM surfaces here), then the budget checked against
         its peak; returns the peak."""
         session.step()
@@ -307,61 +176,13 @@ class Measurer:
         """One batch-search trial: open ``config`` (no ladder), run a step, read the peak."""
         session = None
         try:
-            session = self._open(config)
-            return Trial(True, self._first_step(session, config))
+            session = self.open_session(config)
+            return Trial(True, self.first_step(session, config))
         except Exception:  # noqa: BLE001 - out of memory, unsupported or failing: it did not fit
             return Trial(False)
         finally:
             if session is not None:
                 session.close()
-
-    def open_with_ladder(self, config: RunConfig, with_outputs: bool = False
-                         ) -> tuple[Session, RunConfig, list[str], Any, float]:
-        """The first rung of the S000-7 ladder that opens and runs a step, and that step's
-        wall time (a cold step: compilation and caches land there).
-
-        With ``with_outputs``, also the outputs on the accuracy inputs, taken before the
-        first step: a training step changes the weights the reference was made with.
-        """
-        steps: list[str] = []
-        unsupported: set[str] = set()
-        ran_out = False
-        for rung in ladder.rungs(config, self.precisions, self.stats.fixed_resolution,
-                                 self.stats.native_resolution):
-            if rung.precision in unsupported:
-                continue
-            session = None
-            try:
-                session = self._open(rung)
-                outputs = session.outputs(self.inputs(rung.resolution)) if with_outputs else None
-                stepped = time.monotonic()
-                self._first_step(session, rung)
-                return session, rung, steps, outputs, time.monotonic() - stepped
-            except (UserError, BackendUnavailable):
-                # Bad input (a corrupt file, a calibration batch of the wrong shape) or a
-                # provider that cannot load: no rung further down would fare better.
-                if session is not None:
-                    session.close()
-                raise
-            except UnsupportedConfig as error:
-                unsupported.add(rung.precision)
-                steps.append(f"{rung.precision}: not supported by the {self.backend} backend ({error})")
-                if not ran_out:
-                    # The precision asked for does not run here. A lower one is the ladder's
-                    # remedy for memory, not a stand-in for it (verify tries its alternatives).
-                    if session is not None:
-                        session.close()
-                    raise NothingFits(steps, Outcome.UNSUPPORTED) from None
-            except Exception as error:  # the model's own code runs here
-                if not self._is_out_of_memory(error):
-                    if session is not None:
-                        session.close()
-                    raise RunFailed(f"{rung.label()}: {first_line(error)}") from error
-                ran_out = True
-                steps.append(ladder.describe_step(rung, "out of memory"))
-            if session is not None:
-                session.close()
-        raise NothingFits(steps, Outcome.OUT_OF_MEMORY if ran_out else Outcome.UNSUPPORTED)
 
     def prepare(self, config: RunConfig) -> None:
         """Prepare ``config``'s model now (a build, an export, an engine), so a caller can
@@ -408,11 +229,16 @@ class Measurer:
         self._costs.reference_s = time.monotonic() - started
         return reference
 
+    def _record(self, ran: RunConfig, outcome: Outcome, reason: str = "", **fields: Any) -> Measurement:
+        """A measurement of ``ran`` on this measurer's backend (and device, unless ``fields`` say)."""
+        return Measurement(self.backend, fields.pop("device", self.device), ran, outcome, reason,
+                           shown=self._shown(ran), **fields)
+
     def _over_budget(self, config: RunConfig, needed_s: float, what: str, left_s: float,
                      steps: list[str] | tuple[str, ...] = ()) -> Measurement:
-        return Measurement(self.backend, self.device, config, Outcome.OVER_BUDGET,
-                           f"needs about {needed_s:.1f} s ({what}); {max(left_s, 0.0):.1f} s left",
-                           steps=tuple(steps), shown=self._shown(config), needed_s=needed_s)
+        return self._record(config, Outcome.OVER_BUDGET,
+                            f"needs about {needed_s:.1f} s ({what}); {max(left_s, 0.0):.1f} s left",
+                            steps=tuple(steps), needed_s=needed_s)
 
     def _probe(self, session: Session, config: RunConfig, step_s: float, after_s: float,
                deadline: float) -> tuple[float, float]:
@@ -427,7 +253,7 @@ class Measurer:
                     or step_s > 0.9 * previous_s:
                 break
             stepped = time.monotonic()
-            self._first_step(session, config)
+            self.first_step(session, config)
             previous_s, step_s = step_s, time.monotonic() - stepped
             left_s = deadline - time.monotonic()
         return step_s, left_s
@@ -443,83 +269,119 @@ class Measurer:
         measurement that says what it needed — decided before opening from earlier
         measurements' figures, else after its first step.
         """
-        def result(ran: RunConfig, outcome: Outcome, reason: str = "", **fields: Any) -> Measurement:
-            return Measurement(self.backend, fields.pop("device", self.device), ran, outcome, reason,
-                               shown=self._shown(ran), **fields)
-
         check_accuracy = check_accuracy and config.precision != "fp32"
-        estimate = self._estimate(config, check_accuracy) if deadline is not None else None
-        if estimate is not None and deadline is not None and time.monotonic() + estimate[0] > deadline:
-            return self._over_budget(config, *estimate, deadline - time.monotonic())
+        skipped = self._skipped_by_estimate(config, check_accuracy, deadline)
+        if skipped is not None:
+            return skipped
         opening, preparing_before = time.monotonic(), self.preparing_s
         try:
-            session, ran, steps, outputs, step_s = self.open_with_ladder(config, check_accuracy)
+            opened = open_first_fitting(self, config, check_accuracy)
         except NothingFits as error:
-            return result(config, error.outcome, "; ".join(error.steps), steps=tuple(error.steps))
+            return self._record(config, error.outcome, "; ".join(error.steps), steps=tuple(error.steps))
         except BackendUnavailable as error:
-            return result(config, Outcome.UNSUPPORTED, str(error), unavailable=True)
+            return self._record(config, Outcome.UNSUPPORTED, str(error), unavailable=True)
         except RunFailed as error:
-            return result(config, Outcome.FAILED, str(error))
+            return self._record(config, Outcome.FAILED, str(error))
         preparation_s = self.preparing_s - preparing_before
         self._costs.record_preparation(preparation_s)
-        overhead_s = time.monotonic() - opening - step_s - preparation_s
+        overhead_s = time.monotonic() - opening - opened.first_step_s - preparation_s
+        readings = self._time(opened, overhead_s, budget_s, check_accuracy, on_iteration, deadline)
+        if isinstance(readings, Measurement):
+            return readings
+        return self._judge(opened, readings, check_accuracy)
+
+    def _skipped_by_estimate(self, config: RunConfig, check_accuracy: bool,
+                             deadline: float | None) -> Measurement | None:
+        """OVER_BUDGET before opening, where earlier measurements' figures say ``config``'s
+        minimum cannot end by ``deadline``; else None."""
+        if deadline is None:
+            return None
+        estimate = self._estimate(config, check_accuracy)
+        if estimate is not None and time.monotonic() + estimate[0] > deadline:
+            return self._over_budget(config, *estimate, deadline - time.monotonic())
+        return None
+
+    def _time(self, opened: Opened, overhead_s: float, budget_s: float | None, check_accuracy: bool,
+              on_iteration: Callable[[], None] | None, deadline: float | None) -> _Readings | Measurement:
+        """Time the open session for ``budget_s`` (at most what ``deadline`` leaves), read what
+        it ran, close it and book what it cost; or the measurement that says why not."""
+        ran, session = opened.config, opened.session
         try:
             timing_budget_s = protocol()["config_budget_s"] if budget_s is None else budget_s
             if deadline is not None:
-                # The FP32 reference comes after the timing, once the session is closed (two
-                # sessions at once may not fit where one does).
-                after_s = (self._reference_estimate_s(ran, overhead_s)
-                           if self._needs_reference(ran, check_accuracy) else 0.0)
-                step_s, left_s = self._probe(session, ran, step_s, after_s, deadline)
-                needed_s = minimum_iterations() * step_s + after_s
-                if needed_s > left_s:
-                    what = protocol_words(step_s) + (" and the FP32 reference" if after_s else "")
-                    return self._over_budget(ran, needed_s, what, left_s, steps)
-                timing_budget_s = max(0.0, min(timing_budget_s, left_s - after_s))
+                window_s = self._timing_window_s(opened, overhead_s, check_accuracy, deadline)
+                if isinstance(window_s, Measurement):
+                    return window_s
+                timing_budget_s = max(0.0, min(timing_budget_s, window_s))
             timing_started = time.monotonic()
             timing = time_session(session, ran.batch_size, timing_budget_s, on_iteration)
             iterations = timing.warmup_iterations + len(timing.iterations_ms)
             step_per_sample_s = (time.monotonic() - timing_started) / iterations / ran.batch_size
-            peak = session.peak_memory_bytes()
-            # Checked again on the figure the row shows: the first step's may be lower.
-            budget_check = self._check_budget(ran, peak, session)
-            device_name = session.device_name
-            figure = getattr(session, "peak_memory_figure", None) if peak is not None else None
-            host_nodes = tuple(getattr(session, "host_nodes", ()))
-            # Optional on a session (see backend_api.Session): a runtime whose "fp32" could be
-            # either IEEE FP32 or TF32 says which it ran.
-            math = getattr(session, "math", "")
-        except KeyboardInterrupt:
-            raise
+            readings = self._read(session, ran, timing)
         except OutOfMemory as error:  # the peak over the whole timing passed the budget
-            return result(ran, Outcome.OUT_OF_MEMORY, str(error), steps=tuple(steps))
+            return self._record(ran, Outcome.OUT_OF_MEMORY, str(error), steps=tuple(opened.steps))
         except Exception as error:  # noqa: BLE001 - the model failed mid-measurement
-            return result(ran, Outcome.FAILED, first_line(error), steps=tuple(steps))
+            return self._record(ran, Outcome.FAILED, first_line(error), steps=tuple(opened.steps))
         finally:
             closing = time.monotonic()
             session.close()
             overhead_s += time.monotonic() - closing
         self._costs.record(ran, overhead_s, step_per_sample_s)
+        return readings
+
+    def _timing_window_s(self, opened: Opened, overhead_s: float, check_accuracy: bool,
+                         deadline: float) -> float | Measurement:
+        """The seconds the timing may take so that it, and the FP32 reference after it, end by
+        ``deadline``; OVER_BUDGET where the protocol's minimum cannot (see :meth:`_probe`)."""
+        ran = opened.config
+        # The FP32 reference comes after the timing, once the session is closed (two
+        # sessions at once may not fit where one does).
+        after_s = self._reference_estimate_s(ran, overhead_s) if self._needs_reference(ran, check_accuracy) \
+            else 0.0
+        step_s, left_s = self._probe(opened.session, ran, opened.first_step_s, after_s, deadline)
+        needed_s = minimum_iterations() * step_s + after_s
+        if needed_s > left_s:
+            what = protocol_words(step_s) + (" and the FP32 reference" if after_s else "")
+            return self._over_budget(ran, needed_s, what, left_s, opened.steps)
+        return left_s - after_s
+
+    def _read(self, session: Session, ran: RunConfig, timing: Timing) -> _Readings:
+        """What a timed session reports: its peak, checked against the budget again (the first
+        step's may be lower), and what ran where."""
+        peak = session.peak_memory_bytes()
+        return _Readings(
+            device=session.device_name, timing=timing, peak_memory_bytes=peak,
+            memory_budget_check=self._check_budget(ran, peak, session),
+            peak_memory_figure=getattr(session, "peak_memory_figure", None) if peak is not None else None,
+            host_nodes=tuple(getattr(session, "host_nodes", ())),
+            # Optional on a session (see backend_api.Session): a runtime whose "fp32" could be
+            # either IEEE FP32 or TF32 says which it ran.
+            math=getattr(session, "math", ""))
+
+    def _judge(self, opened: Opened, readings: _Readings, check_accuracy: bool) -> Measurement:
+        """The timed configuration's measurement: its accuracy against the FP32 reference where
+        it is checked (REJECTED past the budget), with what the session reported."""
+        ran = opened.config
         accuracy = None
         if check_accuracy and ran.precision != "fp32":
             try:
                 reference = self._timed_reference(ran)
             except Exception as error:  # noqa: BLE001 - the model's own code, in FP32
-                return result(ran, Outcome.FAILED, f"the FP32 reference failed: {first_line(error)}",
-                              timing=timing)
-            accuracy = compare(reference, outputs, self.accuracy_budget)
+                return self._record(ran, Outcome.FAILED, f"the FP32 reference failed: {first_line(error)}",
+                                    timing=readings.timing)
+            allowed = protocol()["accuracy_budget"] if self.accuracy_budget is None else self.accuracy_budget
+            accuracy = compare(reference, opened.outputs, allowed)
         outcome = Outcome.REJECTED if accuracy is not None and not accuracy.passed else Outcome.OK
         reason = accuracy.reason if accuracy is not None else ""
-        if steps:
-            reason = (reason + "; " if reason else "") + f"fit after {len(steps)} step(s) down: {ran.label()}"
+        if opened.steps:
+            stepped_down = f"fit after {len(opened.steps)} step(s) down: {ran.label()}"
+            reason = (reason + "; " if reason else "") + stepped_down
         held = self._prepared.get(self._preparation(ran))
-        return result(
-            ran, outcome, reason, device=device_name, timing=timing, peak_memory_bytes=peak, math=math,
+        return self._record(
+            ran, outcome, reason, **vars(readings), accuracy=accuracy, steps=tuple(opened.steps),
             model_file=getattr(held[0], "model_file", None) if held is not None else None,
             predicted_peak_bytes=self.predict_peak(ran) if self.predict_peak else None,
             roofline_samples_s=self.roofline(ran) if self.roofline else None,
-            accuracy=accuracy, steps=tuple(steps), peak_memory_figure=figure,
-            memory_budget_check=budget_check, host_nodes=host_nodes,
         )
 
     def close(self) -> None:

@@ -1,5 +1,6 @@
-"""From a recommendation to what one backend runs: the run configuration (what every
-runtime shares, plus the backend's own options) and the measurer that runs it.
+"""From a recommendation to what one backend runs: its runner on this device, the run
+configuration (what every runtime shares, plus the backend's own options) and the measurer
+that runs it.
 
 ``verify`` and ``bench`` both start here, so they agree on the resolution a model runs
 at, on which options apply on which device, and on the memory model's figures.
@@ -7,21 +8,53 @@ at, on which options apply on which device, and on the memory model's figures.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autotune.backend_api import RunConfig
+from autotune.backend_api import BackendUnavailable, RunConfig
+from autotune.errors import one_line
 from autotune.hardware import gpu_database as gpudb
 from autotune.measure.measurer import Measurer
 from autotune.model import memory as memory_model
-from autotune.model.stats import ModelStats
+from autotune.model.stats import ModelStats, memory_constants
 from autotune.recommendation.conditions import Expression
 from autotune.recommendation.rules import known_facts
 from autotune.types import Backend, BackendOption
 
 GIB = 2**30
+
+
+def load_runner(backend: Backend) -> tuple[Any, str | None]:
+    """(runner, None), or (None, why it cannot measure here)."""
+    if backend.runner is None:
+        return None, "this plugin declares the backend but no runner to measure it"
+    if backend.installed_version() is None:
+        return None, backend.not_installed()
+    try:
+        return backend.load_runner(), None
+    except ImportError as error:
+        # Installed, yet the runner does not import: a missing native library or module.
+        return None, f"its runner does not import ({one_line(str(error), 200)})"
+    except BackendUnavailable as error:
+        return None, str(error)
+
+
+def runner_on(backend: Backend, wanted_device: str) -> tuple[Any, str]:
+    """The backend's runner and the device it runs ``wanted_device``'s work on (a backend
+    without the GPU here may measure on the CPU).
+
+    :raises BackendUnavailable: why it cannot measure here at all."""
+    runner, why_not = load_runner(backend)
+    if why_not is not None:  # (None, why) or (runner, None)
+        raise BackendUnavailable(why_not)
+    return runner, runner.device(wanted_device)
+
+
+def memory_budget_bytes(memory_budget_gb: float | None) -> float | None:
+    """``--memory-budget-gb`` in bytes, the unit a measurer holds it in (None or 0: no budget)."""
+    return memory_budget_gb * GIB if memory_budget_gb else None
 
 
 def run_resolution(stats: ModelStats, settings: Mapping[str, Any]) -> int | None:
@@ -104,9 +137,11 @@ def explored_also(option: BackendOption, facts: Mapping[str, Any]) -> tuple[Any,
 
 
 def usable_bytes(facts: Mapping[str, Any]) -> float:
+    """The memory a measurement may plan with: the memory model's usable share of the
+    GPU's free memory, or half the host's RAM on a CPU."""
     if facts["gpu.count"] == 0:
         return facts["host.ram_gb"] * GIB * 0.5  # the CPU shares RAM with everything else
-    return memory_model.usable_bytes(facts["gpu.free_vram_gb"] * GIB, 0.9)
+    return memory_model.usable_bytes(facts["gpu.free_vram_gb"] * GIB, memory_constants()["headroom_fraction"])
 
 
 def runner_precisions(runner, facts: Mapping[str, Any], device: str) -> tuple[str, ...]:
@@ -118,8 +153,17 @@ def runner_precisions(runner, facts: Mapping[str, Any], device: str) -> tuple[st
     return device_precisions if own is None else tuple(own(device, device_precisions))
 
 
+def peak_predictor(stats: ModelStats, optimizer: str) -> Callable[[RunConfig], float]:
+    """The memory model's predicted peak for any configuration of this model."""
+    def predict(config: RunConfig) -> float:
+        return memory_model.predict_peak_bytes(stats, config.batch_size, config.resolution,
+                                               config.precision, config.task, optimizer)
+    return predict
+
+
 def build_measurer(name: str, runner, model, stats: ModelStats, facts: dict[str, Any], device: str,
-                   optimizer: str = "adam", inputs_path: Path | None = None, accuracy_budget: float = 0.03,
+                   optimizer: str = "adam", inputs_path: Path | None = None,
+                   accuracy_budget: float | None = None,
                    memory_budget_bytes: float | None = None, max_batch_size: int = 1,
                    shown: tuple[str, ...] = (), tf32: bool = False,
                    backend: Backend | None = None) -> Measurer:
@@ -128,10 +172,6 @@ def build_measurer(name: str, runner, model, stats: ModelStats, facts: dict[str,
     spec = gpudb.spec_named(facts["gpu.name"]) if device == "cuda" else None
     precisions = runner_precisions(runner, facts, device)
 
-    def predict(config: RunConfig) -> float:
-        return memory_model.predict_peak_bytes(stats, config.batch_size, config.resolution,
-                                               config.precision, config.task, optimizer)
-
     def ceiling(config: RunConfig) -> float | None:
         if spec is None:
             return None
@@ -139,5 +179,6 @@ def build_measurer(name: str, runner, model, stats: ModelStats, facts: dict[str,
                                      config.task).ceiling_samples_s
 
     return Measurer(name, runner, model, stats, device, precisions, inputs_path, accuracy_budget,
-                    memory_budget_bytes, predict, ceiling, max_batch_size=max_batch_size, shown=shown,
+                    memory_budget_bytes, peak_predictor(stats, optimizer), ceiling,
+                    max_batch_size=max_batch_size, shown=shown,
                     options=backend.options if backend is not None else ())
