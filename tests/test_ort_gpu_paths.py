@@ -40,6 +40,7 @@ from autotune_plugins.onnxruntime.providers import (  # noqa: E402
 from autotune.backend_api import IEEE_MATH, TF32_MATH, BudgetCheck, MemoryFigure, RunConfig  # noqa: E402
 from autotune.cli.render import results_table  # noqa: E402
 from autotune.measure.measurement import Outcome  # noqa: E402
+from autotune.measure.step_down import open_first_fitting  # noqa: E402
 from tests.test_ort_runner import _measurer, conv_net  # noqa: E402
 
 PROFILES = Path(__file__).parent / "ort_profiles"
@@ -368,7 +369,7 @@ def test_a_cuda_graph_sessions_outputs_are_its_inputs_not_the_captured_batch(tmp
     path = conv_net(tmp_path / "fixed_batch.onnx", batch=2)  # static shapes: the plan asks for a graph
     measurer, _ = _measurer(path, device="cuda")
     config = RunConfig("infer", "fp32", 2, None).with_options(provider="cuda", cuda_graph=True)
-    session, *_ = measurer.open_with_ladder(config)  # its first step captures the graph
+    session = open_first_fitting(measurer, config).session  # its first step captures the graph
     (graph,) = made
     inputs = _samples(5)
     outputs = session.outputs(inputs)
@@ -395,7 +396,8 @@ def test_a_cuda_graph_runs_a_remainder_padded_to_its_batch_and_drops_the_padding
         planned(self, budget), provider_options={**planned(self, budget).provider_options,
                                                  "enable_cuda_graph": "1"}))
     measurer, _ = _measurer(path, device="cuda")
-    session, *_ = measurer.open_with_ladder(RunConfig("infer", "fp32", 3, None).with_options(provider="cuda"))
+    config = RunConfig("infer", "fp32", 3, None).with_options(provider="cuda")
+    session = open_first_fitting(measurer, config).session
     (graph,) = made
     inputs = _samples(7)
     outputs = session.outputs(inputs)
