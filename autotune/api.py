@@ -20,7 +20,7 @@ import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from autotune.config import VERIFY_BUDGET_S, Request, build_request
 from autotune.errors import DoesNotFit, Interrupted, NoBackend, UserError
@@ -28,6 +28,7 @@ from autotune.types import Machine, Recommendation
 
 if TYPE_CHECKING:  # the measuring modules load only when something is measured
     from autotune.measure.bench import BenchResult
+    from autotune.measure.plan import MeasurementBudget, MeasurementPlan
     from autotune.measure.verify_report import Verification
     from autotune.recommendation.engine import ModelRequest
 
@@ -147,36 +148,24 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
     from autotune.measure import decisions as measuring  # noqa: PLC0415
     from autotune.measure import verify as verifying  # noqa: PLC0415
     from autotune.measure.measurement import Outcome  # noqa: PLC0415
-    from autotune.measure.run_config import memory_budget_bytes  # noqa: PLC0415
+    from autotune.measure.plan import MeasurementBudget  # noqa: PLC0415
     from autotune.measure.verify_report import Verification  # noqa: PLC0415
-    from autotune.recommendation.facts import machine_facts  # noqa: PLC0415
 
-    request = settings_request({"model": model, **settings}, config, where, default_model="resnet18")
-    chosen = _measured_model(request)
-    machine = probe()
-    proposed = _recommend(machine, request, chosen)
-    _check_inputs(inputs, chosen, proposed)
-    selection = verifying.select_backends(backends, plugins.backends(), proposed.settings["backends"])
-    context = verifying.VerifyContext(
-        recommendation=proposed, model=chosen.source, stats=chosen.stats,
-        facts=machine_facts(machine, **request.inputs, model=chosen.stats), budget_s=budget_s,
-        optimizer=chosen.optimizer, latency_budget_ms=chosen.latency_budget_ms,
-        inputs_path=Path(inputs) if inputs is not None else None,
-        accuracy_budget=accuracy_budget, memory_budget_bytes=memory_budget_bytes(memory_budget_gb),
-        # A graph exported with a fixed batch runs at that batch: no search, no exploration.
-        user_fixed=frozenset(request.overrides) | (
-            {"batch_size"} if chosen.stats.inputs.fixed_batch is not None else set()),
-        user_options=request.options,
-        on_measurement=on_measurement)
+    budget = MeasurementBudget.from_request(backend_s=budget_s, memory_gb=memory_budget_gb,
+                                            accuracy_loss=accuracy_budget)
+    planned = _plan(model, settings, config, where, budget, inputs, on_measurement)
+    plan = planned.plan
+    selection = verifying.select_backends(backends, plugins.backends(), plan.proposed.settings["backends"])
     reports = []
     try:
         for name, backend in selection:
             if on_backend:
                 on_backend(name)
-            reports.append(verifying.verify_backend(name, backend, context))
+            reports.append(verifying.verify_backend(name, backend, plan))
     except Interrupted as interrupted:
         raise Interrupted([m for r in reports for m in r.measurements] + interrupted.measurements) from None
     measurements = tuple(m for r in reports for m in r.measurements)
+    proposed, chosen = plan.proposed, planned.chosen
     measured = measuring.measured_decisions(reports, proposed)
     if not measured:
         if measurements and all(m.outcome is Outcome.OUT_OF_MEMORY for m in measurements):
@@ -190,11 +179,56 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
                             f"{max(r.budget_needed_s for r in over_budget)} s)", measurements, tuple(reports))
         raise NoBackend("no backend could run; install one (pip install 'autotune[torch]') or see the "
                         "reasons above", measurements, tuple(reports))
-    final = _recommend(machine, request, chosen, measured=measured,
+    final = _recommend(planned.machine, planned.request, chosen, measured=measured,
                        measurements=tuple(r.to_dict() for r in reports),
                        measured_latency_ms=measuring.batch_one_latency_ms(reports, measured),
                        backend_options=measuring.winning_options(reports, proposed))
     return Verification(final, proposed, tuple(reports))
+
+
+class _Planned(NamedTuple):
+    """A measurement plan and what verify needs again to recommend with its results."""
+
+    plan: MeasurementPlan
+    request: Request
+    chosen: ModelRequest
+    machine: Machine
+
+
+def _plan(model: str | None, settings: dict[str, Any], config: str | Path | None, where: str,
+          budget: MeasurementBudget, inputs: str | Path | None,
+          on_measurement: Callable[[Any], None] | None) -> _Planned:
+    """The one place a measurement plan is made, for verify and bench: the request, its model,
+    this machine, the rules' proposal, and the budgets."""
+    from autotune.measure.plan import MeasurementPlan  # noqa: PLC0415
+    from autotune.recommendation.facts import machine_facts  # noqa: PLC0415
+
+    request = settings_request({"model": model, **settings}, config, where, default_model="resnet18")
+    chosen = _measured_model(request)
+    machine = probe()
+    proposed = _recommend(machine, request, chosen)
+    _check_inputs(inputs, chosen, proposed)
+    assert chosen.source is not None  # model_request always names what it measured
+    plan = MeasurementPlan(
+        proposed=proposed, model=chosen.source, stats=chosen.stats,
+        facts=machine_facts(machine, **request.inputs, model=chosen.stats), optimizer=chosen.optimizer,
+        latency_budget_ms=chosen.latency_budget_ms, budget=budget,
+        inputs_path=Path(inputs) if inputs is not None else None,
+        # A graph exported with a fixed batch runs at that batch: no search, no exploration.
+        user_fixed=frozenset(request.overrides) | (
+            {"batch_size"} if chosen.stats.inputs.fixed_batch is not None else set()),
+        user_options=request.options, on_measurement=on_measurement)
+    return _Planned(plan, request, chosen, machine)
+
+
+def measurement_plan(model: str | None = None, *, budget: MeasurementBudget | None = None,
+                     config: str | Path | None = None, where: str = WHERE,
+                     **settings: Any) -> MeasurementPlan:
+    """The plan :func:`verify` and :func:`bench` measure by, for ``model`` and these settings
+    on this machine (for a script that drives the measurer itself)."""
+    from autotune.measure.plan import MeasurementBudget  # noqa: PLC0415
+
+    return _plan(model, settings, config, where, budget or MeasurementBudget(), None, None).plan
 
 
 def _check_inputs(inputs: str | Path | None, chosen, proposed: Recommendation) -> None:
@@ -220,8 +254,6 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
     protocol cannot fit its budget is an ``over_budget`` measurement that says why."""
     from autotune import plugins  # noqa: PLC0415
     from autotune.measure import bench as benching  # noqa: PLC0415
-    from autotune.measure.run_config import memory_budget_bytes  # noqa: PLC0415
-    from autotune.recommendation.facts import machine_facts  # noqa: PLC0415
     from autotune.recommendation.formats import check_writable  # noqa: PLC0415
 
     if plot is not None:
@@ -232,18 +264,14 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
     registered = plugins.backends()
     if backend not in registered:
         raise UserError(f"unknown backend {backend!r}; registered: {', '.join(sorted(registered))}")
-    request = settings_request({"model": model, **settings}, config, where, default_model="resnet18")
-    chosen = _measured_model(request)
-    machine = probe()
+    from autotune.measure.plan import MeasurementBudget  # noqa: PLC0415
+
+    budget = MeasurementBudget.from_request(point_s=budget_s, memory_gb=memory_budget_gb)
+    plan = _plan(model, settings, config, where, budget, None, on_measurement).plan
     return benching.bench(benching.BenchSweep(
-        backend_name=backend, backend=registered[backend][1],
-        recommended=_recommend(machine, request, chosen).settings, task=request.inputs["task"],
-        model=chosen.source, stats=chosen.stats, optimizer=chosen.optimizer,
-        facts=machine_facts(machine, **request.inputs, model=chosen.stats),
-        user_options=request.options.get(backend, {}), precisions=tuple(precisions or ()),
-        batches=tuple(batches or ()), resolutions=tuple(resolutions or ()),
-        point_budget_s=budget_s, memory_budget_bytes=memory_budget_bytes(memory_budget_gb),
-        plot=Path(plot) if plot is not None else None, on_measurement=on_measurement))
+        backend_name=backend, backend=registered[backend][1], plan=plan,
+        precisions=tuple(precisions or ()), batches=tuple(batches or ()),
+        resolutions=tuple(resolutions or ()), plot=Path(plot) if plot is not None else None))
 
 
 def profile(models: Sequence[str] = (), *, task: str = "infer", measure: bool = False,

@@ -54,10 +54,8 @@ from autotune.hardware.host import probe_host  # noqa: E402
 from autotune.measure import run_config as runs  # noqa: E402
 from autotune.measure.measurement import Measurement, Outcome  # noqa: E402
 from autotune.measure.measurer import Measurer  # noqa: E402
+from autotune.measure.plan import MeasurementPlan  # noqa: E402
 from autotune.measure.protocol import protocol  # noqa: E402
-from autotune.model.source import ModelSource  # noqa: E402
-from autotune.model.stats import ModelStats  # noqa: E402
-from autotune.recommendation.facts import machine_facts  # noqa: E402
 
 BAR_CPU = 0.90
 BATCHES = (1, 2, 4, 8, 16, 32)
@@ -184,22 +182,17 @@ def grid(model: Model, image_model: bool, thread_counts: tuple[int, ...]) -> lis
 
 @dataclass
 class Loaded:
-    """The model as autotune reads it: its source, stats and the machine facts beside it."""
+    """The model as autotune reads it, in the plan verify measures by on this machine."""
 
-    source: ModelSource
-    stats: ModelStats
-    facts: dict[str, Any]
+    plan: MeasurementPlan
 
     @property
     def image_model(self) -> bool:
-        return self.stats.native_resolution is not None
+        return self.plan.stats.native_resolution is not None
 
 
 def load(model: Model) -> Loaded:
-    request = api.settings_request(model.settings())
-    chosen = api.model_request(request)
-    facts = machine_facts(api.probe(), **request.inputs, model=chosen.stats)
-    return Loaded(chosen.source, chosen.stats, facts)
+    return Loaded(api.measurement_plan(**model.settings()))
 
 
 def build_measurers(loaded: Loaded, settings: dict[str, Any], max_batch: int
@@ -213,9 +206,9 @@ def build_measurers(loaded: Loaded, settings: dict[str, Any], max_batch: int
         runner, why_not = runs.load_runner(registration)
         if runner is None:
             sys.exit(f"backend {name} cannot run here: {why_not}")
-        measurers[name] = runs.build_measurer(name, runner, loaded.source, loaded.stats, loaded.facts, "cpu",
-                                              max_batch_size=max_batch, backend=registration)
-        bases[name] = runs.run_config(registration, settings, loaded.stats, "infer", "cpu")
+        measurers[name] = runs.build_measurer(name, runner, loaded.plan, "cpu", registration,
+                                              max_batch_size=max_batch)
+        bases[name] = runs.run_config(registration, settings, loaded.plan.stats, "infer", "cpu")
     return measurers, bases
 
 

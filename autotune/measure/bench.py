@@ -21,6 +21,7 @@ from autotune.errors import Interrupted, NoBackend, UserError
 from autotune.measure import run_config as runs
 from autotune.measure.measurement import Measurement, Outcome
 from autotune.measure.measurer import Measurer
+from autotune.measure.plan import MeasurementPlan
 from autotune.measure.protocol import protocol
 from autotune.model.stats import ModelStats
 from autotune.recommendation.formats import atomic_file
@@ -138,31 +139,24 @@ class BenchResult:
 
 @dataclass(frozen=True)
 class BenchSweep:
-    """What one ``autotune bench`` measures: a backend, the model and the points to sweep,
-    from the recommendation for this machine."""
+    """What one ``autotune bench`` measures: a backend and the points to sweep, under the
+    plan (the recommendation for this machine, the model, the budgets)."""
 
     backend_name: str
     backend: Backend
-    #: The recommendation's settings: the device, precision, quantisation, tf32 and the rest.
-    recommended: Mapping[str, Any]
-    task: str
-    model: Any  # ModelSource
-    stats: ModelStats
-    facts: dict[str, Any]
-    optimizer: str
-    #: The backend's options as the user set them.
-    user_options: Mapping[str, Any]
+    plan: MeasurementPlan
     #: Precision names as given (empty: FP32, the recommended one and the quantised one).
     precisions: Sequence[str] = ()
     #: Empty: :data:`DEFAULT_BATCHES`, or the model's fixed batch.
     batches: Sequence[int] = ()
     #: Empty: the resolution the recommendation runs at.
     resolutions: Sequence[int] = ()
-    #: Wall seconds per point (None: the protocol's ``config_budget_s``).
-    point_budget_s: float | None = None
-    memory_budget_bytes: float | None = None
     plot: Path | None = None
-    on_measurement: Callable[[Measurement], None] | None = None
+
+    @property
+    def recommended(self) -> Mapping[str, Any]:
+        """The recommendation's settings: the device, precision, quantisation, tf32 and the rest."""
+        return self.plan.proposed.settings
 
 
 def bench(sweep: BenchSweep) -> BenchResult:
@@ -177,20 +171,19 @@ def bench(sweep: BenchSweep) -> BenchResult:
         runner, device = runs.runner_on(sweep.backend, sweep.recommended["device"])
     except BackendUnavailable as error:
         raise NoBackend(f"backend {sweep.backend_name} cannot run here: {error}") from None
+    plan = sweep.plan
     precisions = _precisions(sweep, runner, device)
-    base = runs.run_config(sweep.backend, sweep.recommended, sweep.stats, sweep.task, device, sweep.optimizer,
-                           sweep.user_options)
-    batches = _batches(sweep.stats, sweep.batches)
-    measurer = runs.build_measurer(sweep.backend_name, runner, sweep.model, sweep.stats, sweep.facts, device,
-                                   sweep.optimizer, memory_budget_bytes=sweep.memory_budget_bytes,
-                                   max_batch_size=max(batches), tf32=sweep.recommended["tf32"],
-                                   backend=sweep.backend)
+    base = runs.run_config(sweep.backend, sweep.recommended, plan.stats, plan.task, device, plan.optimizer,
+                           plan.options_for(sweep.backend_name))
+    batches = _batches(plan.stats, sweep.batches)
+    measurer = runs.build_measurer(sweep.backend_name, runner, plan, device, sweep.backend,
+                                   max_batch_size=max(batches))
     points = [replace(base.with_precision(precision), batch_size=batch, resolution=resolution)
               for precision in precisions for resolution in (sweep.resolutions or [base.resolution])
               for batch in batches]
-    point_budget_s = protocol()["config_budget_s"] if sweep.point_budget_s is None else sweep.point_budget_s
-    measurements = _measure_points(measurer, points, point_budget_s, sweep.on_measurement)
-    result = BenchResult(sweep.stats.name, sweep.task, sweep.backend_name, measurements[0].device,
+    point_budget_s = protocol()["config_budget_s"] if plan.budget.point_s is None else plan.budget.point_s
+    measurements = _measure_points(measurer, points, point_budget_s, plan.on_measurement)
+    result = BenchResult(plan.stats.name, plan.task, sweep.backend_name, measurements[0].device,
                          tuple(measurements), sweep.plot)
     if sweep.plot is not None:
         plot(measurements, sweep.plot, f"{result.model} {result.task} on {result.device} ({result.backend})")
@@ -202,7 +195,7 @@ def _precisions(sweep: BenchSweep, runner, device: str) -> list[str]:
     quantised one where this backend runs it."""
     if sweep.precisions:
         return [decision_specs()["precision"].coerce(p.strip(), "in --precision") for p in sweep.precisions]
-    runs_here = runs.runner_precisions(runner, sweep.facts, device)
+    runs_here = runs.runner_precisions(runner, sweep.plan.facts, device)
     quantised = [sweep.recommended["quantization"]] if sweep.recommended["quantization"] in runs_here else []
     return list(dict.fromkeys(["fp32", sweep.recommended["precision"], *quantised]))
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from autotune.backend_api import BackendUnavailable, RunConfig
 from autotune.errors import one_line
 from autotune.hardware import gpu_database as gpudb
 from autotune.measure.measurer import Measurer
+from autotune.measure.plan import MeasurementPlan
 from autotune.model import memory as memory_model
-from autotune.model.stats import ModelStats, memory_constants
+from autotune.model.stats import ModelStats
 from autotune.recommendation.conditions import Expression
 from autotune.recommendation.rules import known_facts
 from autotune.types import Backend, BackendOption
@@ -50,11 +50,6 @@ def runner_on(backend: Backend, wanted_device: str) -> tuple[Any, str]:
     if why_not is not None:  # (None, why) or (runner, None)
         raise BackendUnavailable(why_not)
     return runner, runner.device(wanted_device)
-
-
-def memory_budget_bytes(memory_budget_gb: float | None) -> float | None:
-    """``--memory-budget-gb`` in bytes, the unit a measurer holds it in (None or 0: no budget)."""
-    return memory_budget_gb * GIB if memory_budget_gb else None
 
 
 def run_resolution(stats: ModelStats, settings: Mapping[str, Any]) -> int | None:
@@ -136,14 +131,6 @@ def explored_also(option: BackendOption, facts: Mapping[str, Any]) -> tuple[Any,
     return tuple(values)
 
 
-def usable_bytes(facts: Mapping[str, Any]) -> float:
-    """The memory a measurement may plan with: the memory model's usable share of the
-    GPU's free memory, or half the host's RAM on a CPU."""
-    if facts["gpu.count"] == 0:
-        return facts["host.ram_gb"] * GIB * 0.5  # the CPU shares RAM with everything else
-    return memory_model.usable_bytes(facts["gpu.free_vram_gb"] * GIB, memory_constants()["headroom_fraction"])
-
-
 def runner_precisions(runner, facts: Mapping[str, Any], device: str) -> tuple[str, ...]:
     """The precisions ``runner`` can run on ``device`` here: the device's (a GPU's from the
     facts; a CPU's FP32 and BF16) narrowed, or widened, by what the runner says it runs
@@ -161,16 +148,14 @@ def peak_predictor(stats: ModelStats, optimizer: str) -> Callable[[RunConfig], f
     return predict
 
 
-def build_measurer(name: str, runner, model, stats: ModelStats, facts: dict[str, Any], device: str,
-                   optimizer: str = "adam", inputs_path: Path | None = None,
-                   accuracy_budget: float | None = None,
-                   memory_budget_bytes: float | None = None, max_batch_size: int = 1,
-                   shown: tuple[str, ...] = (), tf32: bool = False,
-                   backend: Backend | None = None) -> Measurer:
-    """A measurer that knows the memory model's prediction and the roofline for this GPU
-    (``tf32``: the recommendation's tf32 decision, which sets FP32's roofline)."""
+def build_measurer(name: str, runner, plan: MeasurementPlan, device: str, backend: Backend, *,
+                   max_batch_size: int = 1, shown: tuple[str, ...] = ()) -> Measurer:
+    """A measurer for ``backend`` on ``device`` under ``plan``, that knows the memory model's
+    prediction and the roofline for this GPU (FP32's by the recommendation's tf32 decision)."""
+    stats, facts = plan.stats, plan.facts
     spec = gpudb.spec_named(facts["gpu.name"]) if device == "cuda" else None
     precisions = runner_precisions(runner, facts, device)
+    tf32 = bool(plan.proposed.settings["tf32"])
 
     def ceiling(config: RunConfig) -> float | None:
         if spec is None:
@@ -178,7 +163,7 @@ def build_measurer(name: str, runner, model, stats: ModelStats, facts: dict[str,
         return memory_model.roofline(stats, spec, config.resolution, config.precision, tf32,
                                      config.task).ceiling_samples_s
 
-    return Measurer(name, runner, model, stats, device, precisions, inputs_path, accuracy_budget,
-                    memory_budget_bytes, peak_predictor(stats, optimizer), ceiling,
-                    max_batch_size=max_batch_size, shown=shown,
-                    options=backend.options if backend is not None else ())
+    budget = plan.budget
+    return Measurer(name, runner, plan.model, stats, device, precisions, plan.inputs_path,
+                    budget.accuracy_loss, budget.memory_bytes, peak_predictor(stats, plan.optimizer),
+                    ceiling, max_batch_size=max_batch_size, shown=shown, options=backend.options)

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from autotune.backend_api import BackendUnavailable, RunConfig
@@ -31,11 +30,11 @@ from autotune.measure import run_config as runs
 from autotune.measure.batch_search import search_largest_batch
 from autotune.measure.measurement import Measurement, Outcome
 from autotune.measure.measurer import Measurer
+from autotune.measure.plan import MeasurementPlan
 from autotune.measure.protocol import protocol
 from autotune.measure.verify_report import BackendReport
 from autotune.model import memory as memory_model
-from autotune.model.stats import ModelStats
-from autotune.types import Backend, Recommendation
+from autotune.types import Backend
 
 
 def select_backends(names: str | Sequence[str] | None, registered: dict[str, tuple[str, Backend]],
@@ -55,37 +54,15 @@ def select_backends(names: str | Sequence[str] | None, registered: dict[str, tup
     return [(n, registered[n][1]) for n in chosen]
 
 
-@dataclass
-class VerifyContext:
-    """Everything one backend's verification needs besides the backend itself."""
-
-    recommendation: Recommendation
-    model: Any  # ModelSource
-    stats: ModelStats
-    facts: dict[str, Any]
-    budget_s: float
-    optimizer: str
-    latency_budget_ms: float
-    inputs_path: Path | None = None
-    #: The accuracy loss allowed against FP32 (None: the protocol's).
-    accuracy_budget: float | None = None
-    memory_budget_bytes: float | None = None
-    user_fixed: frozenset[str] = frozenset()
-    #: backend name -> option name -> value, as the user set them
-    user_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    on_iteration: Callable[[], None] | None = None
-    on_measurement: Callable[[Measurement], None] | None = None
-
-
-def verify_backend(name: str, backend: Backend, context: VerifyContext) -> BackendReport:
-    """Measure ``backend`` as :mod:`autotune.measure.verify` says, within ``context.budget_s``
-    of wall time from its start."""
+def verify_backend(name: str, backend: Backend, plan: MeasurementPlan) -> BackendReport:
+    """Measure ``backend`` as :mod:`autotune.measure.verify` says, within the plan's
+    ``budget.backend_s`` of wall time from its start."""
     started = time.monotonic()
     try:
-        runner, device = runs.runner_on(backend, context.recommendation.settings["device"])
+        runner, device = runs.runner_on(backend, plan.proposed.settings["device"])
     except BackendUnavailable as error:
         return BackendReport(name, "skipped", str(error), registration=backend)
-    verification = BackendVerification.start(name, backend, runner, device, context, started)
+    verification = BackendVerification.start(name, backend, runner, device, plan, started)
     try:
         verification.run()
         return verification.report
@@ -101,7 +78,7 @@ class BackendVerification:
     clock. No measurement runs past ``deadline``; exploration plans to end by
     ``planned_end``, a share of the budget, as its stopping rules go by estimates."""
 
-    context: VerifyContext
+    plan: MeasurementPlan
     report: BackendReport
     measurer: Measurer
     #: The configuration exploration starts from: the rules', then the one that measured.
@@ -109,7 +86,6 @@ class BackendVerification:
     knobs: list[runs.Explorable]
     #: The precisions measurement decides between besides the rules' own (see :meth:`start`).
     alternatives: list[str]
-    usable_bytes: float
     #: The memory model's largest batch for the rules' configuration.
     memory_batch: int
     #: When the backend's verification started (:func:`time.monotonic`), and when its budget
@@ -123,39 +99,36 @@ class BackendVerification:
     cost_s: float = 0.0
 
     @classmethod
-    def start(cls, name: str, backend: Backend, runner: Any, device: str, context: VerifyContext,
+    def start(cls, name: str, backend: Backend, runner: Any, device: str, plan: MeasurementPlan,
               started: float) -> BackendVerification:
         """The rules' configuration as ``backend`` runs it on ``device``, what may be explored
         besides, and the measurer for it; the clock runs from ``started``."""
-        settings = context.recommendation.settings
+        settings = plan.proposed.settings
         report = BackendReport(name, "measured", registration=backend)
         if settings["device"] == "cuda" and device != "cuda":
             report.reason = f"{backend.framework} cannot use the GPU here; measured on the CPU"
-        user_options = context.user_options.get(name, {})
-        config = runs.run_config(backend, settings, context.stats, context.recommendation.inputs["task"],
-                                 device, context.optimizer, user_options)
-        fixed = context.user_fixed | set(user_options)
-        knobs = runs.explorables(backend, config, device, context.facts, fixed)
+        user_options = plan.options_for(name)
+        config = runs.run_config(backend, settings, plan.stats, plan.task, device, plan.optimizer,
+                                 user_options)
+        fixed = plan.user_fixed | set(user_options)
+        knobs = runs.explorables(backend, config, device, plan.facts, fixed)
         report.explored = tuple(knob.name for knob in knobs)
-        usable = runs.usable_bytes(context.facts)
-        memory_batch = _memory_batch(context, config, usable)
-        measurer = runs.build_measurer(name, runner, context.model, context.stats, context.facts, device,
-                                       context.optimizer, context.inputs_path, context.accuracy_budget,
-                                       context.memory_budget_bytes, shown=report.explored,
-                                       tf32=settings["tf32"], backend=backend,
+        memory_batch = plan.largest_batch(config)
+        measurer = runs.build_measurer(name, runner, plan, device, backend, shown=report.explored,
                                        max_batch_size=max(memory_batch, config.batch_size))
         # The precisions measurement decides between: the rules' own, the alternative they
         # propose, and the quantised one (ONNX Runtime's INT8 on a CPU) — those this runner runs.
         proposed = dict.fromkeys([settings["alternative_precision"], settings["quantization"]])
         alternatives = [precision for precision in proposed
                         if precision not in ("none", config.precision) and precision in measurer.precisions]
-        return cls(context, report, measurer, config, knobs, alternatives, usable, memory_batch, started,
-                   deadline=started + context.budget_s,
-                   planned_end=started + context.budget_s * protocol()["budget_plan_share"])
+        budget_s = plan.budget.backend_s
+        return cls(plan, report, measurer, config, knobs, alternatives, memory_batch, started,
+                   deadline=started + budget_s,
+                   planned_end=started + budget_s * protocol()["budget_plan_share"])
 
     def run(self) -> None:
         """Search the batch, measure the rules' configuration, explore, and pick the best."""
-        if self.measurer.device == "cuda" and "batch_size" not in self.context.user_fixed:
+        if self.measurer.device == "cuda" and "batch_size" not in self.plan.user_fixed:
             self._search_batch()
         current = self._measure_rules_config()
         if current is not None:
@@ -169,11 +142,11 @@ class BackendVerification:
     def measure(self, candidate: RunConfig, until: float | None = None) -> Measurement:
         """Measure ``candidate`` by ``until`` (else by the planned end), and report it."""
         per_config_s = min(protocol()["config_budget_s"], max(0.3, self.remaining() / 8))
-        measurement = self.measurer.measure(candidate, per_config_s, on_iteration=self.context.on_iteration,
+        measurement = self.measurer.measure(candidate, per_config_s, on_iteration=self.plan.on_iteration,
                                             deadline=until or self.planned_end)
         self.report.measurements.append(measurement)
-        if self.context.on_measurement:
-            self.context.on_measurement(measurement)
+        if self.plan.on_measurement:
+            self.plan.on_measurement(measurement)
         return measurement
 
     def affordable(self, left: Callable[[], float]) -> Callable[[RunConfig], bool]:
@@ -192,11 +165,12 @@ class BackendVerification:
     def _search_batch(self) -> None:
         """Confirm the memory model's largest batch on the real device (GPU only), and start
         no higher than it."""
-        config, stats, optimizer = self.config, self.context.stats, self.context.optimizer
+        config, stats, optimizer = self.config, self.plan.stats, self.plan.optimizer
         predict_peak = runs.peak_predictor(stats, optimizer)
         self.report.search = search_largest_batch(
             lambda batch: self.measurer.fits(replace(config, batch_size=batch)), max(1, self.memory_batch),
-            memory_model.static_bytes(stats, config.precision, config.task, optimizer), self.usable_bytes,
+            memory_model.static_bytes(stats, config.precision, config.task, optimizer),
+            self.plan.usable_bytes,
             lambda batch: predict_peak(replace(config, batch_size=batch)))
         self.largest = self.report.search.batch_size
         self.config = replace(config, batch_size=min(config.batch_size, self.largest))
@@ -220,7 +194,8 @@ class BackendVerification:
             report.budget_needed_s = math.ceil((spent_s + (current.needed_s or 0.0))
                                                / protocol()["budget_plan_share"])
             report.status = "skipped"
-            report.reason = (f"{current.label} {current.reason} of the {self.context.budget_s:g} s budget; "
+            budget_s = self.plan.budget.backend_s
+            report.reason = (f"{current.label} {current.reason} of the {budget_s:g} s budget; "
                              f"pass a larger --budget-s (about {report.budget_needed_s} s)")
             return None
         if not current.ok and current.outcome is not Outcome.REJECTED:
@@ -235,29 +210,29 @@ class BackendVerification:
     def _explore(self, current: Measurement) -> None:
         """Batch, then the alternative precisions, then the options, each within the time left;
         the batch again where an option changed the best configuration."""
-        config, context = self.config, self.context
+        config, plan = self.config, self.plan
         # Batch and precision leave time for one measurement per knob value.
         reserved = self.cost_s * sum(len(knob.alternatives) for knob in self.knobs)
         before_knobs = self.affordable(lambda: self.remaining() - reserved)
-        explore = "batch_size" not in context.user_fixed
+        explore = "batch_size" not in plan.user_fixed
         if explore:
             self._explore_batch(config, current, before_knobs)
-        for alternative in self.alternatives if "precision" not in context.user_fixed else ():
+        for alternative in self.alternatives if "precision" not in plan.user_fixed else ():
             if alternative == config.precision:
                 continue
             # Measurement decides between the rules' precision and the alternatives: each
             # starts at the best batch so far and explores its own batch range.
             passed = self.passed()
-            batch = _choose(passed, context).config.batch_size if passed else config.batch_size
+            batch = _choose(passed, plan).config.batch_size if passed else config.batch_size
             candidate = replace(config.with_precision(alternative), batch_size=batch)
             if before_knobs(candidate):
                 other = self.measure(candidate)
                 if other.ok and explore:
                     self._explore_batch(other.config, other, before_knobs)
-        before = _choose(self.passed() or [current], context)
+        before = _choose(self.passed() or [current], plan)
         self._explore_knobs(self.affordable(self.remaining))
         passed = self.passed()
-        after = _choose(passed, context) if passed else before
+        after = _choose(passed, plan) if passed else before
         if explore and after is not before:
             # A knob changed the best configuration (channels_last, say): its batch range
             # may differ too, and the time left is spent finding out.
@@ -271,23 +246,23 @@ class BackendVerification:
             rejected = [m for m in self.report.measurements if m.outcome is Outcome.REJECTED]
             self.report.reason = "no configuration passed the accuracy check: " + rejected[-1].reason
             return
-        self.report.best = _choose(passed, self.context)
+        self.report.best = _choose(passed, self.plan)
 
     def _explore_batch(self, config: RunConfig, current: Measurement,
                        affordable: Callable[[RunConfig], bool]) -> None:
         """Up while a doubling gains more than the knee's 5 % (S001-4); if the first step up did
         not pay, down while it rises (the rules' batch may be past this device's peak). Bounded
         by memory and by ``affordable``, which says whether the time left covers a candidate."""
-        context = self.context
-        if context.recommendation.inputs["objective"] == "latency":
+        plan = self.plan
+        if plan.proposed.inputs["objective"] == "latency":
             batch = config.batch_size
-            while current.ok and current.timed.p50_ms > context.latency_budget_ms and batch > 1 \
+            while current.ok and current.timed.p50_ms > plan.latency_budget_ms and batch > 1 \
                     and affordable(replace(config, batch_size=batch // 2)):
                 batch //= 2
                 current = self.measure(replace(config, batch_size=batch))
             return
         best, batch = current, config.batch_size
-        limit = self.largest or _memory_batch(context, config, self.usable_bytes) or 2 * batch
+        limit = self.largest or self.plan.largest_batch(config) or 2 * batch
         knee = protocol()["knee_fraction"]
         while batch * 2 <= limit and affordable(replace(config, batch_size=batch * 2)):
             candidate = self.measure(replace(config, batch_size=batch * 2))
@@ -316,7 +291,7 @@ class BackendVerification:
                 passed = self.passed()
                 if not passed:
                     return
-                best = _choose(passed, self.context).config
+                best = _choose(passed, self.plan).config
                 if not knob.applies(best.precision):
                     break  # an INT8 method, say, when FP32 is the best so far
                 candidate = (replace(best, cpu_threads=value) if knob.name == "cpu_threads"
@@ -325,17 +300,12 @@ class BackendVerification:
                     self.measure(candidate)
 
 
-def _memory_batch(context: VerifyContext, config: RunConfig, usable_bytes: float) -> int:
-    """The memory model's largest batch for ``config``'s resolution, precision and task."""
-    return memory_model.max_batch(context.stats, usable_bytes, config.resolution, config.precision,
-                                  config.task, context.optimizer)
 
-
-def _choose(measurements: list[Measurement], context: VerifyContext) -> Measurement:
+def _choose(measurements: list[Measurement], plan: MeasurementPlan) -> Measurement:
     """Latency: the largest batch within the budget (else the fastest). Throughput: the
     highest measured throughput (the batch climb stops past the S001-4 knee)."""
-    if context.recommendation.inputs["objective"] == "latency":
-        within = [m for m in measurements if m.timed.p50_ms <= context.latency_budget_ms]
+    if plan.proposed.inputs["objective"] == "latency":
+        within = [m for m in measurements if m.timed.p50_ms <= plan.latency_budget_ms]
         if within:
             return max(within, key=lambda m: m.config.batch_size)
         return min(measurements, key=lambda m: m.timed.p50_ms)
