@@ -21,6 +21,7 @@ from autotune.measure.measurer import Measurer
 from autotune.measure.protocol import minimum_iterations, time_session
 from autotune.model.stats import reference_models
 from autotune.model_inputs import from_shape
+from autotune.sdk.testing import FakeRunner, FakeSession
 
 #: What the slow model sleeps per sample in a forward; each test sets its own.
 SECONDS_PER_SAMPLE = 0.01
@@ -55,75 +56,9 @@ def seconds_per_sample(monkeypatch):
 
 # --- the harness: time_session and the measurer's deadline, with sleeping fakes ---------------
 
-class SleepingClock:
-    """Reports ``device_ms`` per step, as a CUDA event would time the kernels alone."""
-
-    def __init__(self, device_ms):
-        self.device_ms = device_ms
-
-    def start(self):
-        pass
-
-    def stop(self):
-        return self.device_ms
-
-
-class SleepingSession:
-    """Each step sleeps ``step_s`` of wall time; its clock may say otherwise."""
-
-    device_name = "sleeping"
-
-    def __init__(self, step_s, device_ms=None):
-        self.step_s, self.device_ms = step_s, device_ms if device_ms is not None else step_s * 1000
-        self.steps = 0
-        self.closed = False
-
-    def step(self):
-        self.steps += 1
-        time.sleep(self.step_s)
-
-    def clock(self):
-        return SleepingClock(self.device_ms)
-
-    def outputs(self, inputs):
-        (batch,) = inputs.values()
-        return batch.reshape(len(batch), -1)[:, :4]
-
-    def peak_memory_bytes(self):
-        return None
-
-    def close(self):
-        self.closed = True
-
-
-class SleepingRunner:
-    """Opens sessions whose steps sleep ``per_sample_s`` per sample of their batch."""
-
-    def __init__(self, per_sample_s):
-        self.per_sample_s = per_sample_s
-        self.sessions = []
-
-    def device(self, wanted):
-        return "cpu"
-
-    def is_out_of_memory(self, error):
-        return False
-
-    def enforces_memory_budget(self, device):
-        return True
-
-    def prepare(self, model, preparation, device, max_batch_size):
-        return SleepingSession(0)  # anything with close()
-
-    def open(self, prepared, config, memory_budget_bytes=None):
-        session = SleepingSession(self.per_sample_s * config.batch_size)
-        self.sessions.append(session)
-        return session
-
-
 def sleeping_measurer(per_sample_s):
     stats = dataclasses.replace(reference_models()["resnet18"], inputs=from_shape((3, 4, 4)))
-    runner = SleepingRunner(per_sample_s)
+    runner = FakeRunner(seconds_per_sample=per_sample_s)
     return runner, Measurer("sleeping", runner, model=None, stats=stats, device="cpu", precisions=("fp32",))
 
 
@@ -137,7 +72,7 @@ def sleeping_measurer(per_sample_s):
     (0.01, None, 0.05, "minimum"),
 ])
 def test_time_session_stops_by_its_budget(step_s, device_ms, budget_s, expected_steps):
-    session = SleepingSession(step_s, device_ms)
+    session = FakeSession(step_s, device_ms)
     started = time.monotonic()
     timing = time_session(session, batch_size=1, budget_s=budget_s)
     wall_s = time.monotonic() - started

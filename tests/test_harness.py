@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from autotune.backend_api import RunConfig, UnsupportedConfig
+from autotune.backend_api import RunConfig
 from autotune.measure.accuracy import compare
 from autotune.measure.batch_search import Trial, search_largest_batch
 from autotune.measure.measurement import Outcome
@@ -16,52 +16,13 @@ from autotune.measure.protocol import Timing, percentile, time_session
 from autotune.model import oom_ladder as ladder
 from autotune.model.stats import reference_models
 from autotune.model_inputs import from_shape, parse_input_spec
-
-
-class ScriptedClock:
-    def __init__(self, times):
-        self.times = times
-
-    def start(self):
-        pass
-
-    def stop(self):
-        return next(self.times)
-
-
-class ScriptedSession:
-    """Each step "takes" the next scripted time; outputs are the inputs' row sums."""
-
-    device_name = "scripted"
-
-    def __init__(self, times, corrupt=False):
-        self.times = iter(times)
-        self.steps = 0
-        self.corrupt = corrupt
-        self.closed = False
-
-    def step(self):
-        self.steps += 1
-
-    def clock(self):
-        return ScriptedClock(self.times)
-
-    def outputs(self, inputs):
-        (batch,) = inputs.values()
-        scores = batch.reshape(len(batch), -1)[:, :10] * 10
-        return scores + (np.random.default_rng(3).normal(0, 50, scores.shape) if self.corrupt else 0)
-
-    def peak_memory_bytes(self):
-        return None
-
-    def close(self):
-        self.closed = True
+from autotune.sdk.testing import FakeRunner, FakeSession
 
 
 def test_warm_up_is_at_least_ten_iterations_then_until_settled():
     # Slow first iterations (compilation, caches), then steady: warm-up runs past them.
     times = [50.0, 40.0, 30.0] + [10.0] * 1000
-    timing = time_session(ScriptedSession(times), batch_size=4, budget_s=5)
+    timing = time_session(FakeSession(step_ms=times), batch_size=4, budget_s=5)
     # After ten iterations the earlier window still holds the slow ones: it goes on
     # until the medians of the last two windows agree.
     assert timing.warmup_iterations > 10
@@ -71,7 +32,7 @@ def test_warm_up_is_at_least_ten_iterations_then_until_settled():
 
 def test_an_unstable_measurement_is_flagged():
     times = [10.0, 30.0] * 1000
-    timing = time_session(ScriptedSession(times), batch_size=1, budget_s=1e-6)
+    timing = time_session(FakeSession(step_ms=times), batch_size=1, budget_s=1e-6)
     assert timing.cv > 0.1 and timing.unstable
     assert timing.summary()["unstable"] is True
 
@@ -118,43 +79,10 @@ def test_training_ladder_stops_at_half_precision():
     assert [r.precision for r in ladder.rungs(config, ("fp32", "fp16", "int8", "int4"))] == ["fp16"]
 
 
-class ScriptedPrepared:
-    def __init__(self, preparation):
-        self.preparation = preparation
-
-    def close(self):
-        pass
-
-
-class ScriptedRunner:
-    """Runs out of memory above ``capacity`` samples; cannot run ``unsupported`` precisions."""
-
-    def __init__(self, capacity, unsupported=(), corrupt=()):
-        self.capacity, self.unsupported, self.corrupt = capacity, unsupported, corrupt
-        self.sessions = []
-        self.prepared = []
-
-    def device(self, wanted):
-        return "cpu"
-
-    def is_out_of_memory(self, error):
-        return isinstance(error, MemoryError)
-
-    def enforces_memory_budget(self, device):
-        return False
-
-    def prepare(self, model, preparation, device, max_batch_size):
-        if preparation.precision in self.unsupported:
-            raise UnsupportedConfig(f"no {preparation.precision}")
-        self.prepared.append(preparation)
-        return ScriptedPrepared(preparation)
-
-    def open(self, prepared, config, memory_budget_bytes=None):
-        if config.batch_size * (config.resolution or 1) ** 2 > self.capacity:
-            raise MemoryError("out of memory")
-        session = ScriptedSession([5.0] * 10_000, corrupt=config.precision in self.corrupt)
-        self.sessions.append(session)
-        return session
+def scripted_runner(capacity, unsupported=(), corrupt=()):
+    """Runs out of memory above ``capacity`` samples, cannot run ``unsupported`` precisions,
+    gives noisy outputs in ``corrupt`` ones; every step takes 5 ms."""
+    return FakeRunner(step_ms=5.0, capacity=capacity, unsupported=unsupported, corrupt=corrupt)
 
 
 def measurer(runner, precisions=("fp32", "bf16")):
@@ -163,7 +91,7 @@ def measurer(runner, precisions=("fp32", "bf16")):
 
 
 def test_oom_ladder_steps_down_and_says_what_fit():
-    runner = ScriptedRunner(capacity=2 * 224 * 224)
+    runner = scripted_runner(capacity=2 * 224 * 224)
     result = measurer(runner).measure(RunConfig("infer", "fp32", 8, 224), budget_s=0.01)
     assert result.ok and result.config.batch_size == 2
     assert result.steps == ("fp32 batch 8 224px: out of memory", "fp32 batch 4 224px: out of memory")
@@ -172,12 +100,12 @@ def test_oom_ladder_steps_down_and_says_what_fit():
 
 
 def test_oom_ladder_lowers_resolution_when_batch_1_does_not_fit():
-    result = measurer(ScriptedRunner(capacity=160 * 160)).measure(RunConfig("infer", "fp32", 2, 224), 0.01)
+    result = measurer(scripted_runner(capacity=160 * 160)).measure(RunConfig("infer", "fp32", 2, 224), 0.01)
     assert (result.config.batch_size, result.config.resolution) == (1, 160)
 
 
 def test_nothing_fits_is_a_failed_measurement_not_a_crash():
-    result = measurer(ScriptedRunner(capacity=0)).measure(RunConfig("infer", "fp32", 2, 224), 0.01)
+    result = measurer(scripted_runner(capacity=0)).measure(RunConfig("infer", "fp32", 2, 224), 0.01)
     assert result.status == "failed" and "out of memory" in result.reason
     assert len(result.steps) == len(ladder.rungs(RunConfig("infer", "fp32", 2, 224), ("fp32", "bf16")))
 
@@ -185,13 +113,13 @@ def test_nothing_fits_is_a_failed_measurement_not_a_crash():
 def test_an_unsupported_precision_is_reported_not_replaced_by_a_lower_one():
     # A lower precision is the ladder's remedy for memory; an INT8 method that cannot be made
     # is not answered with an INT4 measurement.
-    result = measurer(ScriptedRunner(capacity=10**9, unsupported=("fp32",))).measure(
+    result = measurer(scripted_runner(capacity=10**9, unsupported=("fp32",))).measure(
         RunConfig("infer", "fp32", 4, 224), 0.01)
     assert result.status == "failed" and result.outcome.value == "unsupported" and len(result.steps) == 1
 
 
 def test_after_running_out_of_memory_an_unsupported_lower_precision_is_skipped_once():
-    result = measurer(ScriptedRunner(capacity=0, unsupported=("bf16",))).measure(
+    result = measurer(scripted_runner(capacity=0, unsupported=("bf16",))).measure(
         RunConfig("infer", "fp32", 4, 224), 0.01)
     assert result.outcome.value == "out_of_memory"
     assert sum("not supported" in step for step in result.steps) == 1
@@ -199,10 +127,10 @@ def test_after_running_out_of_memory_an_unsupported_lower_precision_is_skipped_o
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_corrupted_half_precision_is_rejected_against_the_fp32_reference(precision):
-    runner = ScriptedRunner(capacity=10**9, corrupt=(precision,))
+    runner = scripted_runner(capacity=10**9, corrupt=(precision,))
     result = measurer(runner, ("fp32", precision)).measure(RunConfig("infer", precision, 4, 224), 0.01)
     assert result.status == "rejected" and "S002-6" in result.reason
-    clean = measurer(ScriptedRunner(capacity=10**9), ("fp32", precision)).measure(
+    clean = measurer(scripted_runner(capacity=10**9), ("fp32", precision)).measure(
         RunConfig("infer", precision, 4, 224), 0.01)
     assert clean.ok and clean.accuracy.passed
 
@@ -281,9 +209,9 @@ def test_a_runtime_without_a_peak_counter_gets_an_out_of_memory_search():
 
 def test_the_memory_budget_holds_for_any_runner_without_an_allocator_limit():
     # The core enforces --memory-budget-gb on the memory model's prediction for every
-    # runner whose device has no limit of its own (ScriptedRunner never runs out here).
+    # runner whose device has no limit of its own (this fake never runs out here).
     stats = dataclasses.replace(reference_models()["resnet18"], inputs=from_shape((3, 224, 224)))
-    runner = ScriptedRunner(capacity=10**9)
+    runner = scripted_runner(capacity=10**9)
     measurer = Measurer("scripted", runner, model=None, stats=stats, device="cpu", precisions=("fp32",),
                         memory_budget_bytes=2.5e6, predict_peak=lambda c: 1e6 * c.batch_size)
     result = measurer.measure(RunConfig("infer", "fp32", 8, None), budget_s=0.01)
@@ -296,16 +224,16 @@ def test_the_memory_budget_holds_for_any_runner_without_an_allocator_limit():
 
 
 def test_outcomes_are_typed():
-    unsupported = measurer(ScriptedRunner(capacity=10**9, unsupported=("fp32", "bf16"))).measure(
+    unsupported = measurer(scripted_runner(capacity=10**9, unsupported=("fp32", "bf16"))).measure(
         RunConfig("infer", "fp32", 4, 224), 0.01)
     assert unsupported.outcome is Outcome.UNSUPPORTED
-    out_of_memory = measurer(ScriptedRunner(capacity=0)).measure(RunConfig("infer", "fp32", 2, 224), 0.01)
+    out_of_memory = measurer(scripted_runner(capacity=0)).measure(RunConfig("infer", "fp32", 2, 224), 0.01)
     assert out_of_memory.outcome is Outcome.OUT_OF_MEMORY
     assert out_of_memory.to_dict()["outcome"] == "out_of_memory"
 
 
 def test_a_model_is_prepared_once_per_preparation_not_per_rung():
-    runner = ScriptedRunner(capacity=2 * 224 * 224)
+    runner = scripted_runner(capacity=2 * 224 * 224)
     result = measurer(runner).measure(RunConfig("infer", "fp32", 8, 224), budget_s=0.01)
     assert result.config.batch_size == 2 and len(runner.sessions) == 1  # batch 8 and 4 failed to open
     assert len(runner.prepared) == 1  # three rungs, one preparation

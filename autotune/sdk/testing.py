@@ -11,7 +11,7 @@ the accuracy check fails them. Everything it prepared and opened is kept for ass
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from autotune.backend_api import Preparation, RunConfig, UnsupportedConfig
@@ -40,13 +40,18 @@ class FakeClock:
 
 class FakeSession:
     """One configuration's session: each step sleeps ``step_s``; its clock reports ``step_ms``
-    when given (a device time), else the wall."""
+    when given (a device time: one figure for every step, or a script of one per step), else
+    the wall."""
 
     device_name = "fake device"
 
-    def __init__(self, step_s: float = 0.0, step_ms: float | None = None, corrupt: bool = False) -> None:
+    def __init__(self, step_s: float = 0.0, step_ms: float | Iterable[float] | None = None,
+                 corrupt: bool = False) -> None:
         self.step_s, self.corrupt = step_s, corrupt
-        self._scripted_ms = _repeat(step_ms) if step_ms is not None else None
+        if step_ms is None or isinstance(step_ms, (int, float)):
+            self._scripted_ms = None if step_ms is None else _repeat(float(step_ms))
+        else:
+            self._scripted_ms = iter(step_ms)
         self.steps = 0
         self.closed = False
 
