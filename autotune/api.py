@@ -22,8 +22,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from autotune.config import VERIFY_BUDGET_S, Request, build_request
+from autotune.config import VERIFY_BUDGET_S, Request, build_request, model_setting
 from autotune.errors import DoesNotFit, Interrupted, NoBackend, UserError
+from autotune.recommendation.facts import machine_facts
+from autotune.recommendation.formats import check_writable
 from autotune.types import Machine, Recommendation
 
 if TYPE_CHECKING:  # the measuring modules load only when something is measured
@@ -118,7 +120,6 @@ def inspect(model: str, *, input_shape: str | None = None, input_spec: str | Non
             replay: str | Path | None = None, where: str = WHERE) -> dict[str, Any]:
     """What ``model`` costs — parameters, FLOPs, activation memory, lightweight verdict —
     and, with a GPU, its memory limits and roofline there (plain values)."""
-    from autotune.config import model_setting  # noqa: PLC0415
     from autotune.model.source import model_stats_for, parse_model  # noqa: PLC0415
     from autotune.recommendation.engine import default_model_options  # noqa: PLC0415
     from autotune.recommendation.inspect_report import inspection  # noqa: PLC0415
@@ -201,7 +202,6 @@ def _plan(model: str | None, settings: dict[str, Any], config: str | Path | None
     """The one place a measurement plan is made, for verify and bench: the request, its model,
     this machine, the rules' proposal, and the budgets."""
     from autotune.measure.plan import MeasurementPlan  # noqa: PLC0415
-    from autotune.recommendation.facts import machine_facts  # noqa: PLC0415
 
     request = settings_request({"model": model, **settings}, config, where, default_model="resnet18")
     chosen = _measured_model(request)
@@ -254,7 +254,6 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
     protocol cannot fit its budget is an ``over_budget`` measurement that says why."""
     from autotune import plugins  # noqa: PLC0415
     from autotune.measure import bench as benching  # noqa: PLC0415
-    from autotune.recommendation.formats import check_writable  # noqa: PLC0415
 
     if plot is not None:
         check_writable(Path(plot))

@@ -27,6 +27,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+from filelock import FileLock
+
 from autotune.errors import UserError
 
 _HASH_CHUNK_BYTES = 2**20
@@ -34,8 +37,6 @@ _HASH_CHUNK_BYTES = 2**20
 
 def cache_root() -> Path:
     """The folder every kind of cached file lives under."""
-    import platformdirs  # noqa: PLC0415 - only a command that caches needs it
-
     return Path(platformdirs.user_cache_dir("autotune"))
 
 
@@ -97,8 +98,6 @@ def cached_file(kind: str, key: Mapping[str, Any], suffix: str, build: Callable[
 
     :raises UserError: the cache folder cannot be created or written.
     """
-    from filelock import FileLock  # noqa: PLC0415 - only a cache miss needs it
-
     folder = cache_root() / kind
     digest = key_digest(key)
     path = folder / f"{digest}{suffix}"

@@ -22,6 +22,7 @@ folder, and the next run reads the metadata again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -29,6 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 import pluggy
 
 from autotune import hookspecs
@@ -69,10 +71,6 @@ def _environment_fingerprint() -> list[list[Any]]:
 
 def _cache_file() -> Path:
     """One file per environment (per sys.path), so several venvs do not evict each other."""
-    import hashlib  # noqa: PLC0415
-
-    import platformdirs  # noqa: PLC0415
-
     key = hashlib.sha1("\0".join(sys.path).encode(), usedforsecurity=False).hexdigest()[:16]
     return Path(platformdirs.user_cache_dir("autotune")) / f"entry_points-{key}.json"
 

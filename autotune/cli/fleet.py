@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
+from autotune import api
 from autotune.config import INPUT_CHOICES, VERIFY_BUDGET_S
+from autotune.errors import UserError
+from autotune.recommendation.formats import check_writable
 
 
 @click.group("fleet")
@@ -54,7 +58,6 @@ def summary(store: Path, as_json: bool, as_csv: bool, plot: Path | None) -> None
     """One table (host, GPUs, precision, batch, resolution, backend, planned/probed/measured,
     stale), then counts by GPU model and by decision. Unreadable files are listed."""
     from autotune.fleet import summary as fleet_summary  # noqa: PLC0415
-    from autotune.recommendation.formats import check_writable  # noqa: PLC0415
 
     if plot is not None:
         check_writable(plot)
@@ -96,7 +99,6 @@ def summary(store: Path, as_json: bool, as_csv: bool, plot: Path | None) -> None
 def labels(profile_file: Path | None, store: Path | None, task: str, out: Path | None) -> None:
     """Kubernetes node labels for this machine's profile (autotune.io/precision=fp16, ...), as a
     Node Feature Discovery local feature file, written whole."""
-    from autotune import api  # noqa: PLC0415
     from autotune.fleet.labels import FEATURES_FILE, features_text, labels_for, write_features  # noqa: PLC0415
     from autotune.machine_profiles.store import read_profile  # noqa: PLC0415
 
@@ -132,9 +134,6 @@ def collect(address, store, task, measure, budget_s, timeout_s, as_json) -> None
     \b
     Exit codes: 0 every node answered; 1 some did not (listed); 2 bad input or no cluster.
     """
-    from dataclasses import asdict  # noqa: PLC0415
-
-    from autotune.errors import UserError  # noqa: PLC0415
     from autotune.fleet.collect import collect as collect_nodes  # noqa: PLC0415
 
     if address is None:

@@ -34,7 +34,9 @@ from autotune.cli.options import (
 )
 from autotune.cli.profile import profile
 from autotune.errors import AutotuneError, Interrupted, UserError
+from autotune.hardware import gpu_database as gpudb
 from autotune.recommendation.formats import check_writable, write_atomically
+from autotune.recommendation.rules import RuleSet, builtin_rules, decision_specs
 from autotune.version import __version__
 
 
@@ -129,7 +131,6 @@ def rules(show_facts: bool, decision: str | None) -> None:
     """Every rule: its decision, condition, value, source and what the source says."""
     from autotune import plugins  # noqa: PLC0415
     from autotune.cli import render  # noqa: PLC0415
-    from autotune.recommendation.rules import RuleSet, builtin_rules, decision_specs  # noqa: PLC0415
 
     if show_facts:
         render.facts_table()
@@ -155,8 +156,6 @@ def plugins_command(as_json: bool) -> None:
 @cli.command()
 def gpus() -> None:
     """Every GPU in the spec database (what --gpu accepts)."""
-    from autotune.hardware import gpu_database as gpudb  # noqa: PLC0415
-
     click.echo(f"{'name':<22}{'arch':<11}{'cc':<6}{'VRAM':>7}{'GB/s':>7}{'FP16 TC':>9}  also known as")
     for spec in gpudb.all_specs():
         fp16 = f"{spec.tensor_tflops['fp16']:.0f}" if "fp16" in spec.tensor_tflops else "-"

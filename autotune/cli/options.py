@@ -12,6 +12,7 @@ import click
 from autotune.config import INPUT_CHOICES, VERIFY_BUDGET_S, check_not_a_config_file
 from autotune.errors import UserError
 from autotune.recommendation.formats import FORMATS, check_writable, write_atomically
+from autotune.recommendation.formats import render as render_format
 
 WHERE = "by flag"
 
@@ -90,7 +91,6 @@ def check_output(options: dict[str, Any]) -> None:
 
 def emit(recommendation, options: dict[str, Any]) -> None:
     from autotune.cli import render  # noqa: PLC0415 - rich only where a table is drawn
-    from autotune.recommendation.formats import render as render_format  # noqa: PLC0415
 
     text = render_format(recommendation, options["output_format"])
     if options["explain"]:

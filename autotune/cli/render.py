@@ -3,8 +3,11 @@ table, a progress spinner. rich is imported only by what draws a table."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from autotune.recommendation.facts import FACTS
+from autotune.recommendation.rules import decision_specs, source_texts
 from autotune.types import Machine, Recommendation
 
 
@@ -197,9 +200,6 @@ def facts_table() -> None:
     """``autotune rules --facts``: every fact a rule's condition can test."""
     from rich.table import Table  # noqa: PLC0415
 
-    from autotune.recommendation.facts import FACTS  # noqa: PLC0415
-    from autotune.recommendation.rules import decision_specs  # noqa: PLC0415
-
     table = Table("fact", "meaning")
     for name, meaning in FACTS.items():
         table.add_row(name, meaning)
@@ -210,11 +210,7 @@ def facts_table() -> None:
 
 def rules_table(rules: list) -> None:
     """``autotune rules``: each rule, then what every source it cites says."""
-    import json  # noqa: PLC0415
-
     from rich.table import Table  # noqa: PLC0415
-
-    from autotune.recommendation.rules import source_texts  # noqa: PLC0415
 
     console = _wide_console()
     table = Table()

@@ -12,6 +12,7 @@ need Ray, not autotune; the built-in plugins load without entry points there.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import tempfile
 import time
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autotune import api
 from autotune.config import VERIFY_BUDGET_S
 from autotune.errors import UserError, one_line
 
@@ -48,7 +50,6 @@ def _profile_on_node(store: str, task: str, measure: bool, budget_s: float, host
                      replay: str | None) -> tuple[str, float]:
     """What runs on each node: this node's profile, written into the shared store."""
     started = time.monotonic()
-    from autotune import api  # noqa: PLC0415 - on the worker
 
     path, _ = api.profile(task=task, measure=measure, store=store, budget_s=budget_s, host=host,
                           replay=replay)
@@ -60,9 +61,6 @@ def shipped_packages(staging: Path) -> list[str]:
     names a shipped module after its folder, and a source checkout keeps the built-in plugins
     in ``plugins/`` and the data in ``profiles/`` (installed as ``autotune_plugins`` and
     ``autotune_profiles``), so each is copied under its import name first."""
-    import importlib.util  # noqa: PLC0415
-    import shutil  # noqa: PLC0415
-
     folders = []
     for name in ("autotune", "autotune_plugins", "autotune_profiles"):
         # Where each package lives, found without importing it (nor the plugins with it).

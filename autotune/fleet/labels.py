@@ -17,8 +17,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from autotune import api
 from autotune.errors import UserError
+from autotune.fleet.plan import GpuGroup, PlannedHost, planned_machine
 from autotune.machine_profiles.store import MachineProfile
+from autotune.recommendation.formats import write_atomically
 
 PREFIX = "autotune.io"
 #: Where NFD's local source reads feature files (one ``name=value`` a line; dot-files ignored).
@@ -57,9 +60,6 @@ def _groups(machine: dict[str, Any]) -> list[tuple[str, int, tuple[str, ...]]]:
 
 def _alone(profile: MachineProfile, model: str, count: int, mig: tuple[str, ...]) -> dict[str, Any]:
     """The rules' settings for ``count`` GPUs of ``model`` (with ``mig`` slices) on this host."""
-    from autotune import api  # noqa: PLC0415
-    from autotune.fleet.plan import GpuGroup, PlannedHost, planned_machine  # noqa: PLC0415
-
     host = profile.machine.get("host") or {}
     planned = PlannedHost(host=profile.fingerprint.host or "node", gpus=(GpuGroup(model, count, mig),),
                           cpu_cores=max(1, int(host.get("logical_cores") or 1)),
@@ -101,8 +101,6 @@ def features_text(labels: dict[str, str], profile_path: Path | None = None) -> s
 def write_features(text: str, path: Path) -> None:
     """Into place whole: NFD ignores dot-files, and :func:`autotune.recommendation.formats.write_atomically`
     writes a dot-file beside the target and renames it over it."""
-    from autotune.recommendation.formats import write_atomically  # noqa: PLC0415
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:

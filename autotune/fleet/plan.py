@@ -32,9 +32,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from autotune import api
 from autotune.errors import UserError
+from autotune.hardware import gpu_database as gpudb
+from autotune.machine_profiles.fingerprint import fingerprint
 from autotune.machine_profiles.store import MachineProfile, profile_path, purpose_of, render_profile
 from autotune.recommendation.formats import write_atomically
+from autotune.shipped_data import read_yaml_text
 from autotune.types import Host, Machine, MigSlice
 
 GIB = 2**30
@@ -95,8 +99,6 @@ def _mig(value: Any, where: str) -> tuple[str, ...]:
 
 
 def _group(entry: Mapping[str, Any], where: str) -> GpuGroup:
-    from autotune.hardware import gpu_database as gpudb  # noqa: PLC0415
-
     model = entry.get("model")
     if not model:
         raise UserError(f"{where}: a GPU entry has no model; give model: NAME (autotune gpus lists them)")
@@ -146,8 +148,6 @@ def read_inventory(path: Path) -> list[PlannedHost]:
     :raises UserError: unreadable, not an inventory, a duplicate host, or an unknown GPU
         model (naming the host and the closest known names).
     """
-    from autotune.shipped_data import read_yaml_text  # noqa: PLC0415
-
     try:
         text = path.read_text("utf-8")
     except OSError as error:
@@ -175,8 +175,6 @@ def read_inventory(path: Path) -> list[PlannedHost]:
 
 def planned_machine(planned: PlannedHost) -> Machine:
     """The machine the inventory describes, simulated from the spec database."""
-    from autotune.hardware import gpu_database as gpudb  # noqa: PLC0415
-
     cores = planned.cpu_cores
     host = Host(cpu_model="unknown (planned)", logical_cores=cores, physical_cores=cores,
                 available_cores=cores, ram_bytes=planned.ram_gb * GIB, os="unknown (planned)")
@@ -196,9 +194,6 @@ def planned_machine(planned: PlannedHost) -> Machine:
 
 def plan(hosts: Iterable[PlannedHost], task: str = "infer") -> Iterable[MachineProfile]:
     """A planned profile per host; hosts with the same hardware share one recommendation."""
-    from autotune import api  # noqa: PLC0415
-    from autotune.machine_profiles.fingerprint import fingerprint  # noqa: PLC0415
-
     shared: dict[tuple, tuple[Any, dict[str, Any], Any]] = {}
     for planned in hosts:
         if planned.hardware not in shared:

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from autotune.errors import UserError
+from autotune.machine_profiles.fingerprint import rules_hash
 from autotune.machine_profiles.store import MachineProfile, ProfileError, read_profile
+from autotune.recommendation.formats import atomic_file
 
 COLUMNS = ("host", "gpus", "precision", "batch_size", "resolution", "backend", "source", "stale")
 
@@ -52,8 +54,6 @@ def row(profile: MachineProfile, rules_hash: str) -> dict[str, Any]:
 
 
 def summarize(profiles: list[MachineProfile]) -> dict[str, Any]:
-    from autotune.machine_profiles.fingerprint import rules_hash  # noqa: PLC0415
-
     current = rules_hash()
     rows = [row(profile, current) for profile in profiles]
     models: Counter[str] = Counter()
@@ -103,7 +103,6 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     axes.legend(title="precision")
     axes.tick_params(axis="x", labelrotation=30)
     figure.tight_layout()
-    from autotune.recommendation.formats import atomic_file  # noqa: PLC0415
 
     with atomic_file(path, suffix=".png") as temporary:
         figure.savefig(temporary, format="png")

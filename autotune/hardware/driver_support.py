@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from autotune.hardware.probe import probe
 from autotune.shipped_data import load_profile
 
 if TYPE_CHECKING:
@@ -80,8 +81,6 @@ def check(driver_version: str | None, torch_cuda_version: str | None) -> DriverT
 
 def _probed_machine() -> Machine:
     """This machine as the probe sees it (tests replace this with a recorded machine)."""
-    from autotune.hardware.probe import probe  # noqa: PLC0415 - only when CUDA is missing
-
     return probe()
 
 

@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from autotune.shipped_data import load_profile
-from autotune.types import Machine
+from autotune.types import Machine, distribution_version
+from autotune.version import __version__
 
 GIB = 2**30
 
@@ -69,8 +70,6 @@ def runtime_versions(distributions: list[str] | None = None) -> dict[str, str | 
     """Version by pip distribution (None: not installed), never imported: those given (a
     recorded fingerprint's, so checking one needs no plugin manager), else every
     distribution a registered backend names."""
-    from autotune.types import distribution_version  # noqa: PLC0415
-
     if distributions is None:
         from autotune import plugins  # noqa: PLC0415 - only when a fingerprint is first taken
 
@@ -81,8 +80,6 @@ def runtime_versions(distributions: list[str] | None = None) -> dict[str, str | 
 
 def fingerprint(machine: Machine, distributions: list[str] | None = None) -> Fingerprint:
     """This machine's fingerprint; ``distributions`` as for :func:`runtime_versions`."""
-    from autotune.version import __version__  # noqa: PLC0415 - the version, without a cycle at import
-
     gpus = tuple({"name": gpu.name, "uuid": gpu.uuid, "vram_gb": round(gpu.vram_total_bytes / GIB, 1),
                   "compute_capability": gpu.compute_capability,
                   "mig": sorted(s.name for s in gpu.mig_slices) if gpu.mig_enabled else None}

@@ -24,8 +24,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from autotune.errors import UserError, one_line
 from autotune.machine_profiles.fingerprint import Fingerprint
+from autotune.shipped_data import dump_yaml, read_yaml_text
 from autotune.types import Recommendation
 
 #: The profile document's schema; a reader refuses any other.
@@ -124,10 +127,6 @@ def read_profile(path: Path) -> MachineProfile:
     :raises ProfileError: missing, unreadable, not YAML, a non-safe tag (``!!python/object``),
         another schema, or malformed.
     """
-    import yaml  # noqa: PLC0415 - its errors' types
-
-    from autotune.shipped_data import read_yaml_text  # noqa: PLC0415
-
     try:
         text = path.read_text("utf-8")
     except FileNotFoundError:
@@ -150,8 +149,6 @@ def read_profile(path: Path) -> MachineProfile:
 
 def render_profile(profile: MachineProfile) -> str:
     """The profile as the YAML document a store holds."""
-    from autotune.shipped_data import dump_yaml  # noqa: PLC0415
-
     return (f"# autotune profile of {profile.fingerprint.host} ({profile.purpose}); "
             "read by import autotune.auto\n" + dump_yaml(profile.to_dict()))
 

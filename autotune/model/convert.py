@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autotune import plugins
 from autotune.errors import UserError
 from autotune.model.source import ModelSource
 from autotune.model_inputs import ModelInputs, from_shape
@@ -81,7 +82,6 @@ def convert_model(source: ModelSource, target: str = "onnx",
     """
     if source.kind == target:
         return Path(source.spec)
-    from autotune import plugins  # noqa: PLC0415 - loading plugins is needed only here
 
     converters = [(plugin, converter) for plugin, converter in plugins.model_converters()
                   if source.kind in converter.source_kinds and converter.target == target]

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from autotune.errors import DoesNotFit, UserError
-from autotune.hardware.gpu_database import GpuSpec
+from autotune.hardware.gpu_database import GpuSpec, resolve
 from autotune.model import oom_ladder as ladder
 from autotune.model.stats import ModelStats, memory_constants, reference_models
 from autotune.types import Decision
@@ -148,8 +148,6 @@ def _anchor_speed() -> SpeedModel:
 
 
 def _anchor_spec() -> GpuSpec:
-    from autotune.hardware.gpu_database import resolve  # noqa: PLC0415
-
     return resolve(memory_constants()["anchor"]["gpu"])
 
 

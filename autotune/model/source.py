@@ -7,10 +7,12 @@ except for the reference models whose stats ship in ``profiles/models.yaml``.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from autotune import plugins
 from autotune.errors import UserError
 from autotune.model.stats import ModelStats, reference_models
 from autotune.model_inputs import TIER_RESOLUTIONS, ModelInputs, from_shape, parse_input_spec
@@ -74,8 +76,6 @@ def parse_model(spec: str, input_shape: str | None = None, input_spec: str | Non
 
 def _torchvision_has(name: str) -> bool:
     """Other torchvision classifiers work too, when torchvision is installed."""
-    import importlib.util  # noqa: PLC0415
-
     if importlib.util.find_spec("torchvision") is None:
         return False
     import torchvision  # noqa: PLC0415 - only for names outside profiles/models.yaml
@@ -89,9 +89,6 @@ def model_stats_for(source: ModelSource, resolutions: tuple[int, ...] = TIER_RES
     shipped = reference_models().get(source.spec) if source.kind == "reference" else None
     if shipped is not None and source.inputs in (None, shipped.inputs):
         return shipped
-    import importlib.util  # noqa: PLC0415
-
-    from autotune import plugins  # noqa: PLC0415
 
     inspectors = [inspector for _, inspector in plugins.model_inspectors() if source.kind in inspector.kinds]
     if not inspectors:

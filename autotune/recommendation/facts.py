@@ -7,6 +7,7 @@ Decisions made earlier in the same recommendation are facts too, under their own
 
 from __future__ import annotations
 
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from autotune.hardware import gpu_database as gpudb
@@ -55,8 +56,6 @@ FACTS: dict[str, str] = {
 def installed_backends() -> list[str]:
     """Registered backends whose framework is installed, sorted: found by import name, so
     asking costs no framework import."""
-    import importlib.util  # noqa: PLC0415
-
     from autotune import plugins  # noqa: PLC0415 - the registry loads entry points
 
     return sorted(name for name, (_, backend) in plugins.backends().items()

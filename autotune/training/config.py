@@ -23,6 +23,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from autotune.errors import AutotuneError
+from autotune.machine_profiles.fingerprint import fingerprint
+from autotune.machine_profiles.store import MachineProfile, profile_path, store_folder, write_profile
+
 #: The purpose whose profile a training script reads (``<host>.train.yaml``).
 PURPOSE_TASK = "train"
 #: torch's default TF32 use, (CUDA matmuls, cuDNN convolutions): a script whose use differs
@@ -141,10 +145,6 @@ def load_training_config(environ: Mapping[str, str] | None = None) -> TrainingCo
 def _save(machine, recommendation, store: str | None) -> None:
     """Keep the rules-only recommendation as this machine's training profile; a store that
     cannot be written is one warning, and the script goes on."""
-    from autotune.errors import AutotuneError  # noqa: PLC0415
-    from autotune.machine_profiles.fingerprint import fingerprint  # noqa: PLC0415
-    from autotune.machine_profiles.store import MachineProfile, profile_path, store_folder, write_profile  # noqa: PLC0415
-
     prints = fingerprint(machine)
     made = MachineProfile(purpose=PURPOSE_TASK, fingerprint=prints, machine=machine.to_dict(),
                           recommendations=(recommendation,))

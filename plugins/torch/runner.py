@@ -20,7 +20,7 @@ from autotune_plugins.torch.build import build_seeded
 from autotune_plugins.torch.io import call_model, select_output, synthetic_tensors, to_tensors, training_loss
 from torch import nn
 
-from autotune.sdk.cuda import read_state, set_tf32
+from autotune.sdk.cuda import is_out_of_memory, read_state, set_tf32
 from autotune.sdk.cuda import restore as restore_tf32
 from autotune.sdk.models import ModelInputs
 from autotune.sdk.running import (
@@ -263,8 +263,6 @@ class TorchRunner:
         return "cuda"
 
     def is_out_of_memory(self, error: BaseException) -> bool:
-        from autotune.sdk.cuda import is_out_of_memory  # noqa: PLC0415 - one test of torch's OOM
-
         return is_out_of_memory(error)
 
     def enforces_memory_budget(self, device: str) -> bool:
