@@ -245,11 +245,11 @@ def check_runtimes(context: CheckContext) -> dict[str, Any]:
         figures["onnxruntime"] = {"version": onnxruntime.__version__,
                                   "available_providers": onnxruntime.get_available_providers()}
         if machine.gpus:
-            from autotune_plugins.onnxruntime import providers as ort_providers  # noqa: PLC0415
+            from autotune_plugins.onnxruntime import sessions  # noqa: PLC0415
 
             # autotune's own probe: a one-node model, every fallback off, get_providers() checked.
             for provider in ("cuda", "tensorrt"):
-                problem = ort_providers.gpu_provider_problem(provider)
+                problem = sessions.gpu_provider_problem(provider)
                 figures["onnxruntime"][f"one_node_{provider}"] = "runs on the provider" if problem is None \
                     else f"does not run: {problem}"
         else:
@@ -449,7 +449,8 @@ def check_onnx_placement(context: CheckContext) -> dict[str, Any]:
     place nodes on the CPU, profiled, giving every executed node's provider."""
     import numpy as np  # noqa: PLC0415
     import onnxruntime  # noqa: PLC0415
-    from autotune_plugins.onnxruntime import providers as ort_providers  # noqa: PLC0415
+    from autotune_plugins.onnxruntime import sessions  # noqa: PLC0415
+    from autotune_plugins.onnxruntime.session_plan import plan_session  # noqa: PLC0415
 
     from autotune.model_inputs import synthetic_batch  # noqa: PLC0415
 
@@ -459,7 +460,7 @@ def check_onnx_placement(context: CheckContext) -> dict[str, Any]:
         inputs = _model_inputs(source)
         shapes = {spec.name: ((1, *spec.shape), (4, *spec.shape), (8, *spec.shape)) for spec in inputs.inputs}
         try:
-            ort_providers.create_session(path, ort_providers.plan_session("cuda", input_shapes=shapes))
+            sessions.create_session(path, plan_session("cuda", input_shapes=shapes))
             entry["strict_session"] = "accepted"
         except Exception as error:  # noqa: BLE001 - the refusal is the finding (issue 24 item 5)
             entry["strict_session"] = f"refused: {_first_line(error)}"
@@ -641,9 +642,9 @@ def check_memory_two_precisions(context: CheckContext) -> dict[str, Any]:
             figures[label] = backend.not_installed()
             continue
         if options.get("provider") == "tensorrt":
-            from autotune_plugins.onnxruntime import providers as ort_providers  # noqa: PLC0415
+            from autotune_plugins.onnxruntime import sessions  # noqa: PLC0415
 
-            problem = ort_providers.gpu_provider_problem("tensorrt")
+            problem = sessions.gpu_provider_problem("tensorrt")
             if problem is not None:  # no TensorRT libraries here: said, as "not installed" is
                 figures[label] = f"the TensorRT provider does not run here: {problem}"
                 continue

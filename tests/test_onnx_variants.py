@@ -15,8 +15,9 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxconverter_common")
 
-from autotune_plugins.common import onnx_variants  # noqa: E402
-from autotune_plugins.common.onnx_variants import INT8_METHODS, OpMix, Variant, make_variant, op_mix  # noqa: E402
+from autotune_plugins.common import onnx_variants, variant_builders  # noqa: E402
+from autotune_plugins.common.onnx_op_mix import OpMix, op_mix  # noqa: E402
+from autotune_plugins.common.onnx_variants import INT8_METHODS, Variant, make_variant  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from autotune.backend_api import UnsupportedConfig  # noqa: E402
@@ -257,7 +258,7 @@ def test_int8_without_pre_processing_when_it_fails(models, monkeypatch):
     def fails(*args, **kwargs):
         raise RuntimeError("symbolic shape inference failed")
 
-    monkeypatch.setattr(onnx_variants, "quant_pre_process", fails)
+    monkeypatch.setattr(variant_builders, "quant_pre_process", fails)
     variant = make_variant(models["conv"], "int8", "qdq", calibration=calibration_for("conv"))
     feed = synthetic_batch(CONV_INPUTS, 2, seed=7)
     assert cosine(run(variant.path, feed), run(models["conv"], feed)) > 0.9
@@ -282,7 +283,7 @@ def test_a_second_call_finds_the_cached_file(models, monkeypatch):
     def not_again(*args, **kwargs):
         raise AssertionError("the cached variant was built again")
 
-    monkeypatch.setattr(onnx_variants, "quantize_static", not_again)
+    monkeypatch.setattr(variant_builders, "quantize_static", not_again)
     again = make_variant(models["conv"], "int8", "qdq", calibration={"x": calibration["x"].copy()})
     assert again == first and again.path.stat().st_mtime_ns == built_at
     # Other calibration data is another variant, and the library's failure is one line.
@@ -295,7 +296,7 @@ def test_a_converter_failure_is_unsupported_in_one_line(models, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("[ONNXRuntimeError] something broke\n  at line 2")
 
-    monkeypatch.setattr(onnx_variants.float16, "convert_float_to_float16", broken)
+    monkeypatch.setattr(variant_builders.float16, "convert_float_to_float16", broken)
     with pytest.raises(UnsupportedConfig, match=r"^fp16: \[ONNXRuntimeError\] something broke$"):
         make_variant(models["conv"], "fp16")
     assert not [path for path in variant_files() if path.suffix == ".onnx"]
@@ -310,7 +311,7 @@ def test_a_variant_onnx_runtime_cannot_load_is_unsupported_and_not_cached(models
         model.graph.node[0].op_type = "NoSuchOperator"
         onnx.save(model, str(target))
 
-    monkeypatch.setattr(onnx_variants, "_build_fp16", unloadable)
+    monkeypatch.setattr(variant_builders, "build_fp16", unloadable)
     with pytest.raises(UnsupportedConfig, match=r"^fp16: the converter wrote a model ONNX Runtime cannot"):
         make_variant(models["conv"], "fp16")
     assert not [path for path in variant_files() if path.suffix == ".onnx"]
@@ -324,7 +325,7 @@ def test_the_quantisers_warnings_stay_off_the_terminal(models, caplog):
         raise RuntimeError("gave up")
 
     with pytest.MonkeyPatch.context() as patch, caplog.at_level("WARNING"):
-        patch.setattr(onnx_variants.float16, "convert_float_to_float16", noisy)
+        patch.setattr(variant_builders.float16, "convert_float_to_float16", noisy)
         with pytest.raises(UnsupportedConfig):
             make_variant(models["conv"], "fp16")
     assert "out-of-range" not in caplog.text
@@ -338,7 +339,7 @@ def test_an_unsorted_fp16_graph_is_unsupported_not_sorted_by_hand(models, monkey
         raise onnx.checker.ValidationError("Nodes in a graph must be topologically sorted, however input "
                                            "'x' of node: name: Cast is not output of any previous nodes.")
 
-    monkeypatch.setattr(onnx_variants.onnx.checker, "check_model", unsorted)
+    monkeypatch.setattr(variant_builders.onnx.checker, "check_model", unsorted)
     with pytest.raises(UnsupportedConfig, match="#208"):
         make_variant(models["conv"], "fp16")
 

@@ -26,16 +26,15 @@ pynvml = pytest.importorskip("pynvml")
 
 from autotune_plugins.common import nvml_peak  # noqa: E402
 from autotune_plugins.common.nvml_peak import ProcessPeakMemory  # noqa: E402
-from autotune_plugins.onnxruntime import providers as ort_providers  # noqa: E402
 from autotune_plugins.onnxruntime import runner as ort_runner  # noqa: E402
-from autotune_plugins.onnxruntime.providers import (  # noqa: E402
-    ProviderUnavailable,
-    create_session,
+from autotune_plugins.onnxruntime import session_plan, sessions  # noqa: E402
+from autotune_plugins.onnxruntime.placement import (  # noqa: E402
     node_placement,
     placement_from_profile,
     placement_problem,
-    plan_session,
 )
+from autotune_plugins.onnxruntime.session_plan import plan_session  # noqa: E402
+from autotune_plugins.onnxruntime.sessions import ProviderUnavailable, create_session  # noqa: E402
 
 from autotune.backend_api import IEEE_MATH, TF32_MATH, BudgetCheck, MemoryFigure, RunConfig  # noqa: E402
 from autotune.cli.render import results_table  # noqa: E402
@@ -66,7 +65,7 @@ def test_a_real_profile_names_every_node_with_its_provider_and_tells_shape_arith
 
 def test_a_placement_read_from_a_live_session_is_the_profile_it_wrote(tmp_path):
     path = conv_net(tmp_path / "conv_net.onnx")
-    options = ort_providers._profiled(onnxruntime.SessionOptions())
+    options = sessions._profiled(onnxruntime.SessionOptions())
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     placement = node_placement(session, {"x": np.zeros((2, 3, 16, 16), np.float32)})
     assert placement is not None
@@ -128,8 +127,8 @@ def test_a_working_provider_refused_for_cpu_nodes_is_made_again_with_the_fallbac
     monkeypatch.setattr(onnxruntime, "get_available_providers",
                         lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     monkeypatch.setattr(onnxruntime, "InferenceSession", _GuardedSession)
-    monkeypatch.setattr(ort_providers, "_preload_gpu_libraries", lambda: None)
-    monkeypatch.setattr(ort_providers, "gpu_provider_problem", lambda provider: None)
+    monkeypatch.setattr(sessions, "_preload_gpu_libraries", lambda: None)
+    monkeypatch.setattr(sessions, "gpu_provider_problem", lambda provider: None)
     _GuardedSession.made = []
     session = create_session(tmp_path / "dynamic.onnx", plan_session("cuda"))
     assert isinstance(session, _GuardedSession)
@@ -142,8 +141,8 @@ def test_a_provider_that_does_not_work_is_still_unavailable_not_retried(tmp_path
     monkeypatch.setattr(onnxruntime, "get_available_providers",
                         lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     monkeypatch.setattr(onnxruntime, "InferenceSession", _GuardedSession)
-    monkeypatch.setattr(ort_providers, "_preload_gpu_libraries", lambda: None)
-    monkeypatch.setattr(ort_providers, "gpu_provider_problem", lambda provider: "no CUDA-capable device")
+    monkeypatch.setattr(sessions, "_preload_gpu_libraries", lambda: None)
+    monkeypatch.setattr(sessions, "gpu_provider_problem", lambda provider: "no CUDA-capable device")
     _GuardedSession.made = []
     with pytest.raises(ProviderUnavailable, match="^CUDA provider unavailable: no CUDA-capable device$"):
         create_session(tmp_path / "dynamic.onnx", plan_session("cuda"))
@@ -191,19 +190,19 @@ def _as_gpu_provider(monkeypatch, provider: str, nvml: LiveNvml):
     """The runner on ``provider`` with a CPU session underneath: the provider works, the
     session says it ran there, its nodes are placed as the CUDA-like profile says, and NVML
     is ``nvml``."""
-    monkeypatch.setattr(ort_providers, "gpu_provider_problem", lambda name: None)
-    monkeypatch.setattr(ort_providers, "provider_that_ran", lambda session: provider)
+    monkeypatch.setattr(sessions, "gpu_provider_problem", lambda name: None)
+    monkeypatch.setattr(sessions, "provider_that_ran", lambda session: provider)
     monkeypatch.setattr(ort_runner.OrtSession, "_device_binding", lambda self: None)
-    monkeypatch.setattr(ort_providers, "node_placement",
+    monkeypatch.setattr(ort_runner, "node_placement",
                         lambda session, feed: placement_from_profile(profile("cuda_dynamic_batch.json")))
-    real_create = ort_providers.create_session
+    real_create = sessions.create_session
 
     def create(path, plan):
         session = real_create(path, plan_session("cpu"))
         nvml.sessions.add(session)
         return session
 
-    monkeypatch.setattr(ort_providers, "create_session", create)
+    monkeypatch.setattr(sessions, "create_session", create)
     monkeypatch.setattr(nvml_peak, "ProcessPeakMemory",
                         lambda baseline: ProcessPeakMemory(baseline=baseline, nvml=nvml,
                                                            cuda_uuid=lambda ordinal: None))
@@ -257,7 +256,7 @@ def test_each_configuration_reports_its_own_increment_and_frees_its_session(tmp_
 @pytest.mark.parametrize(("provider", "options", "math"), [
     ("cuda", {}, IEEE_MATH),  # use_tf32=0, always passed: ORT's own default is on
     ("cuda", {"tf32": True}, TF32_MATH),
-    ("tensorrt", {}, ort_providers.TENSORRT_FP32_MATH),  # no way to clear TensorRT's TF32
+    ("tensorrt", {}, session_plan.TENSORRT_FP32_MATH),  # no way to clear TensorRT's TF32
 ])
 def test_each_gpu_fp32_row_says_what_it_computed_in_the_table_and_the_json(
         tmp_path, monkeypatch, capsys, provider, options, math):
@@ -338,17 +337,17 @@ def _as_cuda_graph_session(monkeypatch) -> list[_CudaGraphSession]:
     CPU one (listed in the list returned), made only from a plan that asks for a CUDA graph,
     and device buffers on the host."""
     made: list[_CudaGraphSession] = []
-    monkeypatch.setattr(ort_providers, "gpu_provider_problem", lambda name: None)
-    monkeypatch.setattr(ort_providers, "provider_that_ran", lambda session: "cuda")
-    monkeypatch.setattr(ort_providers, "node_placement", lambda session, feed: None)
-    real_create = ort_providers.create_session
+    monkeypatch.setattr(sessions, "gpu_provider_problem", lambda name: None)
+    monkeypatch.setattr(sessions, "provider_that_ran", lambda session: "cuda")
+    monkeypatch.setattr(ort_runner, "node_placement", lambda session, feed: None)
+    real_create = sessions.create_session
 
     def create(path, plan):
-        assert ort_providers.uses_cuda_graph(plan), plan.provider_options
+        assert session_plan.uses_cuda_graph(plan), plan.provider_options
         made.append(_CudaGraphSession(real_create(path, plan_session("cpu"))))
         return made[-1]
 
-    monkeypatch.setattr(ort_providers, "create_session", create)
+    monkeypatch.setattr(sessions, "create_session", create)
     # A copy, as to a device: a host OrtValue would share the numpy array's memory.
     on_the_host = onnxruntime.OrtValue.ortvalue_from_numpy
     monkeypatch.setattr(onnxruntime.OrtValue, "ortvalue_from_numpy",
@@ -410,14 +409,14 @@ def test_a_cuda_graph_runs_a_remainder_padded_to_its_batch_and_drops_the_padding
 
 @pytest.mark.gpu
 def test_a_real_cuda_graph_sessions_outputs_match_the_cpu_and_its_fp32_says_ieee(tmp_path):
-    problem = ort_providers.gpu_provider_problem("cuda")
+    problem = sessions.gpu_provider_problem("cuda")
     if problem is not None:
         pytest.skip(problem)
     path = conv_net(tmp_path / "fixed_batch.onnx", batch=2)
     measurer, _ = _measurer(path, device="cuda")
     config = RunConfig("infer", "fp32", 2, None).with_options(provider="cuda", cuda_graph=True)
     session, *_ = measurer.open_with_ladder(config)
-    assert ort_providers.uses_cuda_graph(session.plan) and session.math == IEEE_MATH
+    assert session_plan.uses_cuda_graph(session.plan) and session.math == IEEE_MATH
     for _ in range(3):  # captured and replayed on the session's own batch first
         session.step()
     inputs = _samples(6)

@@ -14,13 +14,12 @@ np = pytest.importorskip("numpy")
 onnx = pytest.importorskip("onnx")
 onnxruntime = pytest.importorskip("onnxruntime")
 
-from autotune_plugins.onnxruntime import providers as ort_providers  # noqa: E402
-from autotune_plugins.onnxruntime.providers import (  # noqa: E402
-    PROVIDERS,
+from autotune_plugins.onnxruntime import session_plan, sessions  # noqa: E402
+from autotune_plugins.onnxruntime.session_plan import PROVIDERS, plan_session  # noqa: E402
+from autotune_plugins.onnxruntime.sessions import (  # noqa: E402
     ProviderUnavailable,
     create_session,
     gpu_provider_problem,
-    plan_session,
     provider_that_ran,
 )
 from onnx import TensorProto, helper  # noqa: E402
@@ -285,7 +284,7 @@ def test_a_session_that_landed_on_the_cpu_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(onnxruntime, "get_available_providers",
                         lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     monkeypatch.setattr(onnxruntime, "InferenceSession", _SessionOnTheCpu)
-    monkeypatch.setattr(ort_providers, "_preload_gpu_libraries", lambda: None)
+    monkeypatch.setattr(sessions, "_preload_gpu_libraries", lambda: None)
     with pytest.raises(ProviderUnavailable, match="^CUDA provider unavailable: .*CPUExecutionProvider"):
         create_session(tmp_path / "any.onnx", plan_session("cuda"))
     made = _SessionOnTheCpu.made_with
@@ -306,7 +305,7 @@ def test_running_out_of_gpu_memory_while_creating_stays_onnxruntimes_own_error(t
     monkeypatch.setattr(onnxruntime, "get_available_providers",
                         lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     monkeypatch.setattr(onnxruntime, "InferenceSession", failing)
-    monkeypatch.setattr(ort_providers, "_preload_gpu_libraries", lambda: None)
+    monkeypatch.setattr(sessions, "_preload_gpu_libraries", lambda: None)
     with pytest.raises(RuntimeException) as caught:
         create_session(tmp_path / "big.onnx", plan_session("cuda", memory_budget_bytes=2**28))
     assert caught.value is out_of_memory
@@ -321,8 +320,8 @@ def test_provider_unavailable_survives_pickling():
 
 def test_the_reason_is_the_library_that_did_not_load():
     refused = RuntimeError("assigned to the default CPU EP")
-    failure = ort_providers._GpuSessionFailed(REAL_CUDA_LOG, error=refused)
-    assert ort_providers._provider_reason("cuda", failure) == (
+    failure = sessions._GpuSessionFailed(REAL_CUDA_LOG, error=refused)
+    assert sessions._provider_reason("cuda", failure) == (
         "libcublasLt.so.13: cannot open shared object file: No such file or directory "
         f"(ONNX Runtime {onnxruntime.__version__} needs cuDNN 9.* and CUDA 13.*)")
 
@@ -330,8 +329,8 @@ def test_the_reason_is_the_library_that_did_not_load():
 def test_without_a_library_line_the_reason_is_the_first_error_logged():
     log = ("2026-11-23 13:33:33.1 [E:onnxruntime:Default, cuda_call.cc:123 CudaCall] CUDA failure 100: "
            "no CUDA-capable device is detected ; GPU=0\n" + REAL_CUDA_LOG.splitlines()[-1])
-    failure = ort_providers._GpuSessionFailed(log, error=RuntimeError("assigned to the default CPU EP"))
-    assert ort_providers._provider_reason("cuda", failure) == (
+    failure = sessions._GpuSessionFailed(log, error=RuntimeError("assigned to the default CPU EP"))
+    assert sessions._provider_reason("cuda", failure) == (
         "CUDA failure 100: no CUDA-capable device is detected ; GPU=0")
 
 
@@ -376,18 +375,18 @@ def test_a_cuda_graph_session_replays_a_static_shape(tmp_path):
 
 
 def test_fp32_math_is_what_the_cuda_plan_passes_and_tf32_on_tensorrt(tmp_path):
-    assert ort_providers.fp32_math(plan_session("cuda", tf32=False), "fp32") == "IEEE matmul and conv"
-    assert ort_providers.fp32_math(plan_session("cuda", tf32=True), "tf32") == "TF32 matmul and conv"
+    assert session_plan.fp32_math(plan_session("cuda", tf32=False), "fp32") == "IEEE matmul and conv"
+    assert session_plan.fp32_math(plan_session("cuda", tf32=True), "tf32") == "TF32 matmul and conv"
     # TensorRT allows TF32 and the provider cannot say otherwise, whatever was asked: the
     # "fp32" row says so with the reason.
     for tf32 in (False, True):
-        assert ort_providers.fp32_math(plan_session("tensorrt", tf32=tf32, cache_dir=tmp_path), "fp32") == (
+        assert session_plan.fp32_math(plan_session("tensorrt", tf32=tf32, cache_dir=tmp_path), "fp32") == (
             "TF32 matmul and conv (TensorRT's default, which ONNX Runtime's TensorRT provider has no "
             "option to turn off)")
-    assert ort_providers.fp32_math(plan_session("cpu"), "fp32") == ""  # the CPU has no TF32
-    assert ort_providers.fp32_math(plan_session("cuda", tf32=True), "fp16") == ""
+    assert session_plan.fp32_math(plan_session("cpu"), "fp32") == ""  # the CPU has no TF32
+    assert session_plan.fp32_math(plan_session("cuda", tf32=True), "fp16") == ""
     fp16_engine = plan_session("tensorrt", precision="fp16", cache_dir=tmp_path)
-    assert ort_providers.fp32_math(fp16_engine, "fp16") == ""
+    assert session_plan.fp32_math(fp16_engine, "fp16") == ""
 
 
 def test_the_installed_tensorrt_provider_still_has_no_tf32_option():
@@ -404,8 +403,8 @@ def test_the_installed_tensorrt_provider_still_has_no_tf32_option():
 
 def test_only_a_cuda_plan_with_static_shapes_and_the_option_replays_a_cuda_graph(tmp_path):
     static, dynamic = {"x": ((2, 3, 8, 8),) * 3}, {"x": ((1, 3, 8, 8), (4, 3, 8, 8), (4, 3, 8, 8))}
-    assert ort_providers.uses_cuda_graph(plan_session("cuda", cuda_graph=True, input_shapes=static))
-    assert not ort_providers.uses_cuda_graph(plan_session("cuda", cuda_graph=True, input_shapes=dynamic))
-    assert not ort_providers.uses_cuda_graph(plan_session("cuda", input_shapes=static))
-    assert not ort_providers.uses_cuda_graph(plan_session("tensorrt", input_shapes=static,
+    assert session_plan.uses_cuda_graph(plan_session("cuda", cuda_graph=True, input_shapes=static))
+    assert not session_plan.uses_cuda_graph(plan_session("cuda", cuda_graph=True, input_shapes=dynamic))
+    assert not session_plan.uses_cuda_graph(plan_session("cuda", input_shapes=static))
+    assert not session_plan.uses_cuda_graph(plan_session("tensorrt", input_shapes=static,
                                                           cache_dir=tmp_path))

@@ -13,7 +13,7 @@ import pytest
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 from autotune_plugins.common import onnx_variants  # noqa: E402
-from autotune_plugins.onnxruntime import providers as ort_providers  # noqa: E402
+from autotune_plugins.onnxruntime import sessions  # noqa: E402
 from autotune_plugins.onnxruntime.runner import OrtRunner  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
@@ -24,7 +24,7 @@ from autotune.measure.measurer import Measurer  # noqa: E402
 from autotune.model.source import parse_model  # noqa: E402
 from tests.test_cli import one_line_error, run  # noqa: E402
 
-CUDA_PROBLEM = ort_providers.gpu_provider_problem("cuda")
+CUDA_PROBLEM = sessions.gpu_provider_problem("cuda")
 
 #: verify and bench here are about what they measure, decide and print, not how long they
 #: time (tests/test_budget.py holds the budgets on the wall clock).

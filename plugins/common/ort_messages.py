@@ -4,7 +4,8 @@ ONNX Runtime raises a handful of exception types for everything and logs the res
 provider library that did not load) from C++ with source locations and error codes. This
 reads its words: the library that did not load and the versions it wants, whether a model
 file is the problem (an opset or IR version newer than this build loads, an unknown
-operator) and the hint that fixes it. Imported by ``ort_providers`` only.
+operator) and the hint that fixes it. Imported by the ONNX Runtime plugin's ``sessions`` and
+by ``onnx_variants``.
 """
 
 from __future__ import annotations

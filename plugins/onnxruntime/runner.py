@@ -4,8 +4,9 @@ provider that really runs.
 Imported only when something is measured. The model is the user's ``.onnx`` file as given,
 or a PyTorch model exported through the conversion hook (:func:`autotune.model.convert.convert_model`)
 with every input the input description names; the precision variants (FP16, INT8, INT4)
-are made from that file by ``onnx_variants`` and cached. Sessions are made by
-``ort_providers``, which refuses to let a GPU provider fall back to the CPU unnoticed.
+are made from that file by ``onnx_variants`` and cached. Sessions are planned by
+``session_plan`` and made by ``sessions``, which refuses to let a GPU provider fall back to
+the CPU unnoticed.
 ONNX Runtime here serves trained models: training stays with PyTorch.
 
 Memory: each session is made when a configuration opens and dropped when it closes, so its
@@ -21,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 from autotune_plugins.common import nvml_peak, onnx_files, onnx_variants
-from autotune_plugins.onnxruntime import providers as ort_providers
+from autotune_plugins.onnxruntime import session_plan, sessions
+from autotune_plugins.onnxruntime.placement import node_placement, placement_problem
 
 from autotune.sdk import UserError
 from autotune.sdk.files import cache_root
@@ -64,11 +66,11 @@ class OrtPrepared:
         self.model_file = variant.model_file
         self.max_batch_size, self.device = max_batch_size, device
 
-    def new_session(self, plan: ort_providers.SessionPlan) -> ort.InferenceSession:
+    def new_session(self, plan: session_plan.SessionPlan) -> ort.InferenceSession:
         """A session for one configuration, made from :meth:`plan`; the caller drops it when
         the configuration closes."""
         try:
-            return ort_providers.create_session(self.variant.path, plan)
+            return sessions.create_session(self.variant.path, plan)
         except UserError as error:
             raise self._refused(str(error)) from None
 
@@ -78,7 +80,7 @@ class OrtPrepared:
         # A variant autotune made that this provider refuses: this precision, not the input.
         return UnsupportedConfig(f"{self.variant.label}: {reason}")
 
-    def plan(self, memory_budget_bytes: float | None) -> ort_providers.SessionPlan:
+    def plan(self, memory_budget_bytes: float | None) -> session_plan.SessionPlan:
         """The session to make for one configuration: this preparation's options, the
         memory budget, every input's batch range."""
         preparation = self.preparation
@@ -87,7 +89,7 @@ class OrtPrepared:
             fixed = preparation.inputs.fixed_batch
             low, high = (fixed, fixed) if fixed else (1, self.max_batch_size)
             shapes[spec.name] = ((low, *spec.shape), (high, *spec.shape), (high, *spec.shape))
-        return ort_providers.plan_session(
+        return session_plan.plan_session(
             self.provider, cpu_threads=preparation.cpu_threads,
             graph_optimization=preparation.option("graph_optimization", "all"),
             execution_mode=preparation.option("execution_mode", "sequential"),
@@ -112,10 +114,10 @@ class OrtSession:
         #: What the session was made with, as plain data.
         self.plan = prepared.plan(memory_budget_bytes)
         self._session: ort.InferenceSession | None = prepared.new_session(self.plan)
-        ran = ort_providers.provider_that_ran(self.session)
+        ran = sessions.provider_that_ran(self.session)
         #: What an FP32 or TF32 session's matmuls and convolutions compute in ("" on the CPU,
         #: whose FP32 is FP32): the row says it, since an ORT "fp32" may be TF32.
-        self.math = ort_providers.fp32_math(self.plan, prepared.preparation.precision)
+        self.math = session_plan.fp32_math(self.plan, prepared.preparation.precision)
         #: The CUDA provider's arena fails above gpu_mem_limit; the TensorRT provider has no
         #: such cap (the workspace is only part of it): the core checks its measured peak.
         self.enforces_memory_budget = ran == "cuda" and memory_budget_bytes is not None
@@ -128,11 +130,11 @@ class OrtSession:
         recorded = prepared.compared_output
         self.compared = recorded if recorded in self.output_names else self.output_names[0]
         self.feed = self._feed(synthetic_batch(prepared.preparation.inputs, config.batch_size, seed=1))
-        placement = ort_providers.node_placement(self.session, self.feed)
-        problem = ort_providers.placement_problem(placement, ran)
+        placement = node_placement(self.session, self.feed)
+        problem = placement_problem(placement, ran)
         if problem is not None:
             if prepared.variant.precision == "fp32":
-                raise ort_providers.ProviderUnavailable(ran, f"{prepared.variant.path.name}: {problem}")
+                raise sessions.ProviderUnavailable(ran, f"{prepared.variant.path.name}: {problem}")
             raise UnsupportedConfig(f"{prepared.variant.label}: {problem}")
         #: Nodes ORT ran on the CPU beside the GPU provider (shape arithmetic), "op_type name".
         self.host_nodes: tuple[str, ...] = placement.host_nodes if placement is not None else ()
@@ -179,7 +181,7 @@ class OrtSession:
     def outputs(self, inputs) -> np.ndarray:
         feed = self._feed(dict(inputs))
         fixed = self.prepared.preparation.inputs.fixed_batch
-        if self._binding is not None and ort_providers.uses_cuda_graph(self.plan):
+        if self._binding is not None and session_plan.uses_cuda_graph(self.plan):
             return self._replayed_outputs(self._binding, feed, fixed)
         results = []
         for chunk in batch_chunks(feed, self.config.batch_size, fixed):
@@ -246,7 +248,7 @@ class OrtRunner:
         return tuple(p for p in PRECISIONS["cuda"] if p in device_precisions or p == "int4")
 
     def is_out_of_memory(self, error: BaseException) -> bool:
-        return ort_providers.is_out_of_memory(error)
+        return sessions.is_out_of_memory(error)
 
     def enforces_memory_budget(self, device: str) -> bool:
         # Before a session opens: a GPU provider is held by the session's own answer after its
@@ -261,11 +263,11 @@ class OrtRunner:
         provider = resolve_provider(preparation.option("provider", "auto"), device)
         if preparation.precision not in PRECISIONS[provider]:
             raise UnsupportedConfig(f"{preparation.precision} does not run on ONNX Runtime's "
-                                    f"{ort_providers.PROVIDERS[provider]}")
+                                    f"{session_plan.PROVIDERS[provider]}")
         if provider != "cpu":
-            problem = ort_providers.gpu_provider_problem(provider)
+            problem = sessions.gpu_provider_problem(provider)
             if problem is not None:
-                raise ort_providers.ProviderUnavailable(provider, problem)
+                raise sessions.ProviderUnavailable(provider, problem)
         request = ConversionRequest(inputs=preparation.inputs, dynamic_batch=True)
         fp32_path = convert_model(model, "onnx", request)
         if model.kind == "onnx":
