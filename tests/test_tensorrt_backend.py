@@ -24,12 +24,15 @@ from autotune_plugins.tensorrt import precision_proof as trt_proof  # noqa: E402
 from autotune_plugins.tensorrt import runner as trt_runner  # noqa: E402
 from autotune_plugins.tensorrt import session as trt_session  # noqa: E402
 
-from autotune import api  # noqa: E402
-from autotune.backend_api import PrecisionEvidence  # noqa: E402
+from autotune import api, plugins  # noqa: E402
+from autotune.backend_api import IEEE_MATH, TF32_MATH, PrecisionEvidence, RunConfig  # noqa: E402
 from autotune.cache import cache_root  # noqa: E402
+from autotune.cli.render import results_table  # noqa: E402
 from autotune.errors import DoesNotFit, NoBackend  # noqa: E402
 from autotune.measure.measurement import Outcome  # noqa: E402
+from autotune.measure.measurer import Measurer  # noqa: E402
 from autotune.measure.protocol import WallClock  # noqa: E402
+from autotune.model.source import model_stats_for, parse_model  # noqa: E402
 from tests import standin_tensorrt  # noqa: E402
 from tests.conftest import simulated  # noqa: E402
 from tests.test_cli import one_line_error, run  # noqa: E402
@@ -209,6 +212,35 @@ def test_tf32_is_cleared_for_fp32_and_set_only_when_asked(tensorrt, onnx_file, m
     trt_build.build_engine(tensorrt, trt_build.EngineRequest(precision="fp32", tf32=False, **request))
     trt_build.build_engine(tensorrt, trt_build.EngineRequest(precision="tf32", tf32=True, **request))
     assert flags == [False, True]
+
+
+@pytest.mark.parametrize(("precision", "options", "math"), [
+    ("fp32", {}, IEEE_MATH),  # BuilderFlag.TF32 cleared, where TensorRT's own default is TF32
+    ("fp32", {"tf32": True}, TF32_MATH),  # the tf32 decision leaves it set
+    ("tf32", {}, TF32_MATH),
+    ("fp16", {}, ""),  # no FP32 question: the row says nothing
+])
+def test_each_fp32_row_says_what_its_engine_computes_in_from_the_tf32_flag_it_was_built_with(
+        tensorrt, onnx_file, monkeypatch, capsys, precision, options, math):
+    flags = set()
+    original = tensorrt.Builder.build_serialized_network
+
+    def recording(self, network, config):
+        flags.add(config.get_flag(tensorrt.BuilderFlag.TF32))
+        return original(self, network, config)
+
+    monkeypatch.setattr(tensorrt.Builder, "build_serialized_network", recording)
+    source = parse_model(str(onnx_file), None, None)
+    measurer = Measurer("tensorrt", trt_runner.TrtRunner(), source, model_stats_for(source), "cuda",
+                        ("fp32", "tf32", "fp16"), options=plugins.backends()["tensorrt"][1].options)
+    config = RunConfig("infer", precision, 2, None).with_options(**options)
+    row = measurer.measure(config, budget_s=0.2, check_accuracy=False)
+    assert row.ok, row.reason
+    assert flags == {math == TF32_MATH}  # the phrase is the flag the engine was built with
+    assert row.math == math and row.to_dict().get("math") == (math or None)
+    results_table([row], "tensorrt")
+    shown = " ".join(capsys.readouterr().err.split())  # the result column may wrap
+    assert shown.count("matmul and conv") == (1 if math else 0) and (not math or f"; {math}" in shown)
 
 
 def test_tensorrt_11_has_no_precision_flags_and_takes_fp16_from_the_file(monkeypatch, on_a_gpu, onnx_file):

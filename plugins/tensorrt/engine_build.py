@@ -9,7 +9,8 @@ TensorRT 10 and 11 take precision differently (docs/runtimes.md, with the source
   for a file with Q/DQ nodes: explicit quantisation, no calibrator).
 - **11** removed those flags (``BuilderFlag.FP16`` raises AttributeError) and every network is
   strongly typed: precision comes from the file itself, an FP16-converted model or Q/DQ
-  nodes. Both keep ``BuilderFlag.TF32`` on by default; it is cleared unless TF32 is asked.
+  nodes. Both keep ``BuilderFlag.TF32`` on by default; it is cleared unless TF32 is asked
+  (:func:`fp32_math` says so in each FP32 row).
 
 A flag only *allows* a precision, so the engine built here is proven afterwards
 (``precision_proof``). The timing cache is kept per GPU and TensorRT version, so a second
@@ -38,7 +39,7 @@ from autotune_plugins.tensorrt.messages import (
 
 from autotune.sdk import UserError, one_line
 from autotune.sdk.files import cache_root, key_digest
-from autotune.sdk.running import BackendUnavailable, UnsupportedConfig
+from autotune.sdk.running import IEEE_MATH, TF32_MATH, BackendUnavailable, UnsupportedConfig
 
 if TYPE_CHECKING:  # the stub in typings/: TensorRT is imported at run time, and handed in
     import tensorrt  # pyright: ignore[reportMissingModuleSource] - installed only where NVIDIA's index is
@@ -94,6 +95,23 @@ class EngineRequest:
                                                      for name, shapes in sorted(self.input_shapes.items())},
                 "workspace_bytes": self.workspace_bytes, "optimization_level": self.optimization_level,
                 "tf32": self.tf32}
+
+
+def fp32_math(request: EngineRequest) -> str:
+    """What the FP32 layers of an engine built from ``request`` compute their matmuls and
+    convolutions in (a session's ``math``), for fp32 and tf32 requests; "" for the others.
+
+    Based on the builder flag :func:`build_engine` sets, nothing measured: ``BuilderFlag.TF32``
+    is set where ``request.tf32`` (the tf32 decision, or the tf32 precision) and cleared
+    otherwise, in 10 and 11 alike, so an fp32 row is IEEE FP32 although TensorRT's own
+    default is TF32 ("Enabled by default" in its API reference; NVIDIA/TensorRT #4492). Set,
+    the flag allows TF32 kernels without forcing them, which is what TF32_MATH says. Only
+    ``NVIDIA_TF32_OVERRIDE=0`` in the environment would turn TF32 off where it is set:
+    NVIDIA's debugging switch, which autotune neither sets nor reads.
+    """
+    if request.precision not in ("fp32", "tf32"):
+        return ""
+    return TF32_MATH if request.tf32 else IEEE_MATH
 
 
 def parse_problems(trt: ModuleType, onnx_path: Path) -> list[str]:

@@ -51,6 +51,9 @@ class TrtPrepared:
         self.log: messages.CapturingLogger | None = None
         self.model_file: ModelFile | None = None
         self.io: tuple[IoTensor, ...] = ()
+        #: What the FP32 layers of the engine handed out last compute their matmuls and
+        #: convolutions in (``engine_build.fp32_math``): its session's ``math``.
+        self.math = ""
         #: The request of the engine proven last, and where its plan is cached: later
         #: sessions load that plan again (the first batch stays the profile's optimum).
         self._proven: tuple[engine_build.EngineRequest, Path] | None = None
@@ -66,6 +69,7 @@ class TrtPrepared:
         proven = self._proven if self._proven and self._proven[0].workspace_bytes == workspace else None
         request = proven[0] if proven else self._request(batch_size, workspace)
         reloading = proven is not None and proven[1].is_file()  # deleted: built again, so proven again
+        self.math = engine_build.fp32_math(request)
         #: What TensorRT logs, this engine's contexts included: a failed step says it there.
         self.log = log = messages.process_logger(self.trt)
         mark = log.mark()

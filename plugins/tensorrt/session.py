@@ -47,12 +47,18 @@ class TrtSession:
         self.context: trt_types.IExecutionContext | None = None
         self.buffers: dict[str, Any] = {}
         self.device_name = f"TensorRT {prepared.trt.__version__} ({self.device.name()})"
+        #: What an fp32 or tf32 session's matmuls and convolutions computed in: IEEE_MATH, or
+        #: TF32_MATH where the tf32 decision (or precision) left ``BuilderFlag.TF32`` set; ""
+        #: for the other precisions. Read from the flag the engine's request sets
+        #: (``engine_build.fp32_math``), not measured.
+        self.math = ""
         # The baseline before the engine loads (or builds): its weights and context are this
         # configuration's, and no earlier one's engine is alive in it (each closed with its session).
         self._memory = nvml_peak.ProcessPeakMemory(baseline=True,
                                                    runtime_bytes=lambda: context_memory_bytes(self.engine))
         try:
             self.engine = engine = prepared.engine_for(config.batch_size, memory_budget_bytes)
+            self.math = prepared.math
             self.context = engine.create_execution_context()
             if self.context is None:
                 raise OutOfMemory("TensorRT could not make an execution context (its device memory)")
