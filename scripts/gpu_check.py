@@ -522,7 +522,9 @@ def check_tensorrt_engines(context: CheckContext) -> dict[str, Any]:
     inspector JSON saved, autotune's reading of it, and the engine timed on a dedicated
     stream against the default stream (where the runner's session enqueues)."""
     import torch  # noqa: PLC0415
-    from autotune_plugins.tensorrt import engine as trt_engine  # noqa: PLC0415
+    from autotune_plugins.tensorrt import engine_build as trt_build  # noqa: PLC0415
+    from autotune_plugins.tensorrt import messages as trt_messages  # noqa: PLC0415
+    from autotune_plugins.tensorrt import precision_proof as trt_proof  # noqa: PLC0415
     from autotune_plugins.tensorrt.runner import TrtRunner, tensorrt  # noqa: PLC0415
 
     from autotune.backend_api import RunConfig  # noqa: PLC0415
@@ -550,14 +552,14 @@ def check_tensorrt_engines(context: CheckContext) -> dict[str, Any]:
             session.close()
         except Exception as error:  # noqa: BLE001 - a refusal is a finding (issue 24 items 6, 7)
             entry["autotune_session"] = {"opened": False, "reason": _first_line(error)}
-        logger = trt_engine.process_logger(trt)
-        request = trt_engine.EngineRequest(
+        logger = trt_messages.process_logger(trt)
+        request = trt_build.EngineRequest(
             onnx_path=prepared.onnx_path, onnx_sha256=file_sha256(prepared.onnx_path), precision="fp16",
             input_shapes=prepared.profile_shapes(8), workspace_bytes=prepared.workspace_bytes(None),
             optimization_level=3, tf32=False, gpu_name=prepared.device.name(),
             compute_capability=prepared.device.compute_capability(), users_file=False)
         try:
-            plan = trt_engine.build_engine(trt, request)
+            plan = trt_build.build_engine(trt, request)
         except Exception as error:  # noqa: BLE001 - this model's build failing is its row's finding
             entry["build"] = _first_line(error)
             problems.append(f"{label}: the FP16 build failed")
@@ -578,10 +580,10 @@ def check_tensorrt_engines(context: CheckContext) -> dict[str, Any]:
         saved = context.artifacts / f"tensorrt-{label}-fp16-inspector.json"
         saved.write_text(information)
         entry["inspector_json"] = saved.name
-        layers = trt_engine.layer_precisions(information)
+        layers = trt_proof.layer_precisions(information)
         entry["autotune_reads"] = layers.describe()
         try:
-            trt_engine.prove_precision("fp16", layers, logger.warnings())
+            trt_proof.prove_precision("fp16", layers, logger.warnings())
             entry["proven_fp16"] = True
         except Exception as error:  # noqa: BLE001
             entry["proven_fp16"] = _first_line(error)

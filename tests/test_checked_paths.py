@@ -7,7 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from autotune_plugins.tensorrt import engine as trt_engine
+from autotune_plugins.tensorrt import engine_build as trt_build
 
 from autotune.measure.measurement import Measurement, Outcome
 from autotune.measure.verify import select_backends
@@ -40,10 +40,10 @@ class _Config:
 
 
 def test_a_timing_cache_tensorrt_cannot_make_is_neither_set_nor_written(tmp_path, monkeypatch):
-    monkeypatch.setattr(trt_engine, "cache_root", lambda: tmp_path)
-    request = trt_engine.EngineRequest(Path("m.onnx"), "0" * 64, "fp32", {}, 2**30, 3, False, "GPU", "8.9")
+    monkeypatch.setattr(trt_build, "cache_root", lambda: tmp_path)
+    request = trt_build.EngineRequest(Path("m.onnx"), "0" * 64, "fp32", {}, 2**30, 3, False, "GPU", "8.9")
     config = _Config()
-    with trt_engine._timing_cache(SimpleNamespace(__version__="10.16.1.11"), config, request) as timing:
+    with trt_build._timing_cache(SimpleNamespace(__version__="10.16.1.11"), config, request) as timing:
         timing.keep()
     assert config.set == [] and not list(tmp_path.rglob("*.cache"))
 

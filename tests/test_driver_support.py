@@ -116,7 +116,7 @@ def test_the_torch_backend_uses_the_cpu_where_no_driver_is_too_old(monkeypatch):
 
 def test_the_tensorrt_backend_names_the_driver_too_old_for_torchs_cuda(monkeypatch):
     torch = pytest.importorskip("torch")
-    from autotune_plugins.tensorrt.runner import CudaDevice  # noqa: PLC0415
+    from autotune_plugins.tensorrt.device import CudaDevice  # noqa: PLC0415
 
     from autotune.backend_api import BackendUnavailable  # noqa: PLC0415
 

@@ -16,15 +16,23 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 torch = pytest.importorskip("torch")
-from autotune_plugins.tensorrt import engine as trt_engine  # noqa: E402
+from autotune_plugins.tensorrt import device as trt_device  # noqa: E402
+from autotune_plugins.tensorrt import engine_build as trt_build  # noqa: E402
+from autotune_plugins.tensorrt import engine_cache as trt_cache  # noqa: E402
+from autotune_plugins.tensorrt import messages as trt_messages  # noqa: E402
+from autotune_plugins.tensorrt import precision_proof as trt_proof  # noqa: E402
 from autotune_plugins.tensorrt import runner as trt_runner  # noqa: E402
+from autotune_plugins.tensorrt import session as trt_session  # noqa: E402
 
-from autotune import api  # noqa: E402
-from autotune.backend_api import PrecisionEvidence  # noqa: E402
+from autotune import api, plugins  # noqa: E402
+from autotune.backend_api import IEEE_MATH, TF32_MATH, PrecisionEvidence, RunConfig  # noqa: E402
 from autotune.cache import cache_root  # noqa: E402
+from autotune.cli.render import results_table  # noqa: E402
 from autotune.errors import DoesNotFit, NoBackend  # noqa: E402
 from autotune.measure.measurement import Outcome  # noqa: E402
+from autotune.measure.measurer import Measurer  # noqa: E402
 from autotune.measure.protocol import WallClock  # noqa: E402
+from autotune.model.source import model_stats_for, parse_model  # noqa: E402
 from tests import standin_tensorrt  # noqa: E402
 from tests.conftest import simulated  # noqa: E402
 from tests.test_cli import one_line_error, run  # noqa: E402
@@ -39,7 +47,7 @@ pytestmark = pytest.mark.usefixtures("quick_timing")
 
 
 class HostDevice:
-    """What :class:`trt_runner.CudaDevice` offers, in host memory: the stand-in reads and
+    """What :class:`trt_device.CudaDevice` offers, in host memory: the stand-in reads and
     writes the buffers at their addresses, as TensorRT does on the GPU."""
 
     def name(self) -> str:
@@ -94,13 +102,13 @@ def onnx_file(tmp_path):
 def builds(monkeypatch):
     """The engines built in this test, by precision."""
     built = []
-    original = trt_engine.build_engine
+    original = trt_build.build_engine
 
     def counting(trt, request):
         built.append(request.precision)
         return original(trt, request)
 
-    monkeypatch.setattr(trt_engine, "build_engine", counting)
+    monkeypatch.setattr(trt_build, "build_engine", counting)
     return built
 
 
@@ -117,7 +125,7 @@ def test_each_version_builds_proves_and_measures_its_precisions(tensorrt, onnx_f
     # figure, the one left where NVML sees no process, would put every batch over this
     # budget (tests/test_tensorrt_memory.py): this test is about the version paths, so the
     # budget is held on the memory model's prediction, as with no figure at all.
-    monkeypatch.setattr(trt_runner, "context_memory_bytes", lambda engine: None)
+    monkeypatch.setattr(trt_session, "context_memory_bytes", lambda engine: None)
     report = verify(onnx_file, memory_budget_gb=0.6, budget_s=20)
     assert report.status == "measured", report.reason
     ran = {m.config.precision: m for m in report.measurements if m.ok}
@@ -140,9 +148,9 @@ def test_the_engine_is_cached_and_the_next_run_builds_nothing(tensorrt, onnx_fil
     verify(onnx_file, precision="fp16", batch_size=4, budget_s=10)
     first = list(builds)
     assert "fp16" in first
-    engines = sorted((cache_root() / trt_engine.ENGINE_CACHE_KIND).glob("*.engine"))
-    assert engines and not list((cache_root() / trt_engine.ENGINE_CACHE_KIND).glob(".*"))
-    timing = list((cache_root() / trt_engine.TIMING_CACHE_KIND).glob("*.cache"))
+    engines = sorted((cache_root() / trt_cache.ENGINE_CACHE_KIND).glob("*.engine"))
+    assert engines and not list((cache_root() / trt_cache.ENGINE_CACHE_KIND).glob(".*"))
+    timing = list((cache_root() / trt_build.TIMING_CACHE_KIND).glob("*.cache"))
     assert len(timing) == 1  # one per GPU and TensorRT version, shared by every engine
     builds.clear()
     verify(onnx_file, precision="fp16", batch_size=4, budget_s=10)
@@ -157,7 +165,7 @@ def test_the_engine_is_cached_and_the_next_run_builds_nothing(tensorrt, onnx_fil
 def test_a_cached_engine_that_does_not_load_is_rebuilt_and_says_why(tensorrt, onnx_file, builds, damage,
                                                                    monkeypatch):
     verify(onnx_file, precision="fp16", batch_size=4, budget_s=10)
-    (engine,) = [p for p in (cache_root() / trt_engine.ENGINE_CACHE_KIND).glob("*.engine")
+    (engine,) = [p for p in (cache_root() / trt_cache.ENGINE_CACHE_KIND).glob("*.engine")
                  if "fp16" in json.loads(p.with_suffix(".json").read_text())["key"]["precision"]]
     if damage == "corrupt":
         engine.write_bytes(engine.read_bytes()[: len(engine.read_bytes()) // 3])
@@ -166,11 +174,11 @@ def test_a_cached_engine_that_does_not_load_is_rebuilt_and_says_why(tensorrt, on
         other = TENSORRT_11 if tensorrt.__version__ == TENSORRT_10 else TENSORRT_10
         foreign = standin_tensorrt.make_module(other)
         monkeypatch.setitem(__import__("sys").modules, "tensorrt", foreign)
-        request = trt_engine.EngineRequest(
+        request = trt_build.EngineRequest(
             onnx_path=onnx_file, onnx_sha256="0" * 64, precision="fp32", input_shapes={
                 "x": ((1, 3, 16, 16), (4, 3, 16, 16), (8, 3, 16, 16))}, workspace_bytes=2**30,
             optimization_level=3, tf32=False, gpu_name="g", compute_capability="9.0")
-        engine.write_bytes(trt_engine.build_engine(foreign, request))
+        engine.write_bytes(trt_build.build_engine(foreign, request))
         monkeypatch.setitem(__import__("sys").modules, "tensorrt", tensorrt)
     builds.clear()
     report = verify(onnx_file, precision="fp16", batch_size=4, budget_s=10)
@@ -201,9 +209,38 @@ def test_tf32_is_cleared_for_fp32_and_set_only_when_asked(tensorrt, onnx_file, m
     request = dict(onnx_path=onnx_file, onnx_sha256="1" * 64, input_shapes={
         "x": ((1, 3, 16, 16), (4, 3, 16, 16), (8, 3, 16, 16))}, workspace_bytes=2**30,
         optimization_level=3, gpu_name="g", compute_capability="9.0")
-    trt_engine.build_engine(tensorrt, trt_engine.EngineRequest(precision="fp32", tf32=False, **request))
-    trt_engine.build_engine(tensorrt, trt_engine.EngineRequest(precision="tf32", tf32=True, **request))
+    trt_build.build_engine(tensorrt, trt_build.EngineRequest(precision="fp32", tf32=False, **request))
+    trt_build.build_engine(tensorrt, trt_build.EngineRequest(precision="tf32", tf32=True, **request))
     assert flags == [False, True]
+
+
+@pytest.mark.parametrize(("precision", "options", "math"), [
+    ("fp32", {}, IEEE_MATH),  # BuilderFlag.TF32 cleared, where TensorRT's own default is TF32
+    ("fp32", {"tf32": True}, TF32_MATH),  # the tf32 decision leaves it set
+    ("tf32", {}, TF32_MATH),
+    ("fp16", {}, ""),  # no FP32 question: the row says nothing
+])
+def test_each_fp32_row_says_what_its_engine_computes_in_from_the_tf32_flag_it_was_built_with(
+        tensorrt, onnx_file, monkeypatch, capsys, precision, options, math):
+    flags = set()
+    original = tensorrt.Builder.build_serialized_network
+
+    def recording(self, network, config):
+        flags.add(config.get_flag(tensorrt.BuilderFlag.TF32))
+        return original(self, network, config)
+
+    monkeypatch.setattr(tensorrt.Builder, "build_serialized_network", recording)
+    source = parse_model(str(onnx_file), None, None)
+    measurer = Measurer("tensorrt", trt_runner.TrtRunner(), source, model_stats_for(source), "cuda",
+                        ("fp32", "tf32", "fp16"), options=plugins.backends()["tensorrt"][1].options)
+    config = RunConfig("infer", precision, 2, None).with_options(**options)
+    row = measurer.measure(config, budget_s=0.2, check_accuracy=False)
+    assert row.ok, row.reason
+    assert flags == {math == TF32_MATH}  # the phrase is the flag the engine was built with
+    assert row.math == math and row.to_dict().get("math") == (math or None)
+    results_table([row], "tensorrt")
+    shown = " ".join(capsys.readouterr().err.split())  # the result column may wrap
+    assert shown.count("matmul and conv") == (1 if math else 0) and (not math or f"; {math}" in shown)
 
 
 def test_tensorrt_11_has_no_precision_flags_and_takes_fp16_from_the_file(monkeypatch, on_a_gpu, onnx_file):
@@ -227,7 +264,7 @@ def test_a_model_the_parser_rejects_is_one_line_naming_the_node_and_exit_2(tenso
                              "--budget-s", "10", "--batch-size", "4")
     assert "TensorRT's ONNX parser rejects unsupported.onnx: node 6" in message and "Gemm" in message
     assert "--backend onnxruntime" in message
-    engines = cache_root() / trt_engine.ENGINE_CACHE_KIND
+    engines = cache_root() / trt_cache.ENGINE_CACHE_KIND
     assert not engines.exists() or [p for p in engines.iterdir() if not p.name.endswith(".lock")] == []
 
 
@@ -283,7 +320,7 @@ def test_a_graph_exported_at_a_fixed_batch_gets_an_engine_at_that_batch(tensorrt
 
 
 class FakeCuda:
-    """``torch.cuda`` as :class:`trt_runner.CudaDevice` uses it, on a machine with no GPU:
+    """``torch.cuda`` as :class:`trt_device.CudaDevice` uses it, on a machine with no GPU:
     streams with handles, the current stream (the default one, handle 0, as in torch), and
     events that remember the stream they were recorded on."""
 
@@ -338,7 +375,7 @@ class FakeCuda:
                             "empty_cache": lambda: None}.items():
             monkeypatch.setattr(torch.cuda, name, value)
         # The buffers stay in host memory, where the stand-in reads and writes them.
-        monkeypatch.setattr(trt_runner.CudaDevice, "memory", "cpu")
+        monkeypatch.setattr(trt_device.CudaDevice, "memory", "cpu")
 
 
 @pytest.mark.parametrize("version", [TENSORRT_10, TENSORRT_11])
@@ -372,9 +409,9 @@ def test_a_builds_out_of_memory_is_found_in_the_processs_one_logger(monkeypatch,
     with pytest.raises(DoesNotFit, match="ran out of memory at batch 1 in every precision") as refused:
         verify(onnx_file, precision="fp16", batch_size=4, budget_s=10)
     assert {m.outcome for m in refused.value.measurements} == {Outcome.OUT_OF_MEMORY}
-    assert trt_engine.process_logger(trt) is trt_engine.process_logger(trt)
-    with pytest.raises(trt_engine.BuildFailed) as failed:
-        trt_engine.build_engine(trt, trt_engine.EngineRequest(
+    assert trt_messages.process_logger(trt) is trt_messages.process_logger(trt)
+    with pytest.raises(trt_build.BuildFailed) as failed:
+        trt_build.build_engine(trt, trt_build.EngineRequest(
             onnx_path=onnx_file, onnx_sha256="2" * 64, precision="fp32", input_shapes={
                 "x": ((1, 3, 16, 16), (4, 3, 16, 16), (8, 3, 16, 16))}, workspace_bytes=2**30,
             optimization_level=3, tf32=False, gpu_name="g", compute_capability="9.0"))
@@ -395,10 +432,10 @@ def test_a_fused_engine_is_proven_by_its_speedup_over_fp32_and_says_its_precisio
     fp16 = next(m for m in report.measurements if m.config.precision == "fp16")
     assert fp16.ok, fp16.reason
     assert fp16.model_file.precision_evidence is PrecisionEvidence.FUSED
-    assert fp16.model_file.speedup_over_fp32 >= trt_engine.MIN_FUSED_SPEEDUP
+    assert fp16.model_file.speedup_over_fp32 >= trt_proof.MIN_FUSED_SPEEDUP
     assert fp16.accuracy is not None and fp16.accuracy.passed
     said = fp16.to_dict()
-    assert said["precision_evidence"] == "fused" and said["speedup_over_fp32"] >= trt_engine.MIN_FUSED_SPEEDUP
+    assert said["precision_evidence"] == "fused" and said["speedup_over_fp32"] >= trt_proof.MIN_FUSED_SPEEDUP
     assert "1 fused" in said["model_file_detail"]
     assert "fused, precision not visible: " in fp16.model_file.describe()
 
@@ -423,9 +460,9 @@ def test_a_layer_that_shows_the_precision_needs_no_speedup():
          "Outputs": [{"Name": "y", "Format/Datatype": "Row major linear FP32 format"}]},
         {"Name": "head", "LayerType": "CaskGemm", "Inputs": [{"Name": "y", "Format/Datatype": "Half"}],
          "Outputs": [{"Name": "z", "Format/Datatype": "Half"}]}]})
-    layers = trt_engine.layer_precisions(engine)
+    layers = trt_proof.layer_precisions(engine)
     assert layers.counts == {"fp16": 1} and layers.fused == 1
-    assert trt_engine.prove_precision("fp16", layers) is PrecisionEvidence.LAYERS
-    assert trt_engine.prove_precision("int8", layers) is PrecisionEvidence.FUSED
-    assert trt_engine.needs_speedup("int8", PrecisionEvidence.FUSED)
-    assert not trt_engine.needs_speedup("tf32", PrecisionEvidence.FUSED)
+    assert trt_proof.prove_precision("fp16", layers) is PrecisionEvidence.LAYERS
+    assert trt_proof.prove_precision("int8", layers) is PrecisionEvidence.FUSED
+    assert trt_proof.needs_speedup("int8", PrecisionEvidence.FUSED)
+    assert not trt_proof.needs_speedup("tf32", PrecisionEvidence.FUSED)

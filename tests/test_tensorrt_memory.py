@@ -16,7 +16,9 @@ pytest.importorskip("onnx")
 pytest.importorskip("torch")
 from autotune_plugins.common import nvml_peak  # noqa: E402
 from autotune_plugins.common.nvml_peak import ProcessPeakMemory  # noqa: E402
-from autotune_plugins.tensorrt import engine as trt_engine  # noqa: E402
+from autotune_plugins.tensorrt import engine_build as trt_build  # noqa: E402
+from autotune_plugins.tensorrt import engine_cache as trt_cache  # noqa: E402
+from autotune_plugins.tensorrt import precision_proof as trt_proof  # noqa: E402
 from autotune_plugins.tensorrt import runner as trt_runner  # noqa: E402
 
 from autotune import plugins  # noqa: E402
@@ -87,7 +89,7 @@ def _measure(measurer: Measurer, precision: str):
 def builds(monkeypatch):
     """The precision of every engine built and of every engine proven, in order."""
     done = SimpleNamespace(built=[], proven=[])
-    build, prove = trt_engine.build_engine, trt_engine.prove_precision
+    build, prove = trt_build.build_engine, trt_proof.prove_precision
 
     def building(trt, request):
         done.built.append(request.precision)
@@ -97,8 +99,8 @@ def builds(monkeypatch):
         done.proven.append(asked)
         return prove(asked, *args)
 
-    monkeypatch.setattr(trt_engine, "build_engine", building)
-    monkeypatch.setattr(trt_engine, "prove_precision", proving)
+    monkeypatch.setattr(trt_build, "build_engine", building)
+    monkeypatch.setattr(trt_proof, "prove_precision", proving)
     return done
 
 
@@ -132,7 +134,7 @@ def test_a_plan_gone_from_the_cache_is_built_and_proven_again(monkeypatch, tmp_p
     measurer = _measurer(conv_net(tmp_path / "conv_net.onnx"))
     try:
         _measure(measurer, "fp32")
-        for plan in (cache_root() / trt_engine.ENGINE_CACHE_KIND).glob("*.engine"):
+        for plan in (cache_root() / trt_cache.ENGINE_CACHE_KIND).glob("*.engine"):
             plan.unlink()
         _measure(measurer, "fp32")
     finally:

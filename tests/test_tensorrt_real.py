@@ -16,7 +16,8 @@ torch = pytest.importorskip("torch")
 if not torch.cuda.is_available():
     pytest.skip("no CUDA GPU here", allow_module_level=True)
 
-from autotune_plugins.tensorrt import engine as trt_engine  # noqa: E402
+from autotune_plugins.tensorrt import engine_build as trt_build  # noqa: E402
+from autotune_plugins.tensorrt import engine_cache as trt_cache  # noqa: E402
 
 from autotune import api  # noqa: E402
 from autotune.cache import cache_root  # noqa: E402
@@ -43,9 +44,9 @@ def test_each_precision_this_tensorrt_builds_is_proven_and_measured(onnx_file):
 def test_a_second_run_reads_the_engine_from_the_cache(onnx_file, monkeypatch):
     api.verify(str(onnx_file), backends="tensorrt", budget_s=60, precision="fp16", batch_size=8)
     built = []
-    original = trt_engine.build_engine
-    monkeypatch.setattr(trt_engine, "build_engine", lambda trt, request, logger=None: built.append(
+    original = trt_build.build_engine
+    monkeypatch.setattr(trt_build, "build_engine", lambda trt, request, logger=None: built.append(
         request) or original(trt, request, logger))
     api.verify(str(onnx_file), backends="tensorrt", budget_s=60, precision="fp16", batch_size=8)
     assert built == []
-    assert list((cache_root() / trt_engine.ENGINE_CACHE_KIND).glob("*.engine"))
+    assert list((cache_root() / trt_cache.ENGINE_CACHE_KIND).glob("*.engine"))
