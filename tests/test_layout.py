@@ -1,7 +1,8 @@
 """The house by stage, held to its rules from the source (docs/layout.md): no import circle
 between modules or between the stage folders (an arrow back up is one), built-in plugins that
-import autotune only through the SDK and no other plugin's folder. Imports inside functions
-count as much as those at the top."""
+import autotune only through the SDK and no other plugin's folder, and product modules a reader
+can take in (no module over 400 lines, no function over 80). Imports inside functions count as
+much as those at the top."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import ast
 import itertools
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 CORE, PLUGINS = REPO / "autotune", REPO / "plugins"
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 80
 
 
 def module_name(path: Path) -> str:
@@ -122,6 +126,17 @@ def test_no_plugin_imports_another_plugins_folder():
 def test_the_core_imports_no_plugin():
     assert [f"{s} -> {t}" for s, targets in GRAPH.items() if s.startswith("autotune.")
             for t in targets if t.startswith("autotune_plugins")] == []
+
+
+@pytest.mark.parametrize("path", sorted(MODULES.values()), ids=lambda path: str(path.relative_to(REPO)))
+def test_modules_and_functions_stay_readable(path):
+    lines = path.read_text().splitlines()
+    assert len(lines) <= MAX_MODULE_LINES, f"{len(lines)} lines"
+    long = [f"{node.name} {node.end_lineno - node.lineno + 1} lines"
+            for node in ast.walk(ast.parse("\n".join(lines)))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert long == []
 
 
 def test_the_checks_would_see_a_circle():
