@@ -188,3 +188,22 @@ def test_model_recommendation_round_trips_through_yaml():
     recommendation = recommend(simulated("T4"), INFER, model=_model())
     assert parse(render(recommendation, "yaml"), "yaml") == recommendation
     assert yaml.safe_load(render(recommendation, "yaml"))["model"]["roofline_bound"] in ("compute", "memory")
+
+
+def test_int8_and_fp8_rooflines_take_their_tensor_rates_and_one_byte_traffic():
+    from autotune.hardware.gpu_database import resolve
+    from autotune.model.memory import roofline
+
+    stats = reference_models()["resnet50"]
+    a10 = resolve("A10")
+    fp16, int8 = roofline(stats, a10, 224, "fp16"), roofline(stats, a10, 224, "int8")
+    # INT8 Tensor Cores run at twice FP16's rate on the A10, and move one byte per element.
+    assert int8.compute_samples_s == pytest.approx(2 * fp16.compute_samples_s)
+    assert int8.memory_samples_s == pytest.approx(2 * fp16.memory_samples_s)
+    # Weight-only INT4 keeps half-precision activations: FP16's traffic.
+    assert roofline(stats, a10, 224, "int4").memory_samples_s == pytest.approx(fp16.memory_samples_s)
+    h100 = resolve("H100 SXM")
+    fp8 = roofline(stats, h100, 224, "fp8")
+    assert fp8.compute_samples_s == pytest.approx(
+        h100.tensor_tflops["fp8"] * 1e12 / stats.at(224).flops_per_sample)
+    assert fp8.memory_samples_s == pytest.approx(2 * roofline(stats, h100, 224, "fp16").memory_samples_s)

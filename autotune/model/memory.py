@@ -14,6 +14,7 @@ the roofline. When nothing fits, resolution steps down the tiers, then precision
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from autotune.errors import DoesNotFit, UserError
@@ -99,13 +100,23 @@ class Roofline:
         return "compute" if self.compute_samples_s <= self.memory_samples_s else "memory"
 
 
+def traffic_bytes(measured: Mapping[str, int], precision: str) -> float:
+    """Bytes a sample moves in ``precision``: the inspector's figure for FP32 and FP16 (both
+    measured or scaled by element size), and for other element sizes FP16's scaled to them
+    (``traffic_element_bytes``: one byte for INT8 and FP8)."""
+    element_bytes = memory_constants()["traffic_element_bytes"][precision]
+    exact = {4: "fp32", 2: "fp16"}.get(element_bytes)
+    if exact is not None and exact in measured:
+        return measured[exact]
+    return measured.get("fp16", measured.get("fp32", 0) / 2) * element_bytes / 2
+
+
 def roofline(stats: ModelStats, spec: GpuSpec, resolution: int | None, precision: str,
              tf32: bool = False, task: str = "infer") -> Roofline:
     at = stats.at(resolution)
-    dtype = memory_constants()["activation_dtype"][precision]
     factor = memory_constants()["train_cost_factor"] if task == "train" else 1
     flops = max(at.flops_per_sample, 1) * factor
-    traffic = max(at.traffic_bytes.get(dtype, 0), 1) * factor
+    traffic = max(traffic_bytes(at.traffic_bytes, precision), 1) * factor
     return Roofline(
         compute_samples_s=peak_tflops(spec, precision, tf32) * 1e12 / flops,
         memory_samples_s=spec.memory_bandwidth_gb_s * 1e9 / traffic,
