@@ -1,0 +1,37 @@
+"""The roofline is an upper bound: no published throughput in profiles/published_measurements.yaml
+may exceed it, in any precision (INT8 and FP8 included, where the table has them)."""
+
+import pytest
+
+from autotune.hardware.gpu_database import spec_named
+from autotune.model import memory as memory_model
+from autotune.model.stats import reference_models
+from autotune.shipped_data import load_profile
+
+#: How the table's precision words map onto the roofline's (AMP runs the Tensor Cores in FP16).
+PRECISION = {"amp": "fp16", "fp16": "fp16", "bf16": "bf16", "fp32": "fp32", "tf32": "tf32",
+             "int8": "int8", "fp8": "fp8"}
+
+
+def bounded_rows():
+    models = reference_models()
+    return [row for row in load_profile("published_measurements.yaml")["measurements"]
+            if row["metric"] == "samples_s" and row["model"] in models and row.get("batch")
+            and str(row["input"]).isdigit()]
+
+
+def test_the_table_has_rows_the_roofline_can_be_held_to():
+    assert len(bounded_rows()) >= 100
+
+
+def row_id(row) -> str:
+    return f"{row['model']}-{row['gpu']}-{row['runtime']}-{row['precision']}-{row['task']}-b{row['batch']}"
+
+
+@pytest.mark.parametrize("row", bounded_rows(), ids=row_id)
+def test_no_published_throughput_is_above_the_roofline(row):
+    precision = PRECISION[row["precision"]]
+    stats, spec = reference_models()[row["model"]], spec_named(row["gpu"])
+    ceiling = memory_model.roofline(stats, spec, int(row["input"]), precision, tf32=precision == "tf32",
+                                    task=row["task"]).ceiling_samples_s
+    assert row["value"] <= ceiling
