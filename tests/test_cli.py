@@ -203,7 +203,7 @@ def test_plugins_lists_the_built_in_backends(capsys):
 
 def test_gpus_lists_the_database(capsys):
     code, out, _ = run(capsys, "gpus")
-    assert code == 0 and "RTX 3060 8GB" in out and "Jetson AGX Orin" in out
+    assert code == 0 and "RTX 3060 8GB" in out and "Jetson AGX Orin" in out and "TDP W" in out
 
 
 def test_version_lists_backends(capsys):

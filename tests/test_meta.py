@@ -17,7 +17,7 @@ from tests.conftest import REPO, SHARED_SOURCES
 HOOKS = sorted(name for name in dir(hookspecs) if name.startswith("autotune_"))
 NUMERIC_GPU_FIELDS = ("vram_gb", "memory_bandwidth_gb_s", "fp32_tflops")
 # Left out of an entry where no vendor text or device report gives them; sourced when present.
-OPTIONAL_GPU_FIELDS = ("memory_bus_width_bits", "sm_count")
+OPTIONAL_GPU_FIELDS = ("memory_bus_width_bits", "sm_count", "tdp_w")
 
 
 def test_there_are_hooks():

@@ -156,12 +156,14 @@ def plugins_command(as_json: bool) -> None:
 @cli.command()
 def gpus() -> None:
     """Every GPU in the spec database (what --gpu accepts)."""
-    click.echo(f"{'name':<22}{'arch':<11}{'cc':<6}{'VRAM':>7}{'GB/s':>7}{'FP16 TC':>9}  also known as")
+    click.echo(f"{'name':<22}{'arch':<11}{'cc':<6}{'VRAM':>7}{'GB/s':>7}{'FP16 TC':>9}{'TDP W':>7}"
+               "  also known as")
     for spec in gpudb.all_specs():
         fp16 = f"{spec.tensor_tflops['fp16']:.0f}" if "fp16" in spec.tensor_tflops else "-"
+        tdp = f"{spec.tdp_w:.0f}" if spec.tdp_w is not None else "-"
         names = ", ".join([*spec.nvml_names, *spec.aliases])
         click.echo(f"{spec.name:<22}{spec.architecture:<11}{spec.compute_capability:<6}"
-                   f"{spec.vram_gb:>5.0f}GB{spec.memory_bandwidth_gb_s:>7.0f}{fp16:>9}  {names}")
+                   f"{spec.vram_gb:>5.0f}GB{spec.memory_bandwidth_gb_s:>7.0f}{fp16:>9}{tdp:>7}  {names}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -41,6 +41,7 @@ class GpuSpec:
     fp32_tflops: float
     tensor_tflops: dict[str, float]
     nvlink_links: int = 0
+    tdp_w: float | None = None  # board power (TDP/TGP) the vendor states; None where unsourced
     default_for_nvml_name: bool = False
     sources: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)
 
@@ -128,6 +129,7 @@ def all_specs() -> tuple[GpuSpec, ...]:
             fp32_tflops=float(entry["fp32_tflops"]),
             tensor_tflops={k: float(v) for k, v in (entry.get("tensor_tflops") or {}).items()},
             nvlink_links=int(entry.get("nvlink_links", 0)),
+            tdp_w=None if entry.get("tdp_w") is None else float(entry["tdp_w"]),
             default_for_nvml_name=bool(entry.get("default_for_nvml_name", False)),
             sources=tuple(entry.get("sources") or ()),
         )
