@@ -217,7 +217,7 @@ def _plan(model: str | None, settings: dict[str, Any], config: str | Path | None
         # A graph exported with a fixed batch runs at that batch: no search, no exploration.
         user_fixed=frozenset(request.overrides) | (
             {"batch_size"} if chosen.stats.inputs.fixed_batch is not None else set()),
-        user_options=request.options, on_measurement=on_measurement)
+        user_options=request.options, on_measurement=on_measurement, headroom=chosen.headroom)
     return _Planned(plan, request, chosen, machine)
 
 

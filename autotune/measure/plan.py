@@ -69,6 +69,9 @@ class MeasurementPlan:
     user_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     on_measurement: Callable[[Measurement], None] | None = None
     on_iteration: Callable[[], None] | None = None
+    #: The share of free GPU memory a plan may fill (``--headroom``; None: the memory
+    #: model's default), the same figure the recommendation planned with.
+    headroom: float | None = None
 
     @property
     def task(self) -> str:
@@ -81,8 +84,8 @@ class MeasurementPlan:
         if self.facts["gpu.count"] == 0:
             usable = self.facts["host.ram_gb"] * GIB * 0.5  # the CPU shares RAM with everything else
         else:
-            usable = memory_model.usable_bytes(self.facts["gpu.free_vram_gb"] * GIB,
-                                               memory_constants()["headroom_fraction"])
+            headroom = memory_constants()["headroom_fraction"] if self.headroom is None else self.headroom
+            usable = memory_model.usable_bytes(self.facts["gpu.free_vram_gb"] * GIB, headroom)
         return min(usable, self.budget.memory_bytes) if self.budget.memory_bytes else usable
 
     def largest_batch(self, config: RunConfig) -> int:

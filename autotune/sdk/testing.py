@@ -10,6 +10,7 @@ the accuracy check fails them. Everything it prepared and opened is kept for ass
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -49,7 +50,7 @@ class FakeSession:
                  corrupt: bool = False) -> None:
         self.step_s, self.corrupt = step_s, corrupt
         if step_ms is None or isinstance(step_ms, (int, float)):
-            self._scripted_ms = None if step_ms is None else _repeat(float(step_ms))
+            self._scripted_ms = None if step_ms is None else itertools.repeat(float(step_ms))
         else:
             self._scripted_ms = iter(step_ms)
         self.steps = 0
@@ -129,8 +130,3 @@ class FakeRunner:
         session = FakeSession(step_s, self.step_ms, corrupt=config.precision in self.corrupt)
         self.sessions.append(session)
         return session
-
-
-def _repeat(value: float) -> Iterator[float]:
-    while True:
-        yield value
