@@ -82,11 +82,14 @@ def results_table(measurements, title: str, knees: set[int] | None = None) -> No
     from rich.table import Table  # noqa: PLC0415
 
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
-    numeric = ("p50 ms", "p90 ms", "p99 ms", "samples/s", "peak GB", "predicted GB", "roofline")
+    numeric = ("p50 ms", "p90 ms", "p99 ms", "samples/s", "predicted/s", "peak GB", "predicted GB",
+               "roofline")
     # A column no row has a figure for (the roofline on a CPU) says nothing: left out.
     columns = [column for column, present in (
         ("backend", True), ("device", True), ("config", True), ("p50 ms", True), ("p90 ms", True),
-        ("p99 ms", True), ("samples/s", True), ("cv", True), ("peak GB", True),
+        ("p99 ms", True), ("samples/s", True),
+        ("predicted/s", any(m.predicted_samples_s is not None for m in measurements)), ("cv", True),
+        ("peak GB", True),
         ("predicted GB", any(m.predicted_peak_bytes for m in measurements)),
         ("roofline", any(m.roofline_percent is not None for m in measurements)), ("result", True)) if present]
     for column in columns:
@@ -111,6 +114,7 @@ def results_table(measurements, title: str, knees: set[int] | None = None) -> No
             "backend": m.backend, "device": m.device, "config": m.label,
             "p50 ms": cells[0], "p90 ms": cells[1], "p99 ms": cells[2],
             "samples/s": f"{m.throughput:.1f}" if timing else "-",
+            "predicted/s": f"{m.predicted_samples_s:.1f}" if m.predicted_samples_s is not None else "-",
             "cv": (f"{timing.cv:.1%}" + (" unstable" if timing.unstable else "")) if timing else "-",
             # A runtime without a memory counter (a CPU) measured nothing: say so, not "-".
             "peak GB": (f"{m.peak_memory_bytes / 2**30:.2f}" if m.peak_memory_bytes

@@ -43,6 +43,8 @@ class Measurement:
     peak_memory_bytes: int | None = None
     predicted_peak_bytes: float | None = None
     roofline_samples_s: float | None = None
+    #: What the prediction calibrated on published figures expected (GPU rows it covers).
+    predicted_samples_s: float | None = None
     accuracy: AccuracyReport | None = None
     steps: tuple[str, ...] = field(default_factory=tuple)
     #: Option names (and ``cpu_threads``) worth showing in the label: the explored ones.
@@ -129,6 +131,8 @@ class Measurement:
             data["predicted_peak_gb"] = round(self.predicted_peak_bytes / GIB, 3)
         if self.roofline_percent is not None:
             data["roofline_percent"] = round(self.roofline_percent, 1)
+        if self.predicted_samples_s is not None:
+            data["predicted_samples_s"] = round(self.predicted_samples_s, 1)
         if self.accuracy is not None:
             data["accuracy"] = self.accuracy.to_dict()
         if self.steps:

@@ -65,6 +65,8 @@ class Measurer:
     memory_budget_bytes: float | None = None
     predict_peak: Callable[[RunConfig], float] | None = None
     roofline: Callable[[RunConfig], float | None] | None = None
+    #: The calibrated prediction's samples/s for a configuration (autotune/model/throughput.py).
+    predict_speed: Callable[[RunConfig], float | None] | None = None
     #: The largest batch a prepared model should cover (the memory model's figure).
     max_batch_size: int = 1
     shown: tuple[str, ...] = ()
@@ -382,6 +384,7 @@ class Measurer:
             model_file=getattr(held[0], "model_file", None) if held is not None else None,
             predicted_peak_bytes=self.predict_peak(ran) if self.predict_peak else None,
             roofline_samples_s=self.roofline(ran) if self.roofline else None,
+            predicted_samples_s=self.predict_speed(ran) if self.predict_speed else None,
         )
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from autotune.hardware import gpu_database as gpudb
 from autotune.measure.measurer import Measurer
 from autotune.measure.plan import MeasurementPlan
 from autotune.model import memory as memory_model
+from autotune.model import throughput
 from autotune.model.stats import ModelStats
 from autotune.recommendation.conditions import Expression
 from autotune.recommendation.rules import known_facts
@@ -163,7 +164,15 @@ def build_measurer(name: str, runner, plan: MeasurementPlan, device: str, backen
         return memory_model.roofline(stats, spec, config.resolution, config.precision, tf32,
                                      config.task).ceiling_samples_s
 
+    def predicted(config: RunConfig) -> float | None:
+        if spec is None:
+            return None
+        prediction = throughput.predict(stats, spec, precision=config.precision, batch=config.batch_size,
+                                        runtime=name, resolution=config.resolution, task=config.task,
+                                        tf32=tf32)
+        return prediction.samples_s if prediction is not None else None
+
     budget = plan.budget
     return Measurer(name, runner, plan.model, stats, device, precisions, plan.inputs_path,
                     budget.accuracy_loss, budget.memory_bytes, peak_predictor(stats, plan.optimizer),
-                    ceiling, max_batch_size=max_batch_size, shown=shown, options=backend.options)
+                    ceiling, predicted, max_batch_size=max_batch_size, shown=shown, options=backend.options)

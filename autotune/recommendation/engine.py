@@ -56,6 +56,7 @@ def _model_plan(model: ModelRequest, facts: dict[str, Any], settings: dict[str, 
                 user_fixed: set[str]) -> tuple[dict[str, Decision], dict[str, Any]]:
     """The memory model's decisions and the figures shown in the output's ``model:``."""
     from autotune.model import memory as memory_model  # noqa: PLC0415
+    from autotune.model import throughput  # noqa: PLC0415
 
     spec = gpudb.spec_named(facts["gpu.name"])
     usable = memory_model.usable_bytes(facts["gpu.free_vram_gb"] * GIB, model.headroom)
@@ -90,6 +91,10 @@ def _model_plan(model: ModelRequest, facts: dict[str, Any], settings: dict[str, 
                                         settings["tf32"], facts["task"])
         figures["roofline_samples_s"] = round(ceiling.ceiling_samples_s, 1)
         figures["roofline_bound"] = ceiling.bound
+        figures.update(throughput.figures(model.stats, spec, precision=plan.precision, batch=plan.batch_size,
+                                          backends=settings.get("backends") or ("torch",),
+                                          resolution=plan.resolution, task=facts["task"],
+                                          tf32=settings["tf32"]))
     return plan.decisions(request), figures
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from autotune.hardware import gpu_database as gpudb
+from autotune.hardware.gpu_database import GpuSpec
 from autotune.model import memory as memory_model
+from autotune.model import throughput
 from autotune.model.stats import ModelStats, lightweight_verdict
 from autotune.recommendation.facts import machine_facts
 from autotune.types import Machine
@@ -74,10 +76,32 @@ def inspection(stats: ModelStats, machine: Machine, resolution: int | None,
             row["compute_bound_samples_s"] = round(ceiling.compute_samples_s, 1)
             row["memory_bound_samples_s"] = round(ceiling.memory_samples_s, 1)
             row["bound"] = ceiling.bound
+            row.update(_predicted(stats, spec, resolution, precision, largest))
         per_precision[precision] = row
     report["gpu"] = {"name": facts["gpu.name"], "usable_gb": round(usable / GIB, 2),
                      "by_precision": per_precision}
     return report
+
+
+#: The batch inspect predicts throughput at when more fits: timm's benchmark batch.
+THROUGHPUT_BATCH = 256
+
+
+def _predicted(stats: ModelStats, spec: GpuSpec, resolution: int | None, precision: str,
+               largest: int) -> dict[str, Any]:
+    """PyTorch's predicted throughput at the largest batch up to 256 and latency at batch 1,
+    where published figures cover the precision (autotune/model/throughput.py)."""
+    if largest < 1:
+        return {}
+    batch = min(largest, THROUGHPUT_BATCH)
+    at_batch = throughput.predict(stats, spec, precision=precision, batch=batch, resolution=resolution)
+    single = throughput.predict(stats, spec, precision=precision, batch=1, resolution=resolution)
+    if at_batch is None or single is None:
+        return {}
+    return {"predicted_batch": batch, "predicted_samples_s": round(at_batch.samples_s, 1),
+            "predicted_samples_s_range": [round(value, 1) for value in at_batch.samples_s_range],
+            "predicted_latency_ms_batch_1": round(single.latency_ms, 3),
+            "predicted_latency_ms_batch_1_range": [round(value, 3) for value in single.latency_ms_range]}
 
 
 def render_text(report: dict[str, Any]) -> str:
@@ -120,5 +144,10 @@ def render_text(report: dict[str, Any]) -> str:
         if "roofline_samples_s" in row:
             parts.append(f"inference roofline {row['roofline_samples_s']:,.0f} samples/s "
                          f"({row['bound']}-bound)")
+        if "predicted_samples_s" in row:
+            low, high = row["predicted_samples_s_range"]
+            parts.append(f"PyTorch predicted {row['predicted_samples_s']:,.0f} samples/s at batch "
+                         f"{row['predicted_batch']} ({low:,.0f}-{high:,.0f}), "
+                         f"{row['predicted_latency_ms_batch_1']:.2f} ms at batch 1")
         lines.append(f"    {precision:<5} " + "; ".join(parts))
     return "\n".join(lines)

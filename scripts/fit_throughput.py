@@ -1,0 +1,214 @@
+"""Fit the throughput prediction (autotune/model/throughput.py) to the published measurements
+and write profiles/throughput_model.yaml (`make calibrate`).
+
+Every usable throughput and latency row of profiles/published_measurements.yaml whose GPU is
+in the spec database becomes one observation: the seconds one batch took. The model of
+autotune/model/throughput.py is fitted to them in log space (scipy's least_squares, soft-L1
+loss, each source weighted as one voice so 86 rows of one table do not outvote 6 of another;
+a ridge on every offset so a level seen once stays near the average). Its error is then
+measured leave-one-source-out: for each source file, fit on all the others and predict its
+rows. Those held-out ratios give the interval and the figures the README states.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from autotune.hardware.gpu_database import spec_named
+from autotune.model.stats import ModelStats
+from autotune.model.throughput import FACTORS, Workload, batch_seconds, workload
+from autotune.shipped_data import dump_yaml, load_profile
+
+#: Which factors each fitted term depends on (the rest cannot be told apart in the table).
+TERMS: dict[str, tuple[str, ...]] = {
+    "compute_efficiency": FACTORS,
+    "memory_efficiency": ("runtime", "architecture"),
+    "launch_s": ("runtime", "task"),
+}
+#: Where each term starts: the roofline's efficiencies at 1/2, 20 us a kernel launch.
+START = {"compute_efficiency": math.log(0.5), "memory_efficiency": math.log(0.5), "launch_s": math.log(20e-6)}
+RIDGE = 0.5  # the weight of each offset's pull towards 0 (an offset of 1 = a factor e)
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Observation:
+    row: dict[str, Any]
+    source: str  # the source file: what leave-one-source-out leaves out
+    load: Workload
+    seconds: float  # one batch, as published
+
+
+def source_file(source: str) -> str:
+    """``github:owner/repo path @ commit, section`` -> ``github:owner/repo path``."""
+    return source.split(" @")[0].split(",")[0].split("#")[0].strip()
+
+
+def observations() -> list[Observation]:
+    stats = load_profile("published_models.yaml")["models"]
+    found = []
+    for row in load_profile("published_measurements.yaml")["measurements"]:
+        spec = spec_named(row["gpu"])
+        if (not row["usable_for_fit"] or row["metric"] not in ("samples_s", "latency_ms")
+                or spec is None or row["model"] not in stats):
+            continue
+        model = ModelStats.from_dict(stats[row["model"]][str(row["input"])])
+        resolution = int(row["input"]) if str(row["input"]).isdigit() else None
+        load = workload(model, spec, precision=row["precision"], batch=row["batch"], runtime=row["runtime"],
+                        resolution=resolution, task=row["task"])
+        seconds = row["batch"] / row["value"] if row["metric"] == "samples_s" else row["value"] / 1e3
+        found.append(Observation(row, source_file(row["source"]), load, seconds))
+    return found
+
+
+class Design:
+    """The parameter vector's layout: per term a base, then one offset per factor level."""
+
+    def __init__(self, data: list[Observation]):
+        self.slots: list[tuple[str, str | None, str | None]] = []
+        for term, factors in TERMS.items():
+            self.slots.append((term, None, None))
+            for factor in factors:
+                for level in sorted({o.load.levels[factor] for o in data}):
+                    self.slots.append((term, factor, level))
+        self.index = {slot: i for i, slot in enumerate(self.slots)}
+
+    def start(self) -> np.ndarray:
+        return np.array([START[term] if factor is None else 0.0 for term, factor, _ in self.slots])
+
+    def matrices(self, data: list[Observation]) -> dict[str, np.ndarray]:
+        """term -> (rows x parameters) 0/1 matrix: which parameters add up to its log."""
+        out = {}
+        for term, factors in TERMS.items():
+            matrix = np.zeros((len(data), len(self.slots)))
+            for i, o in enumerate(data):
+                matrix[i, self.index[(term, None, None)]] = 1
+                for factor in factors:
+                    slot = (term, factor, o.load.levels[factor])
+                    if slot in self.index:
+                        matrix[i, self.index[slot]] = 1
+            out[term] = matrix
+        return out
+
+    def to_yaml(self, theta: np.ndarray) -> dict[str, Any]:
+        fitted: dict[str, Any] = {}
+        for (term, factor, level), value in zip(self.slots, theta, strict=True):
+            entry = fitted.setdefault(term, {"base": 0.0, "offsets": {}})
+            if factor is None:
+                entry["base"] = round(float(value), 4)
+            else:
+                entry["offsets"].setdefault(factor, {})[level] = round(float(value), 4)
+        return fitted
+
+
+def _predicted_seconds(theta: np.ndarray, data: list[Observation], design: Design,
+                       matrices: dict[str, np.ndarray]) -> np.ndarray:
+    terms = {term: np.exp(matrix @ theta) for term, matrix in matrices.items()}
+    names = ("batch", "flops", "bytes_moved", "launches", "weight_bytes", "peak_flops", "bandwidth")
+    column = {name: np.array([getattr(o.load, name) for o in data], dtype=float) for name in names}
+    return batch_seconds(column["batch"], column["flops"], column["bytes_moved"], column["launches"],
+                         column["weight_bytes"], column["peak_flops"], column["bandwidth"],
+                         terms["compute_efficiency"], terms["memory_efficiency"], terms["launch_s"])
+
+
+def fit(data: list[Observation]) -> tuple[Design, np.ndarray]:
+    design = Design(data)
+    matrices = design.matrices(data)
+    measured = np.log([o.seconds for o in data])
+    per_source = Counter(o.source for o in data)
+    weights = np.array([1 / math.sqrt(per_source[o.source]) for o in data])
+    offsets = np.array([factor is not None for _, factor, _ in design.slots], dtype=float)
+
+    def residuals(theta: np.ndarray) -> np.ndarray:
+        predicted = np.log(_predicted_seconds(theta, data, design, matrices))
+        return np.concatenate([weights * (predicted - measured), math.sqrt(RIDGE) * offsets * theta])
+
+    result = least_squares(residuals, design.start(), loss="soft_l1", f_scale=0.2, max_nfev=4000)
+    return design, result.x
+
+
+def predict_with(design: Design, theta: np.ndarray, data: list[Observation]) -> np.ndarray:
+    return _predicted_seconds(theta, data, design, design.matrices(data))
+
+
+def leave_one_source_out(data: list[Observation]) -> list[tuple[Observation, float]]:
+    """(observation, measured / predicted speed) for every row, each predicted by a fit that
+    never saw its source."""
+    ratios = []
+    for source in sorted({o.source for o in data}):
+        held_out = [o for o in data if o.source == source]
+        design, theta = fit([o for o in data if o.source != source])
+        predicted = predict_with(design, theta, held_out)
+        ratios += [(o, float(p / o.seconds)) for o, p in zip(held_out, predicted, strict=True)]
+    return ratios
+
+
+def summary(ratios: list[float]) -> dict[str, Any]:
+    """Error figures of measured / predicted ratios: |ratio - 1| median and 90th percentile,
+    how many are off by 2x or more, the extremes."""
+    values = np.array(ratios)
+    errors = np.abs(values - 1)
+    return {"rows": len(values), "median_error": round(float(np.median(errors)), 3),
+            "p90_error": round(float(np.quantile(errors, 0.9)), 3),
+            "off_by_2x": int(np.sum((values >= 2) | (values <= 0.5))),
+            "ratio_min": round(float(values.min()), 3), "ratio_max": round(float(values.max()), 3)}
+
+
+def calibrate() -> dict[str, Any]:
+    data = observations()
+    design, theta = fit(data)
+    held_out = leave_one_source_out(data)
+    ratios = [ratio for _, ratio in held_out]
+    in_sample = predict_with(design, theta, data)
+    by_source = {source: summary([r for o, r in held_out if o.source == source])
+                 for source in sorted({o.source for o in data})}
+    return {
+        **design.to_yaml(theta),
+        "covered": {factor: sorted({o.load.levels[factor] for o in data}) for factor in FACTORS},
+        "interval": {"low": round(float(np.quantile(ratios, 0.1)), 3),
+                     "high": round(float(np.quantile(ratios, 0.9)), 3)},
+        "error": {"leave_one_source_out": summary(ratios),
+                  "in_sample": summary([float(p / o.seconds) for o, p in zip(data, in_sample, strict=True)]),
+                  "by_source": by_source},
+    }
+
+
+HEADER = """\
+# Generated by `make calibrate` (scripts/fit_throughput.py): do not edit. The throughput
+# prediction of autotune/model/throughput.py fitted to profiles/published_measurements.yaml.
+# Each term is exp(base + an offset per level); a level missing here counts 0. `covered` is
+# what usable published figures exist for; `interval` the 10th and 90th percentile of
+# measured / predicted speed on rows whose source the fit never saw (leave-one-source-out);
+# `error` those held-out figures (|measured / predicted - 1|), overall and by source.
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="print the held-out rows worst first instead of writing the file")
+    arguments = parser.parse_args()
+    if arguments.check:
+        for o, ratio in sorted(leave_one_source_out(observations()), key=lambda pair: abs(math.log(pair[1])),
+                               reverse=True)[:40]:
+            r = o.row
+            print(f"{ratio:6.2f}  {r['model']:<18} {r['gpu']:<16} {r['runtime']:<11} {r['precision']:<5} "
+                  f"{r['task']:<5} b{r['batch']:<4} {r['metric']:<10} {o.source[-60:]}")
+        return
+    target = REPO / "profiles" / "throughput_model.yaml"
+    fitted = calibrate()
+    target.write_text(HEADER + dump_yaml(fitted), "utf-8")
+    print(f"wrote {target}: leave-one-source-out {fitted['error']['leave_one_source_out']}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
