@@ -17,7 +17,7 @@ def bounded_rows():
     models = reference_models()
     return [row for row in load_profile("published_measurements.yaml")["measurements"]
             if row["metric"] == "samples_s" and row["model"] in models and row.get("batch")
-            and str(row["input"]).isdigit()]
+            and str(row["input"]).isdigit() and spec_named(row["gpu"]) is not None]
 
 
 def test_the_table_has_rows_the_roofline_can_be_held_to():
