@@ -13,7 +13,8 @@ LATEST := build/venv-latest
 # --locked: fail, rather than re-resolve, when pyproject.toml changed without `make lock`.
 SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --python $(PYTHON)
 
-.PHONY: run test test-latest typecheck lint docs gpu-check lock bench clean sources models tensorrt-names
+.PHONY: run test test-latest typecheck lint docs gpu-check lock bench clean sources models tensorrt-names \
+	published-models calibrate
 
 $(UV):
 	$(PYTHON) -m venv build/uv
@@ -79,6 +80,19 @@ sources: $(VENV)/.installed-core
 # profiles/models.yaml is generated from the real torchvision models.
 models: $(VENV)/.installed-all
 	$(BIN)/python scripts/make_models.py
+
+# profiles/published_models.yaml: the stats of every model profiles/published_measurements.yaml
+# names, from timm, transformers and ultralytics, which autotune does not depend on: they go
+# into an environment of their own, build/models-venv (newest releases; the header records them).
+MODELS_VENV := build/models-venv
+published-models: | $(UV)
+	test -x $(MODELS_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(MODELS_VENV)
+	$(UV) pip install --quiet --python $(MODELS_VENV)/bin/python -e . torch torchvision timm transformers ultralytics
+	$(MODELS_VENV)/bin/python scripts/make_published_models.py
+
+# profiles/throughput_model.yaml: the throughput prediction fitted to the published measurements.
+calibrate: $(VENV)/.installed-all
+	$(BIN)/python scripts/fit_throughput.py
 
 # tests/tensorrt_api/<version>.txt: the names TensorRT's Python bindings register, from
 # NVIDIA's bindings wheels (10.x and 11.x), which keep the TensorRT stand-in honest.

@@ -55,6 +55,19 @@ def test_an_inventory_becomes_one_planned_profile_per_host(tmp_path, capsys, mon
     assert names == {"RTX 4090", "RTX 3060 12GB"}
 
 
+def test_a_plan_for_a_model_sizes_each_host_s_batch_and_predicts_its_speed(tmp_path, capsys):
+    (tmp_path / "hosts.yaml").write_text("hosts:\n  - host: big\n    gpus: [{model: H100 SXM, count: 1}]\n"
+                                         "  - host: small\n    gpus: [{model: T4, count: 1}]\n")
+    code, _, err = run(capsys, "fleet", "plan", "--inventory", str(tmp_path / "hosts.yaml"), "--out",
+                       str(tmp_path / "plan"), "--model", "resnet50")
+    assert code == 0, err
+    big, small = (read_profile(tmp_path / "plan" / f"{host}.infer.yaml").recommendations[0]
+                  for host in ("big", "small"))
+    assert big.settings["batch_size"] > small.settings["batch_size"]
+    assert big.model["predicted_samples_s"] > small.model["predicted_samples_s"] > 0
+    assert big.model["predicted_for"]["batch"] == big.settings["batch_size"]
+
+
 def test_a_csv_inventory_takes_a_row_per_gpu_model(tmp_path, capsys):
     (tmp_path / "hosts.csv").write_text("host,gpu_model,gpu_count,mig,cpu_cores,ram_gb,driver\n"
                                         "a,T4,4,,32,256,\na,L4,2,,,,\nb,A100 80GB,1,1g.10gb+3g.40gb,,,\n")

@@ -143,7 +143,8 @@ def test_roofline_ceiling_is_the_lower_of_compute_and_bandwidth():
     at = stats.at(224)
     assert ceiling.compute_samples_s == pytest.approx(312e12 / at.flops_per_sample)
     assert ceiling.memory_samples_s == pytest.approx(2039e9 / at.traffic_bytes["fp16"])
-    assert ceiling.ceiling_samples_s == min(ceiling.compute_samples_s, ceiling.memory_samples_s)
+    assert ceiling.ceiling_samples_s == ceiling.compute_samples_s
+    assert ceiling.unfused_samples_s == min(ceiling.compute_samples_s, ceiling.memory_samples_s)
 
 
 def _model(name="resnet50"):
@@ -200,8 +201,10 @@ def test_int8_and_fp8_rooflines_take_their_tensor_rates_and_one_byte_traffic():
     # INT8 Tensor Cores run at twice FP16's rate on the A10, and move one byte per element.
     assert int8.compute_samples_s == pytest.approx(2 * fp16.compute_samples_s)
     assert int8.memory_samples_s == pytest.approx(2 * fp16.memory_samples_s)
-    # Weight-only INT4 keeps half-precision activations: FP16's traffic.
-    assert roofline(stats, a10, 224, "int4").memory_samples_s == pytest.approx(fp16.memory_samples_s)
+    # Weight-only INT4 keeps half-precision activations: FP16's traffic, and FP16's rate.
+    int4 = roofline(stats, a10, 224, "int4")
+    assert int4.memory_samples_s == pytest.approx(fp16.memory_samples_s)
+    assert int4.compute_samples_s == pytest.approx(fp16.compute_samples_s)
     h100 = resolve("H100 SXM")
     fp8 = roofline(stats, h100, 224, "fp8")
     assert fp8.compute_samples_s == pytest.approx(

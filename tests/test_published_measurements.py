@@ -11,7 +11,7 @@ from autotune.shipped_data import load_profile
 
 REQUIRED = ("model", "gpu", "runtime", "runtime_version", "precision", "task", "batch", "input",
             "metric", "value", "source", "usable_for_fit", "notes")
-OPTIONAL = ("unclear",)
+OPTIONAL = ("unclear", "accelerator", "compiler", "served_by")
 PRECISIONS = {"fp32", "tf32", "fp16", "amp", "bf16", "int8", "fp8"}
 RUNTIMES = {"pytorch", "tensorrt", "onnxruntime", "tensorflow", "paddle"}
 TASKS = {"infer", "train"}
@@ -47,6 +47,17 @@ def test_row_is_complete(index):
         assert row["batch"] is None or row["batch"] > 0, row
 
 
+def test_accelerator_and_compiler_say_what_ran():
+    """ONNX Runtime rows run by its TensorRT accelerator, and PyTorch rows run through
+    torch.compile, say so in a field (the fit tells those runtimes apart by it)."""
+    for row in rows():
+        assert row.get("accelerator") in (None, "tensorrt"), row
+        assert row.get("accelerator") is None or row["runtime"] == "onnxruntime", row
+        assert row.get("compiler") in (None, "torch.compile"), row
+        assert row.get("compiler") is None or row["runtime"] == "pytorch", row
+        assert row.get("served_by") in (None, "triton"), row
+
+
 @pytest.mark.parametrize("index", range(len(rows())))
 def test_row_names_a_known_gpu_or_says_not(index):
     row = rows()[index]
@@ -76,4 +87,4 @@ def test_counts_reached():
     assert len(table) == 1145
     assert len({r["gpu"] for r in table}) == 15
     assert {r["runtime"] for r in table} == {"pytorch", "tensorflow", "onnxruntime", "tensorrt"}
-    assert sum(not r["usable_for_fit"] for r in table) == 18
+    assert sum(not r["usable_for_fit"] for r in table) == 98

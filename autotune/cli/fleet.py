@@ -37,13 +37,15 @@ def fleet() -> None:
               help="The folder (a profile store) to write one planned profile per host into.")
 @click.option("--task", type=click.Choice(INPUT_CHOICES["task"]), default="infer", show_default=True,
               help="What the profiles are for.")
-def plan(inventory: Path, out: Path, task: str) -> None:
+@click.option("--model", help="Plan each host for this model (as `recommend --model` takes it): its "
+              "batch from the memory model and its predicted speed on the host's GPU.")
+def plan(inventory: Path, out: Path, task: str, model: str | None) -> None:
     """One planned profile per host, from the spec database and the rules, without touching
     the hosts. An unknown GPU model anywhere: exit 2 naming the host, nothing written."""
     from autotune.fleet.plan import write_plan  # noqa: PLC0415
 
     started = time.monotonic()
-    written = write_plan(inventory, out, task)
+    written = write_plan(inventory, out, task, model)
     click.echo(f"planned {written} hosts into {out} in {time.monotonic() - started:.1f} s", err=True)
 
 

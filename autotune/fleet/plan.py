@@ -192,20 +192,23 @@ def planned_machine(planned: PlannedHost) -> Machine:
                    note="planned from an inventory: not probed")
 
 
-def plan(hosts: Iterable[PlannedHost], task: str = "infer") -> Iterable[MachineProfile]:
-    """A planned profile per host; hosts with the same hardware share one recommendation."""
+def plan(hosts: Iterable[PlannedHost], task: str = "infer",
+         model: str | None = None) -> Iterable[MachineProfile]:
+    """A planned profile per host; hosts with the same hardware share one recommendation.
+    With ``model``, each recommendation is planned for it: its batch from the memory model and
+    its predicted speed on that host's GPU."""
     shared: dict[tuple, tuple[Any, dict[str, Any], Any]] = {}
     for planned in hosts:
         if planned.hardware not in shared:
             machine = planned_machine(planned)
-            recommendation = api.recommend_for(machine, where="by the inventory", task=task)
+            recommendation = api.recommend_for(machine, where="by the inventory", task=task, model=model)
             shared[planned.hardware] = (recommendation, machine.to_dict(), fingerprint(machine, []))
         recommendation, machine_dict, prints = shared[planned.hardware]
         yield MachineProfile(purpose=purpose_of(task), fingerprint=replace(prints, host=planned.host),
                              machine=machine_dict, recommendations=(recommendation,), planned=True)
 
 
-def write_plan(inventory: Path, out: Path, task: str = "infer") -> int:
+def write_plan(inventory: Path, out: Path, task: str = "infer", model: str | None = None) -> int:
     """Read ``inventory`` whole (nothing is written when any host is wrong), then write one
     planned profile per host into ``out``. Returns the number written."""
     hosts = read_inventory(inventory)
@@ -215,7 +218,7 @@ def write_plan(inventory: Path, out: Path, task: str = "infer") -> int:
         raise UserError(f"cannot create {out} ({error.strerror}); choose a writable --out") from None
     written = 0
     rendered: dict[int, str] = {}
-    for made in plan(hosts, task):
+    for made in plan(hosts, task, model):
         # One document per hardware group, rendered once with a stand-in host name that each
         # host's own (checked to be a plain DNS-like name) replaces: YAML rendering per host
         # took 16.5 s for 10,000 hosts here, against the 5 s goal.

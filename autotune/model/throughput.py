@@ -127,12 +127,13 @@ class Prediction:
 
 
 def uncovered(levels: Mapping[str, str]) -> str | None:
-    """Why no prediction is made for these levels (a runtime, precision or task no usable
-    published figure covers), or None."""
+    """Why no prediction is made for these levels (a runtime, precision or task that usable
+    published figures of fewer than two sources have: no held-out check of it), or None."""
     covered = coefficients()["covered"]
-    for factor in ("runtime", "precision", "task"):
-        if levels[factor] not in covered[factor]:
-            return f"no published {levels[factor]} figure to calibrate a {factor} prediction against"
+    for factor, names in covered.items():
+        if levels[factor] not in names:
+            return (f"published {levels[factor]} figures come from fewer than two sources: no "
+                    f"checked {factor} prediction")
     return None
 
 
@@ -160,20 +161,23 @@ def figures(stats: ModelStats, spec: GpuSpec, *, precision: str, batch: int, bac
             resolution: int | None = None, task: str = "infer", tf32: bool = False) -> dict[str, Any]:
     """The prediction for the first of ``backends`` that published figures cover, as plain
     values (``predicted_samples_s``, ``predicted_latency_ms``, their ranges, what they are
-    for), and each covered backend's samples/s; or why there is none (``predicted_note``)."""
-    by_backend = {}
+    for), each covered backend's samples/s, and why the others have none (``not_predicted``)."""
+    by_backend, not_predicted = {}, {}
     for backend in backends:
+        load = workload(stats, spec, precision=precision, batch=batch, runtime=backend,
+                        resolution=resolution, task=task, tf32=tf32)
+        reason = uncovered(load.levels)
+        if reason is not None:
+            not_predicted[backend] = reason
+            continue
         prediction = predict(stats, spec, precision=precision, batch=batch, runtime=backend,
                              resolution=resolution, task=task, tf32=tf32)
         if prediction is not None:
             by_backend[backend] = prediction
-    if not by_backend:
-        load = workload(stats, spec, precision=precision, batch=batch, runtime=next(iter(backends), "torch"),
-                        resolution=resolution, task=task, tf32=tf32)
-        return {"predicted_note": uncovered(load.levels)}
-    first = next(iter(by_backend.values()))
-    result = first.to_dict()
+    result: dict[str, Any] = next(iter(by_backend.values())).to_dict() if by_backend else {}
     if len(by_backend) > 1:
         result["predicted_samples_s_by_backend"] = {backend: round(prediction.samples_s, 1)
                                                     for backend, prediction in by_backend.items()}
+    if not_predicted:
+        result["not_predicted"] = not_predicted
     return result

@@ -142,8 +142,9 @@ def render_text(report: dict[str, Any]) -> str:
         if "largest_train_batch" in row:
             parts.append(f"train batch <= {row['largest_train_batch']}")
         if "roofline_samples_s" in row:
-            parts.append(f"inference roofline {row['roofline_samples_s']:,.0f} samples/s "
-                         f"({row['bound']}-bound)")
+            unfused = min(row["compute_bound_samples_s"], row["memory_bound_samples_s"])
+            parts.append(f"inference roofline {row['roofline_samples_s']:,.0f} samples/s at peak FLOPs "
+                         f"({unfused:,.0f} if no operator fused: {row['bound']}-bound)")
         if "predicted_samples_s" in row:
             low, high = row["predicted_samples_s_range"]
             parts.append(f"PyTorch predicted {row['predicted_samples_s']:,.0f} samples/s at batch "
