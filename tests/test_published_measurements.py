@@ -11,11 +11,17 @@ from autotune.shipped_data import load_profile
 
 REQUIRED = ("model", "gpu", "runtime", "runtime_version", "precision", "task", "batch", "input",
             "metric", "value", "source", "usable_for_fit", "notes")
-OPTIONAL = ("unclear", "accelerator", "compiler", "served_by")
+OPTIONAL = ("unclear", "accelerator", "compiler", "served_by", "memory_measure")
 PRECISIONS = {"fp32", "tf32", "fp16", "amp", "bf16", "int8", "fp8"}
 RUNTIMES = {"pytorch", "tensorrt", "onnxruntime", "tensorflow", "paddle"}
 TASKS = {"infer", "train"}
 METRICS = {"samples_s", "latency_ms", "memory_gb"}
+#: Training memory rows (tests/test_training_memory.py): memory in MiB, the batch a run
+#: finished at / failed at.
+METRICS |= {"memory_mib", "largest_batch_ran", "smallest_batch_failed"}
+#: Which counter a memory figure read: torch.cuda.memory_reserved, max_memory_allocated, or
+#: NVML's used memory.
+MEMORY_MEASURES = {"reserved", "allocated", "device_used"}
 COMMIT = re.compile(r"@ [0-9a-f]{40}\b")
 
 
@@ -39,6 +45,9 @@ def test_row_is_complete(index):
     assert isinstance(row["value"], (int, float)) and not isinstance(row["value"], bool), row
     assert row["value"] > 0, row
     assert isinstance(row["usable_for_fit"], bool), row
+    assert (row.get("memory_measure") in MEMORY_MEASURES) == row["metric"].startswith("memory_"), row
+    if row["metric"] in ("largest_batch_ran", "smallest_batch_failed"):
+        assert row["value"] == row["batch"], row
     if row["usable_for_fit"]:
         assert "unclear" not in row, row
         assert isinstance(row["batch"], int) and not isinstance(row["batch"], bool) and row["batch"] > 0, row
@@ -84,7 +93,7 @@ def test_no_row_repeats():
 
 def test_counts_reached():
     table = rows()
-    assert len(table) == 1145
+    assert len(table) == 1145 + 37  # + the training-memory block at the end
     assert len({r["gpu"] for r in table}) == 15
     assert {r["runtime"] for r in table} == {"pytorch", "tensorflow", "onnxruntime", "tensorrt"}
     assert sum(not r["usable_for_fit"] for r in table) == 98

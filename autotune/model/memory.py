@@ -4,6 +4,10 @@
          + per-sample activations x batch            (activations scale with resolution²)
          + workspace
 
+In training, what must fit is the caching allocator's reserve over the training loop's peak:
+the loop's extras (an EMA copy, a detector's loss, validation at a larger batch) come from
+:mod:`autotune.model.training_loop`, and a model whose loop is not known keeps a margin free.
+
 The usable memory is a headroom fraction of the GPU's *free* memory, less the CUDA
 context. The batch is the largest whose peak fits, capped at the throughput knee
 (S001-4) or the latency budget (S002-4), both scaled from the S001-3 measurements by
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from autotune.errors import DoesNotFit, UserError
 from autotune.hardware.gpu_database import GpuSpec, resolve
 from autotune.model import oom_ladder as ladder
+from autotune.model import training_loop as loops
 from autotune.model.stats import ModelStats, memory_constants, reference_models
 from autotune.types import Decision
 
@@ -66,11 +71,54 @@ def usable_bytes(free_vram_bytes: float, headroom: float) -> float:
     return free_vram_bytes * headroom - memory_constants()["cuda_context_gb"] * GIB
 
 
+def _fit_lines(stats: ModelStats, resolution: int | None, precision: str, task: str,
+               optimizer: str) -> list[tuple[float, float]]:
+    """What must fit, as lines ``fixed + batch x per_sample`` whose maximum is the figure.
+
+    Inference: the peak of live tensors. Training: the training loop's peak (its EMA copies
+    fixed, its loss's tensors with the step) and its validation at a larger batch, each times
+    the allocator's reserve over what is allocated."""
+    if task != "train":
+        return [(static_bytes(stats, precision, task, optimizer),
+                 per_sample_bytes(stats, resolution, precision, task))]
+    loop = loops.loop_named(stats.training_loop)
+    reserve = loops.reserve_factor()
+    fixed = static_bytes(stats, precision, task, optimizer)
+    step = per_sample_bytes(stats, resolution, precision, task)
+    lines = [(fixed, step)]
+    if loop is not None:
+        fixed += loop.ema_weight_copies * stats.parameters * 4
+        pixels = (resolution or 0) ** 2
+        lines = [(fixed, step + loop.extra_bytes_per_pixel * pixels)]
+        if loop.validation_batch_factor > 1:
+            lines.append((fixed, loop.validation_batch_factor
+                          * per_sample_bytes(stats, resolution, precision, "infer")))
+    return [(reserve * fixed, reserve * per_sample) for fixed, per_sample in lines]
+
+
+def fit_bytes(stats: ModelStats, batch: int, resolution: int | None, precision: str, task: str,
+              optimizer: str = "adam") -> float:
+    """What must fit in the usable memory at ``batch``: the inference peak of live tensors
+    (:func:`predict_peak_bytes`), or in training ``torch.cuda.memory_reserved`` at the training
+    loop's peak (see :mod:`autotune.model.training_loop`)."""
+    return max(fixed + batch * per_sample
+               for fixed, per_sample in _fit_lines(stats, resolution, precision, task, optimizer))
+
+
+def room_bytes(stats: ModelStats, usable: float, task: str) -> float:
+    """The usable memory a plan may fill: in training a model whose loop is not known keeps
+    ``unknown_loop_margin`` of it free."""
+    if task == "train" and loops.loop_named(stats.training_loop) is None:
+        return usable * (1 - loops.unknown_loop_margin())
+    return usable
+
+
 def max_batch(stats: ModelStats, usable: float, resolution: int | None, precision: str,
               task: str, optimizer: str) -> int:
-    room = usable - static_bytes(stats, precision, task, optimizer)
-    per_sample = per_sample_bytes(stats, resolution, precision, task)
-    return max(0, math.floor(room / per_sample)) if per_sample > 0 else 0
+    room = room_bytes(stats, usable, task)
+    batches = [math.floor((room - fixed) / per_sample) if per_sample > 0 else 0
+               for fixed, per_sample in _fit_lines(stats, resolution, precision, task, optimizer)]
+    return max(0, min(batches))
 
 
 # ---- roofline and speed estimates --------------------------------------------------------
@@ -222,6 +270,7 @@ class MemoryPlan:
     knee: int | None = None
     latency_ms: float | None = None
     fp32_memory_batch: int | None = None
+    training_loop: str = ""  # in training: what the loop adds, or the margin kept for an unknown one
 
     def decisions(self, request: PlanRequest) -> dict[str, Decision]:
         """The decisions the plan makes, with reasons that show the numbers.
@@ -243,6 +292,8 @@ class MemoryPlan:
         else:
             reason = f"{memory}: the largest batch that fits"
             source = "S003-4"
+        if self.training_loop:
+            reason += f"; {self.training_loop}"
         if self.fp32_memory_batch is not None and self.precision in ("fp16", "bf16"):
             reason += (f"; {self.precision.upper()} halves activations: up to batch "
                        f"{self.memory_batch} fits against {self.fp32_memory_batch} in FP32")
@@ -283,8 +334,8 @@ def plan(stats: ModelStats, request: PlanRequest) -> MemoryPlan:
                              request.optimizer)
             if fits >= needed:
                 return _finish(stats, request, precision, resolution, fits, steps)
-            need = predict_peak_bytes(stats, needed, resolution, precision, request.task,
-                                      request.optimizer)
+            need = fit_bytes(stats, needed, resolution, precision, request.task,
+                             request.optimizer)
             smallest = (need, precision, resolution)
             steps.append(f"{precision} at {resolution or 'its'} px needs {need / GIB:.2f} GB at batch "
                          f"{needed}, more than {request.usable_bytes / GIB:.2f} GB usable")
@@ -326,12 +377,23 @@ def _finish(stats: ModelStats, request: PlanRequest, precision: str, resolution:
         resolution=resolution,
         batch_size=batch,
         memory_batch=memory_batch,
-        predicted_bytes=predict_peak_bytes(stats, batch, resolution, precision, request.task,
-                                           request.optimizer),
+        predicted_bytes=fit_bytes(stats, batch, resolution, precision, request.task,
+                                  request.optimizer),
         usable_bytes=request.usable_bytes,
         bound=bound,
         steps=tuple(steps),
         knee=knee,
         latency_ms=latency,
         fp32_memory_batch=fp32_batch,
+        training_loop=training_loop_reason(stats) if request.task == "train" else "",
     )
+
+
+def training_loop_reason(stats: ModelStats) -> str:
+    """What the training prediction holds for this model's loop, for the batch decision."""
+    loop = loops.loop_named(stats.training_loop)
+    if loop is None:
+        return (f"training loop not known: {loops.unknown_loop_margin():.0%} of the usable memory "
+                "kept free for what it adds (EMA, validation, its loss), with the allocator's reserve "
+                f"(x{loops.reserve_factor():g})")
+    return f"reserved memory of the {loop.name}: with {loop.extras()}"

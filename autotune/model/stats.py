@@ -41,6 +41,10 @@ class ModelStats:
     method: str = "profiles/models.yaml (the meta device, by make models)"
     #: Which output the accuracy check compares ("" where the model was not run).
     output: str = ""
+    #: The training loop the model's own framework runs it with (a key of ``training_loops`` in
+    #: ``profiles/memory_model.yaml``, recognised from the package its class lives in by
+    #: :func:`autotune.model.training_loop.loop_for_package`); "" where it is not known.
+    training_loop: str = ""
 
     @property
     def input_shape(self) -> tuple[int, ...]:

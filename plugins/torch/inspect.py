@@ -55,6 +55,7 @@ from autotune.sdk.models import (
     ModelStats,
     ResolutionStats,
     from_shape,
+    loop_for_package,
     tier_resolutions,
 )
 
@@ -219,6 +220,7 @@ def inspect_module(module: nn.Module, name: str, source_text: str,
         resolutions=tuple(measured.resolutions),
         method=measured.method,
         output=measured.output,
+        training_loop=loop_for_package(type(module).__module__.partition(".")[0]),
     )
 
 
