@@ -93,7 +93,7 @@ def test_no_row_repeats():
 
 def test_counts_reached():
     table = rows()
-    assert len(table) == 1145 + 37  # + the training-memory block at the end
-    assert len({r["gpu"] for r in table}) == 15
+    assert len(table) == 1548 + 37  # + the training-memory block at the end
+    assert len({r["gpu"] for r in table}) == 16
     assert {r["runtime"] for r in table} == {"pytorch", "tensorflow", "onnxruntime", "tensorrt"}
-    assert sum(not r["usable_for_fit"] for r in table) == 98
+    assert sum(not r["usable_for_fit"] for r in table) == 262
