@@ -309,6 +309,14 @@ def test_the_api_takes_a_prices_mapping_and_says_what_is_wrong_with_it():
     assert autotune.compare("resnet18", "T4").gpus[0].per_dollar() is None
 
 
+def test_the_manuals_example_runs_as_it_is(capsys):
+    from tests.test_runtimes import docs_block
+
+    exec(compile(docs_block("python-api.md", "# compare_example.py"), "compare_example.py", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert sorted(line.split()[0] for line in lines) == ["A100", "L4", "T4"]  # the order: tests above
+
+
 def test_ten_gpus_take_under_two_seconds_without_torch():
     # In-process, the first call included (profiles and stats read once per process), then warm.
     times = []

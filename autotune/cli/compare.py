@@ -95,7 +95,7 @@ def render(report: dict[str, Any]) -> None:
     summary = Table(title=f"autotune compare: {report['model']} {report['task']}{at}, best first by {order} "
                     "(predicted by the rules, not measured)", title_justify="left", box=box.SIMPLE_HEAD)
     priced = report["order_by"] == "samples_per_dollar"
-    for column in ("#", "GPU", "best", "samples/s", "latency ms", "largest batch", "samples/s per W",
+    for column in ("#", "GPU", "best", "samples/s", "latency ms, batch 1", "largest batch", "samples/s per W",
                    *(("samples per $",) if priced else ()), "note"):
         summary.add_column(column, no_wrap=column != "note",
                            justify="right" if column in ("#", "largest batch") else "left")
@@ -118,7 +118,7 @@ def render(report: dict[str, Any]) -> None:
         console.print(f"  [{mark}] not predicted: {reason}", highlight=False)
     interval = report["interval"]
     console.print(f"  intervals: {interval['meaning']} ({interval['low']}x–{interval['high']}x); "
-                  "latency is one batch", highlight=False)
+                  "latency: one batch of 1 (a training step when training)", highlight=False)
     for note in report["notes"]:
         console.print(f"  note: {note}", highlight=False)
 
