@@ -77,6 +77,7 @@ def number(value: float) -> str:
 
 
 def with_interval(value: float | None, interval: list[float] | None, unit: str = "") -> str:
+    """``6,180 (3,370–11,990)``, or ``-`` where there is no figure."""
     if value is None or interval is None:
         return "-"
     return f"{number(value)}{unit} ({number(interval[0])}–{number(interval[1])})"
