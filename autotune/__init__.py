@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 from autotune.version import __version__
 
-_API = ("probe", "recommend", "inspect", "verify", "bench", "profile", "check_profile")
+_API = ("probe", "recommend", "inspect", "compare", "verify", "bench", "profile", "check_profile")
 __all__ = ["__version__", "hookimpl", "apply",
-           "probe", "recommend", "inspect", "verify", "bench", "profile", "check_profile"]  # _API
+           "probe", "recommend", "inspect", "compare", "verify", "bench", "profile", "check_profile"]  # _API
 
 if TYPE_CHECKING:  # what __getattr__ loads on first use, as type checkers should see it
-    from autotune.api import bench, check_profile, inspect, probe, profile, recommend, verify
+    from autotune.api import bench, check_profile, compare, inspect, probe, profile, recommend, verify
     from autotune.hookspecs import hookimpl
     from autotune.training.apply import apply
 

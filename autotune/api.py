@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the measuring modules load only when something is measured
     from autotune.measure.bench import BenchResult
     from autotune.measure.plan import MeasurementBudget, MeasurementPlan
     from autotune.measure.verify_report import Verification
+    from autotune.recommendation.compare import Comparison
     from autotune.recommendation.engine import ModelRequest
 
 WHERE = "by argument"
@@ -129,6 +130,50 @@ def inspect(model: str, *, input_shape: str | None = None, input_spec: str | Non
         options["optimizer"] = model_setting("optimizer", optimizer, where)
     stats = model_stats_for(parse_model(model, input_shape, input_spec))
     return inspection(stats, probe(gpu, replay), resolution, options["optimizer"], options["headroom"])
+
+
+def compare(model: str, gpus: str | Sequence[str], *, task: str = "infer",
+            precisions: str | Sequence[str] | None = None, batch_size: int | None = None,
+            input_shape: str | None = None, input_spec: str | None = None, resolution: int | None = None,
+            optimizer: str | None = None, headroom: float | None = None,
+            prices: str | Path | Mapping[str, float] | None = None, plot: str | Path | None = None,
+            where: str = WHERE) -> Comparison:
+    """``model`` on each of ``gpus`` (spec database names), by the rules only: per precision
+    the largest batch that fits and each runtime's calibrated predicted samples/s and batch-1
+    latency (or why none), per watt and per dollar (``prices``: a YAML/CSV file or a mapping
+    of GPU name to $/hour), best first; with ``plot``, a PNG bar chart there."""
+    from autotune.hardware import gpu_database as gpudb  # noqa: PLC0415
+    from autotune.model.source import model_stats_for, parse_model  # noqa: PLC0415
+    from autotune.recommendation import compare as comparing  # noqa: PLC0415
+    from autotune.recommendation.engine import default_model_options  # noqa: PLC0415
+    from autotune.recommendation.prices import check_prices, read_prices  # noqa: PLC0415
+
+    names = [gpus] if isinstance(gpus, str) else list(gpus)
+    if not names:
+        raise UserError("compare needs GPUs; add --gpu NAME for each (autotune gpus lists them)")
+    specs = [gpudb.resolve(name) for name in names]
+    if plot is not None:
+        from autotune.recommendation.compare_plot import check_plot  # noqa: PLC0415
+
+        check_plot(Path(plot))
+    price_table = check_prices(prices) if isinstance(prices, Mapping) else \
+        read_prices(Path(prices)) if prices is not None else {}
+    options = default_model_options()
+    for key, value in (("optimizer", optimizer), ("headroom", headroom)):
+        if value is not None:
+            options[key] = model_setting(key, value, where)
+    if isinstance(precisions, str):
+        precisions = [precision.strip() for precision in precisions.split(",") if precision.strip()]
+    request = comparing.CompareRequest(
+        task=task, precisions=tuple(precisions or ()), batch_size=batch_size, resolution=resolution,
+        optimizer=options["optimizer"], headroom=options["headroom"], prices=price_table)
+    stats = model_stats_for(parse_model(model, input_shape, input_spec))
+    comparison = comparing.compare(stats, specs, request)
+    if plot is not None:
+        from autotune.recommendation.compare_plot import plot as draw  # noqa: PLC0415
+
+        draw(comparison, Path(plot))
+    return comparison
 
 
 def verify(model: str | None = None, *, backends: str | Sequence[str] | None = None,

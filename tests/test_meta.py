@@ -120,6 +120,7 @@ def test_gpu_database_has_the_required_boards(required):
     ["recommend", "--gpu", "t4"], ["recommend"], ["plugins"], ["probe", "--json"], ["rules"],
     ["recommend", "--gpu", "t4", "--model", "resnet50", "--task", "train"],
     ["inspect", "vit_b_16", "--gpu", "h100"],
+    ["compare", "--model", "resnet50", "--gpu", "t4", "--gpu", "a100", "--task", "train"],
 ])
 def test_commands_never_import_a_framework(command):
     code = (

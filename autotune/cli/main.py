@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from autotune import api
+from autotune.cli.compare import compare
 from autotune.cli.fleet import fleet
 from autotune.cli.measure import bench, verify
 from autotune.cli.options import (
@@ -190,5 +191,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 # Commands with modules of their own.
-for command in (verify, bench, profile, fleet):
+for command in (compare, verify, bench, profile, fleet):
     cli.add_command(command)
