@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from autotune_plugins.torch.inspect import inspect_module
 
+from autotune.model.stats import ModelStats
 from autotune.model_inputs import from_shape, parse_input_spec
 from autotune.shipped_data import dump_yaml, load_profile
 
@@ -89,6 +90,13 @@ def _inputs(model: str, size: str):
     return from_shape((3, side, side))
 
 
+def measured(name: str, size: str, label: str, build: Callable[[], torch.nn.Module]) -> ModelStats:
+    """``name``'s stats at the table's input ``size`` ("224", "seq 384")."""
+    inputs = _inputs(name, size)
+    resolutions = (inputs.resolution,) if inputs.resolution else ()
+    return inspect_module(build(), name, label, inputs, resolutions)
+
+
 def render() -> str:
     table = load_profile("published_measurements.yaml")["measurements"]
     sizes: dict[str, set[str]] = {}
@@ -102,12 +110,9 @@ def render() -> str:
         label, build = ARCHITECTURES[name]()
         models[name] = {}
         for size in sorted(sizes[name]):
-            module = build()
-            inputs = _inputs(name, size)
-            resolutions = (inputs.resolution,) if inputs.resolution else ()
-            stats = inspect_module(module, name, label, inputs, resolutions)
+            stats = measured(name, size, label, build)
             models[name][size] = stats.to_dict()
-            print(f"{name} {size}: {stats.at(inputs.resolution).flops_per_sample / 1e9:.2f} GFLOPs, "
+            print(f"{name} {size}: {stats.at(stats.native_resolution).flops_per_sample / 1e9:.2f} GFLOPs, "
                   f"{stats.kernel_launches} kernels", file=sys.stderr)
     versions = ", ".join(f"{package} {version(package)}"
                          for package in ("torch", "torchvision", "timm", "transformers", "ultralytics"))

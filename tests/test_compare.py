@@ -137,7 +137,8 @@ def test_the_json_shape(capsys, tmp_path):
                            "notes", "gpus"}
     assert (report["model"], report["task"], report["resolution"]) == ("resnet50", "infer", 224)
     assert report["runtimes"] == list(RUNTIMES)
-    assert set(report["interval"]) == {"low", "high", "meaning"}
+    assert set(report["interval"]) == {"by_runtime", "meaning"}
+    assert {"all", "pytorch"} <= set(report["interval"]["by_runtime"])
     for gpu in report["gpus"]:
         assert set(gpu) == KEYS_GPU
         assert set(gpu["best"]) == KEYS_FIGURE | {"precision", "batch", "largest_batch", "latency_batch"}
@@ -191,17 +192,18 @@ def test_uncovered_precisions_and_runtimes_are_shown_as_not_predicted_with_the_r
     rows = {row["precision"]: row for row in t4["precisions"]}
     fp16 = {figure["runtime"]: figure for figure in rows["fp16"]["runtimes"]}
     assert fp16["torch"]["samples_s"] is None
-    assert fp16["torch"]["not_predicted"] == ("no published fp16 figure to calibrate a precision "
-                                              "prediction against")
+    assert fp16["torch"]["not_predicted"] == ("published fp16 figures come from fewer than two sources: "
+                                              "no checked precision prediction")
     fp32 = {figure["runtime"]: figure for figure in rows["fp32"]["runtimes"]}
-    assert fp32["tensorrt"]["not_predicted"] == ("no published tensorrt figure to calibrate a runtime "
-                                                 "prediction against")
+    assert fp32["tensorrt"]["not_predicted"] == ("published tensorrt figures come from fewer than two "
+                                                 "sources: no checked runtime prediction")
     code, out, _ = run(capsys, "compare", "--model", "resnet50", "--gpu", "T4", "--precision", "fp32,fp16")
     assert code == 0
     assert "not predicted [1]" in out
-    assert "[1] not predicted: no published onnxruntime figure to calibrate a runtime prediction" in out
-    assert "not predicted: no published tensorrt figure to calibrate a runtime prediction" in out
-    assert "not predicted: no published fp16 figure to calibrate a precision prediction" in out
+    few = "figures come from fewer than two sources: no checked"
+    assert f"[1] not predicted: published onnxruntime {few} runtime prediction" in out
+    assert f"not predicted: published tensorrt {few} runtime prediction" in out
+    assert f"not predicted: published fp16 {few} precision prediction" in out
 
 
 def test_the_table_shows_the_interval_and_the_reasons(capsys):

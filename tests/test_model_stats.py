@@ -235,3 +235,20 @@ def test_inspect_an_onnx_file_from_the_command_line(tmp_path, capsys):
         4 * 8 * 8 * 27 + 5 * 256 + 7 * 5)
     assert "training_state_gb" not in report
     assert report["gpu"]["by_precision"]["fp16"]["largest_infer_batch"] > 0
+
+
+def test_published_models_profile_matches_a_fresh_computation():
+    """profiles/published_models.yaml (`make published-models`) as the torch plugin measures
+    it today: the torchvision-built entries can be remeasured without timm or transformers."""
+    import sys
+    from pathlib import Path
+
+    from autotune.model.stats import ModelStats
+    from autotune.shipped_data import load_profile
+
+    sys.path.append(str(Path(__file__).resolve().parent.parent / "scripts"))
+    from make_published_models import ARCHITECTURES, measured  # noqa: PLC0415
+
+    shipped = ModelStats.from_dict(load_profile("published_models.yaml")["models"]["resnet18"]["224"])
+    fresh = measured("resnet18", "224", *ARCHITECTURES["resnet18"]())
+    assert fresh == shipped, "profiles/published_models.yaml is stale: run `make published-models`"

@@ -118,7 +118,9 @@ def render(report: dict[str, Any]) -> None:
     for reason, mark in reasons.items():
         console.print(f"  [{mark}] not predicted: {reason}", highlight=False)
     interval = report["interval"]
-    console.print(f"  intervals: {interval['meaning']} ({interval['low']}x–{interval['high']}x); "
+    spreads = ", ".join(f"{runtime} {spread['low']}x–{spread['high']}x"
+                        for runtime, spread in interval["by_runtime"].items())
+    console.print(f"  intervals: {interval['meaning']} ({spreads}); "
                   "latency: one batch of 1 (a training step when training)", highlight=False)
     for note in report["notes"]:
         console.print(f"  note: {note}", highlight=False)

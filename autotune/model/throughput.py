@@ -5,7 +5,8 @@ One batch takes ``launches x launch time + weight bytes / bandwidth`` (what a ba
 whatever its size) plus ``batch x (FLOPs / (peak x compute efficiency) + bytes moved /
 (bandwidth x memory efficiency))``. Each efficiency and the launch time is ``exp`` of a sum
 of fitted offsets: one per runtime, architecture generation, precision, model family and
-task, each level missing from the fit counting 0 (the average). The fitted coefficients,
+task (the launch time by runtime and precision together), each level missing from the fit
+counting 0 (the average). The fitted coefficients,
 the levels the published figures cover, and the interval (the spread of measured /
 predicted on figures the fit never saw, leave-one-source-out) are
 profiles/throughput_model.yaml. Pure Python: ``autotune recommend`` imports it.
@@ -24,7 +25,7 @@ from autotune.model.stats import ModelStats, memory_constants
 from autotune.shipped_data import load_profile
 
 __all__ = ["FACTORS", "Prediction", "Workload", "batch_seconds", "coefficients", "figures", "predict",
-           "precision_class", "runtime_name", "workload"]
+           "precision_class", "runtime_name", "uncovered", "workload"]
 
 #: The categorical factors each efficiency and the launch time depend on.
 FACTORS = ("runtime", "architecture", "precision", "family", "task")
@@ -64,7 +65,7 @@ class Workload:
     weight_bytes: float  # read (and for training written) once per batch
     peak_flops: float  # FLOP/s of the precision on this GPU
     bandwidth: float  # bytes/s
-    levels: Mapping[str, str]  # factor -> level, FACTORS
+    levels: Mapping[str, str]  # factor -> level: FACTORS and runtime_precision
 
 
 def workload(stats: ModelStats, spec: GpuSpec, *, precision: str, batch: int, runtime: str,
@@ -86,7 +87,9 @@ def workload(stats: ModelStats, spec: GpuSpec, *, precision: str, batch: int, ru
         peak_flops=peak_tflops(spec, computes_in) * 1e12,
         bandwidth=spec.memory_bandwidth_gb_s * 1e9,
         levels={"runtime": runtime_name(runtime), "architecture": spec.architecture,
-                "precision": computes_in, "family": stats.family, "task": task},
+                "precision": computes_in, "family": stats.family, "task": task,
+                # The launch time's: autocast's cast kernels are PyTorch's, not TensorRT's.
+                "runtime_precision": f"{runtime_name(runtime)}/{computes_in}"},
     )
 
 
@@ -107,8 +110,8 @@ def _term(fitted: Mapping[str, Any], levels: Mapping[str, str]) -> float:
 
 @dataclass(frozen=True)
 class Prediction:
-    """Predicted speed of one configuration, with the interval published figures the fit
-    never saw fell in (10th to 90th percentile of measured / predicted)."""
+    """Predicted speed of one configuration, with the interval published figures of its
+    runtime that the fit never saw fell in (10th to 90th percentile of measured / predicted)."""
 
     samples_s: float
     latency_ms: float  # one batch
@@ -128,12 +131,16 @@ class Prediction:
 
 def uncovered(levels: Mapping[str, str]) -> str | None:
     """Why no prediction is made for these levels (a runtime, precision or task that usable
-    published figures of fewer than two sources have: no held-out check of it), or None."""
+    published figures of fewer than two sources have, or a runtime in a precision they have
+    so: no held-out check of it), or None."""
     covered = coefficients()["covered"]
-    for factor, names in covered.items():
-        if levels[factor] not in names:
+    for factor in ("runtime", "precision", "task"):
+        if levels[factor] not in covered[factor]:
             return (f"published {levels[factor]} figures come from fewer than two sources: no "
                     f"checked {factor} prediction")
+    if levels["runtime_precision"] not in covered["runtime_precision"]:
+        return (f"published figures of {levels['runtime']} in {levels['precision']} come from fewer "
+                "than two sources: no checked prediction")
     return None
 
 
@@ -149,7 +156,8 @@ def predict(stats: ModelStats, spec: GpuSpec, *, precision: str, batch: int, run
                             load.peak_flops, load.bandwidth, _term(fitted["compute_efficiency"], load.levels),
                             _term(fitted["memory_efficiency"], load.levels),
                             _term(fitted["launch_s"], load.levels))
-    low, high = fitted["interval"]["low"], fitted["interval"]["high"]  # measured / predicted
+    spread = fitted["interval"].get(load.levels["runtime"], fitted["interval"]["all"])
+    low, high = spread["low"], spread["high"]  # measured / predicted, on held-out rows
     samples_s = batch / seconds
     return Prediction(samples_s=samples_s, latency_ms=seconds * 1e3,
                       samples_s_range=(samples_s * low, samples_s * high),

@@ -160,9 +160,9 @@ class Comparison:
         interval = throughput.coefficients()["interval"]
         return {"model": self.model, "source": self.source, "task": self.task,
                 "resolution": self.resolution, "runtimes": list(self.runtimes), "order_by": self.order_by,
-                "interval": {"low": interval["low"], "high": interval["high"],
+                "interval": {"by_runtime": {runtime: dict(spread) for runtime, spread in interval.items()},
                              "meaning": "10th-90th percentile of measured / predicted on published "
-                                        "figures the fit never saw"},
+                                        "figures the fit never saw, per runtime (all: every runtime)"},
                 "notes": list(self.notes),
                 "gpus": [gpu.to_dict(self.prices_given) for gpu in self.gpus]}
 

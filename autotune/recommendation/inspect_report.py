@@ -143,12 +143,12 @@ def render_text(report: dict[str, Any]) -> str:
             parts.append(f"train batch <= {row['largest_train_batch']}")
         if "roofline_samples_s" in row:
             unfused = min(row["compute_bound_samples_s"], row["memory_bound_samples_s"])
-            parts.append(f"inference roofline {row['roofline_samples_s']:,.0f} samples/s at peak FLOPs "
-                         f"({unfused:,.0f} if no operator fused: {row['bound']}-bound)")
+            parts.append(f"roofline {row['roofline_samples_s']:,.0f}/s at peak FLOPs "
+                         f"({unfused:,.0f} unfused, {row['bound']}-bound)")
+        lines.append(f"    {precision:<5} " + "; ".join(parts))
         if "predicted_samples_s" in row:
             low, high = row["predicted_samples_s_range"]
-            parts.append(f"PyTorch predicted {row['predicted_samples_s']:,.0f} samples/s at batch "
+            lines.append(f"          PyTorch predicted {row['predicted_samples_s']:,.0f} samples/s at batch "
                          f"{row['predicted_batch']} ({low:,.0f}-{high:,.0f}), "
                          f"{row['predicted_latency_ms_batch_1']:.2f} ms at batch 1")
-        lines.append(f"    {precision:<5} " + "; ".join(parts))
     return "\n".join(lines)
