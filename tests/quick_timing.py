@@ -32,8 +32,8 @@ def install(setitem=operator.setitem, setattr=setattr) -> None:  # noqa: A002 - 
     setitem(settings, "timed_min_iterations", TIMED)
     setitem(settings, "config_budget_s", 0.0)
 
-    def minimum_only(session, batch_size, budget_s=None, on_iteration=None):
-        return time_session(session, batch_size, 0.0, on_iteration)
+    def minimum_only(session, batch_size, budget_s=None, on_iteration=None, hard_deadline=None):
+        return time_session(session, batch_size, 0.0, on_iteration, hard_deadline)
 
     setattr(measure, "time_session", minimum_only)
 

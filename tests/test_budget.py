@@ -76,23 +76,25 @@ def test_time_session_stops_by_its_budget(step_s, device_ms, budget_s, expected_
     started = time.monotonic()
     timing = time_session(session, batch_size=1, budget_s=budget_s)
     wall_s = time.monotonic() - started
-    assert timing.warmup_iterations >= 10 and len(timing.iterations_ms) >= 5
+    assert len(timing.iterations_ms) >= 5
     if expected_steps == "minimum":
+        # Ten 10 ms steps would be twice the warm-up's share of 50 ms: not cheap, so two.
         assert session.steps == minimum_iterations()
     else:
+        assert timing.warmup_iterations >= 10  # S001-2's ten are cheap here: they run
         assert wall_s <= budget_s * ALLOWED_OVERRUN, wall_s
         assert session.steps > minimum_iterations()  # the budget was used, not just the minimum
 
 
 def test_a_configuration_whose_minimum_cannot_fit_is_over_budget_not_overrun():
     runner, measurer = sleeping_measurer(per_sample_s=0.01)
-    config = RunConfig("infer", "fp32", 4, None)  # 40 ms a step: the minimum takes 0.6 s
+    config = RunConfig("infer", "fp32", 4, None)  # 40 ms a step: the minimum takes 0.28 s
     started = time.monotonic()
-    skipped = measurer.measure(config, budget_s=1.0, deadline=started + 0.3)
-    assert time.monotonic() - started <= 0.3 * ALLOWED_OVERRUN
+    skipped = measurer.measure(config, budget_s=1.0, deadline=started + 0.2)
+    assert time.monotonic() - started <= 0.2 * ALLOWED_OVERRUN
     assert skipped.outcome is Outcome.OVER_BUDGET and skipped.status == "skipped"
-    assert skipped.timing is None and skipped.needed_s > 0.3 - (time.monotonic() - started)
-    assert "10 warm-up + 5 timed iterations at 0.04 s" in skipped.reason and "s left" in skipped.reason
+    assert skipped.timing is None and skipped.needed_s > 0.2 - (time.monotonic() - started)
+    assert "2 warm-up + 5 timed iterations at 0.04 s" in skipped.reason and "s left" in skipped.reason
     assert skipped.to_dict()["outcome"] == "over_budget"
     assert all(session.closed for session in runner.sessions)
     # A steady slow step is not probed again and again: two steps at most decide.
@@ -159,7 +161,8 @@ def test_bench_holds_its_budget_per_point(monkeypatch, seconds_per_sample):
     pytest.importorskip("torch")
     import autotune  # noqa: PLC0415
 
-    seconds_per_sample(0.02)  # 20, 40, 80, 160 ms a step: the minimum fits 1 s up to batch 2
+    # 20, 40, 80, 160 ms a step: the minimum (2 warm-up + 5 timed) fits 1 s up to batch 4
+    seconds_per_sample(0.02)
     # The points' wall runs from the first preparation (the model build is paid once, not
     # charged to a point) to bench's return; the stats come before, outside.
     first_preparation: list[float] = []
@@ -176,8 +179,8 @@ def test_bench_holds_its_budget_per_point(monkeypatch, seconds_per_sample):
     print(f"bench: 4 points x 1 s -> {wall_s:.2f} s")
     assert wall_s <= 4 * 1.0 * ALLOWED_OVERRUN
     outcomes = [(m.config.batch_size, m.outcome) for m in result.measurements]
-    assert outcomes == [(1, Outcome.OK), (2, Outcome.OK), (4, Outcome.OVER_BUDGET), (8, Outcome.OVER_BUDGET)]
-    for skipped in result.measurements[2:]:
+    assert outcomes == [(1, Outcome.OK), (2, Outcome.OK), (4, Outcome.OK), (8, Outcome.OVER_BUDGET)]
+    for skipped in result.measurements[3:]:
         assert skipped.reason.startswith("needs about") and skipped.needed_s > 1.0
         assert result.rows()[result.measurements.index(skipped)]["status"] == "skipped"
 

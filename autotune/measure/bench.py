@@ -222,7 +222,7 @@ def _measure_points(measurer: Measurer, points: list[RunConfig], point_budget_s:
             started = time.monotonic()
             measurement = measurer.measure(point, point_budget_s, check_accuracy=False,
                                            deadline=started + point_budget_s)
-            if measurement.outcome is Outcome.OVER_BUDGET:
+            if measurement.outcome in (Outcome.OVER_BUDGET, Outcome.CUT_SHORT):
                 wanted_budget_s.append(time.monotonic() - started + (measurement.needed_s or 0.0))
             measurements.append(measurement)
             if on_measurement:

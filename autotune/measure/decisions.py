@@ -10,18 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from autotune.measure import winner
 from autotune.measure.measurement import Measurement, Outcome
 from autotune.measure.verify_report import BackendReport
 from autotune.types import Decision, Recommendation
-
-
-def _better(a: Measurement, b: Measurement | None, objective: str) -> bool:
-    if b is None:
-        return True
-    if objective == "latency":
-        return a.timed.p50_ms < b.timed.p50_ms
-    return a.throughput > b.throughput
-
 
 
 def _option_decisions(report: BackendReport, winner: Measurement, settings: dict[str, Any],
@@ -51,16 +43,14 @@ def _measured(reports: list[BackendReport]) -> list[tuple[BackendReport, Measure
 def _winning(reports: list[BackendReport], recommendation: Recommendation
              ) -> tuple[BackendReport, Measurement] | None:
     """The backend whose best configuration is best, with that configuration, or None when
-    none measured."""
+    none measured. A backend wins only by more than the spread (:mod:`winner`); else the
+    simpler configuration, then the backend the rules list first, stays."""
     measured = _measured(reports)
     if not measured:
         return None
-    objective = recommendation.inputs["objective"]
-    winning = measured[0]
-    for report in measured[1:]:
-        if _better(report[1], winning[1], objective):
-            winning = report
-    return winning
+    best = winner.choose([m for _, m in measured], recommendation.inputs["objective"],
+                         measured[0][0].measurements[0].config)
+    return next(pair for pair in measured if pair[1] is best)
 
 
 def winning_options(reports: list[BackendReport], recommendation: Recommendation

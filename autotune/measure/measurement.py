@@ -28,6 +28,9 @@ class Outcome(enum.Enum):
     REJECTED = "rejected"  # ran, but the accuracy check against FP32 failed
     #: skipped: the time left could not cover the protocol's minimum (``needed_s`` says how much)
     OVER_BUDGET = "over_budget"
+    #: stopped by the deadline before the protocol's minimum ran (outside load slowed the
+    #: steps); ``timing`` holds the timed iterations it got, if any, ``needed_s`` the rest
+    CUT_SHORT = "cut_short"
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class Measurement:
     steps: tuple[str, ...] = field(default_factory=tuple)
     #: Option names (and ``cpu_threads``) worth showing in the label: the explored ones.
     shown: tuple[str, ...] = ()
-    #: OVER_BUDGET: the seconds this configuration still needed when it was skipped.
+    #: OVER_BUDGET, CUT_SHORT: the seconds this configuration still needed when it was skipped.
     needed_s: float | None = None
     #: UNSUPPORTED because the backend cannot run on this device at all (a GPU provider that
     #: does not load): nothing else this backend would try can run either.
@@ -74,7 +77,7 @@ class Measurement:
     def status(self) -> str:
         """ok, rejected, skipped (over the time budget) or failed: the coarse word tables
         show (``outcome`` says why)."""
-        if self.outcome is Outcome.OVER_BUDGET:
+        if self.outcome in (Outcome.OVER_BUDGET, Outcome.CUT_SHORT):
             return "skipped"
         return self.outcome.value if self.outcome in (Outcome.OK, Outcome.REJECTED) else "failed"
 

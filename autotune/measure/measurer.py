@@ -310,15 +310,19 @@ class Measurer:
         ran, session = opened.config, opened.session
         try:
             timing_budget_s = protocol()["config_budget_s"] if budget_s is None else budget_s
+            hard_deadline = None
             if deadline is not None:
                 window_s = self._timing_window_s(opened, overhead_s, check_accuracy, deadline)
                 if isinstance(window_s, Measurement):
                     return window_s
                 timing_budget_s = max(0.0, min(timing_budget_s, window_s))
+                hard_deadline = time.monotonic() + window_s
             timing_started = time.monotonic()
-            timing = time_session(session, ran.batch_size, timing_budget_s, on_iteration)
+            timing = time_session(session, ran.batch_size, timing_budget_s, on_iteration, hard_deadline)
             iterations = timing.warmup_iterations + len(timing.iterations_ms)
-            step_per_sample_s = (time.monotonic() - timing_started) / iterations / ran.batch_size
+            step_per_sample_s = (time.monotonic() - timing_started) / max(iterations, 1) / ran.batch_size
+            if timing.cut_short:
+                return self._cut_short(opened, timing, step_per_sample_s * ran.batch_size)
             readings = self._read(session, ran, timing)
         except OutOfMemory as error:  # the peak over the whole timing passed the budget
             return self._record(ran, Outcome.OUT_OF_MEMORY, str(error), steps=tuple(opened.steps))
@@ -330,6 +334,18 @@ class Measurer:
             overhead_s += time.monotonic() - closing
         self._costs.record(ran, overhead_s, step_per_sample_s)
         return readings
+
+    def _cut_short(self, opened: Opened, timing: Timing, step_s: float) -> Measurement:
+        """CUT_SHORT: the deadline came before the protocol's minimum ran (outside load made
+        the steps slower than the probe said); what ran is kept, and what it still needed."""
+        settings = protocol()
+        timed, minimum = len(timing.iterations_ms), settings["timed_min_iterations"]
+        missing = max(0, settings["warmup_min_iterations"] - timing.warmup_iterations) + minimum - timed
+        return self._record(opened.config, Outcome.CUT_SHORT,
+                            f"the deadline came after {timing.warmup_iterations} warm-up and {timed} of "
+                            f"{minimum} timed iterations at {step_s:.2f} s",
+                            steps=tuple(opened.steps), timing=timing if timed else None,
+                            needed_s=missing * step_s)
 
     def _timing_window_s(self, opened: Opened, overhead_s: float, check_accuracy: bool,
                          deadline: float) -> float | Measurement:

@@ -1,8 +1,12 @@
 """The measurement protocol every backend shares: warm up, time, summarise.
 
-Warm-up runs at least the ten iterations of S001-2, then until the timings settle; the
-timed iterations fill the configuration's time budget and stop by it, by the wall clock
-(only the protocol's minimum may not fit: :mod:`autotune.measure.measurer` checks that first).
+Warm-up runs until the step times settle: S001-2's ten iterations and then two windows of
+five that agree, where those ten are cheap (within the warm-up's share of the budget); for a
+slow model, at least two, then until one step is within the tolerance of the one before —
+ten steps of several seconds would leave no budget to time anything. The timed iterations
+fill the configuration's time budget and stop by it, by the wall clock. A hard deadline is
+checked before every iteration, warm-up included: a configuration whose minimum it cuts
+short says so (:attr:`Timing.cut_short`) rather than running past it.
 Each iteration is timed by the session's clock: CUDA events on a GPU (the S001-2 code
 timed without synchronising, so it measured kernel launches, not kernels), a monotonic
 clock on a CPU. Constants live in ``profiles/harness.yaml``.
@@ -33,6 +37,9 @@ class Timing:
     iterations_ms: tuple[float, ...]
     warmup_iterations: int
     batch_size: int
+    #: The hard deadline came before the protocol's minimum ran (``iterations_ms`` may be
+    #: fewer than ``timed_min_iterations``, or none).
+    cut_short: bool = False
 
     @property
     def p50_ms(self) -> float:
@@ -73,7 +80,11 @@ class Timing:
             "throughput_samples_s": round(self.throughput_samples_s, 2),
             "cv": round(self.cv, 4), "unstable": self.unstable,
             "iterations": len(self.iterations_ms), "warmup_iterations": self.warmup_iterations,
-        }
+        } | ({"cut_short": True} if self.cut_short else {})
+
+    def per_sample_ms(self, percent: float) -> float:
+        """The ``percent`` percentile of the iteration times, per sample of the batch."""
+        return percentile(self.iterations_ms, percent) / self.batch_size
 
 
 class WallClock:
@@ -98,8 +109,9 @@ def percentile(values: tuple[float, ...] | list[float], percent: float) -> float
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def _settled(times: list[float]) -> bool:
-    window = protocol()["settle_window"]
+def _settled(times: list[float], window: int) -> bool:
+    """Whether the median of the last ``window`` times is within the tolerance of the
+    window before."""
     if len(times) < 2 * window:
         return False
     recent = statistics.median(times[-window:])
@@ -108,49 +120,90 @@ def _settled(times: list[float]) -> bool:
 
 
 def minimum_iterations() -> int:
-    """Steps the protocol runs whatever the budget: the S001-2 warm-up, then the timed minimum."""
+    """Steps the protocol needs at the least: two warm-up, then the timed minimum (a model
+    whose ten S001-2 warm-up steps are cheap runs them too; they fit by definition)."""
     settings = protocol()
     return settings["warmup_min_iterations"] + settings["timed_min_iterations"]
 
 
+@dataclass
+class _Steps:
+    """Runs and times a session's steps, each only if the hard deadline leaves time for it."""
+
+    session: Session
+    hard_deadline: float | None
+    on_iteration: Callable[[], None] | None
+    walls_s: list[float]
+
+    def __post_init__(self) -> None:
+        self.clock = self.session.clock()
+
+    def expected_s(self) -> float:
+        # The slower of the last two: under outside load a step can take twice the one before,
+        # and a deadline is missed by the step that was expected to fit.
+        return max(self.walls_s[-2:], default=0.0)
+
+    def fits(self, deadline: float | None) -> bool:
+        return deadline is None or time.monotonic() + self.expected_s() <= deadline
+
+    def one(self) -> float:
+        begun = time.monotonic()
+        self.clock.start()
+        self.session.step()
+        elapsed = self.clock.stop()
+        if self.on_iteration is not None:
+            self.on_iteration()
+        self.walls_s.append(time.monotonic() - begun)
+        return elapsed
+
+
+def _warm_up(steps: _Steps, budget_s: float, started: float) -> tuple[list[float], bool]:
+    """(the warm-up's times, whether the hard deadline cut it short)."""
+    settings = protocol()
+    warmup: list[float] = []
+    warmup_deadline = started + budget_s * settings["warmup_budget_share"]
+    cheap_count = settings["warmup_cheap_iterations"]
+    while True:
+        if not steps.fits(steps.hard_deadline):
+            return warmup, True
+        warmup.append(steps.one())
+        if len(warmup) < settings["warmup_min_iterations"]:
+            continue
+        # S001-2's ten, where ten steps like the latest fit the warm-up's share: cheap.
+        cheap = started + cheap_count * steps.walls_s[-1] <= warmup_deadline
+        if cheap and len(warmup) < cheap_count:
+            continue
+        window = settings["settle_window"] if cheap else 1
+        if _settled(warmup, window) or not steps.fits(warmup_deadline):
+            return warmup, False
+
+
 def time_session(session: Session, batch_size: int, budget_s: float | None = None,
-                 on_iteration: Callable[[], None] | None = None) -> Timing:
+                 on_iteration: Callable[[], None] | None = None,
+                 hard_deadline: float | None = None) -> Timing:
     """Warm up, then time iterations until ``budget_s`` of wall time is spent.
 
-    The protocol's minimum (:func:`minimum_iterations`) always runs: a caller with a hard
-    deadline checks first that it fits. Beyond the minimum, no iteration starts that would
+    Beyond the protocol's minimum (:func:`minimum_iterations`), no iteration starts that would
     end past the budget, by the wall clock (the session's clock may time device work only).
+    The minimum runs whatever the budget, except past ``hard_deadline`` (a
+    :func:`time.monotonic` value), which is checked before every iteration, warm-up included:
+    where it stops the minimum, the timing is :attr:`Timing.cut_short`.
     """
     settings = protocol()
     budget_s = float(settings["config_budget_s"]) if budget_s is None else budget_s
-    clock = session.clock()
-    walls_s: list[float] = []
-
-    def one() -> float:
-        begun = time.monotonic()
-        clock.start()
-        session.step()
-        elapsed = clock.stop()
-        if on_iteration is not None:
-            on_iteration()
-        walls_s.append(time.monotonic() - begun)
-        return elapsed
-
-    def time_for_one_more(deadline: float) -> bool:
-        return time.monotonic() + statistics.median(walls_s[-settings["settle_window"]:]) <= deadline
-
+    steps = _Steps(session, hard_deadline, on_iteration, [])
     started = time.monotonic()
+    warmup, cut_short = _warm_up(steps, budget_s, started)
+    timed: list[float] = []
+    if cut_short:
+        return Timing((), len(warmup), batch_size, cut_short=True)
     deadline = started + budget_s
-    warmup: list[float] = []
-    warmup_deadline = started + budget_s * settings["warmup_budget_share"]
-    while len(warmup) < settings["warmup_min_iterations"] or (
-            not _settled(warmup) and time_for_one_more(warmup_deadline)):
-        warmup.append(one())
     remaining_s = max(0.0, deadline - time.monotonic())
     per_iteration_s = statistics.median(warmup[-settings["settle_window"]:]) / 1000
     count = max(settings["timed_min_iterations"], int(remaining_s / max(per_iteration_s, 1e-6)))
-    timed: list[float] = []
     minimum = settings["timed_min_iterations"]
-    while len(timed) < count and (len(timed) < minimum or time_for_one_more(deadline)):
-        timed.append(one())
+    while len(timed) < count and (len(timed) < minimum or steps.fits(deadline)):
+        if not steps.fits(hard_deadline):
+            return Timing(tuple(timed), len(warmup), batch_size, cut_short=len(timed) < minimum)
+        timed.append(steps.one())
     return Timing(iterations_ms=tuple(timed), warmup_iterations=len(warmup), batch_size=batch_size)

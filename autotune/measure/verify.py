@@ -27,6 +27,7 @@ from typing import Any
 from autotune.backend_api import BackendUnavailable, RunConfig
 from autotune.errors import Interrupted, UserError
 from autotune.measure import run_config as runs
+from autotune.measure import winner
 from autotune.measure.batch_search import search_largest_batch
 from autotune.measure.measurement import Measurement, Outcome
 from autotune.measure.measurer import Measurer
@@ -187,7 +188,7 @@ class BackendVerification:
         if current.unavailable:
             report.status, report.reason = "skipped", current.reason
             return None
-        if current.outcome is Outcome.OVER_BUDGET:
+        if current.outcome in (Outcome.OVER_BUDGET, Outcome.CUT_SHORT):
             # What was spent before it (the runner, the build, opening) plus what it still
             # needed, with the margin verify plans with.
             spent_s = time.monotonic() - self.started
@@ -266,7 +267,7 @@ class BackendVerification:
         knee = protocol()["knee_fraction"]
         while batch * 2 <= limit and affordable(replace(config, batch_size=batch * 2)):
             candidate = self.measure(replace(config, batch_size=batch * 2))
-            if not candidate.ok or candidate.throughput <= best.throughput:
+            if not candidate.ok or not winner.clearly_faster(candidate, best):
                 break
             # Past the S001-4 knee (the smaller batch within 5 % of the larger) a doubling buys
             # less than the machine's noise: the time left is worth more to another precision.
@@ -279,7 +280,7 @@ class BackendVerification:
         batch = config.batch_size
         while batch > 1 and affordable(replace(config, batch_size=batch // 2)):
             candidate = self.measure(replace(config, batch_size=batch // 2))
-            if not candidate.ok or candidate.throughput <= best.throughput:
+            if not candidate.ok or not winner.clearly_faster(candidate, best):
                 break
             best, batch = candidate, batch // 2
 
@@ -303,10 +304,12 @@ class BackendVerification:
 
 def _choose(measurements: list[Measurement], plan: MeasurementPlan) -> Measurement:
     """Latency: the largest batch within the budget (else the fastest). Throughput: the
-    highest measured throughput (the batch climb stops past the S001-4 knee)."""
-    if plan.proposed.inputs["objective"] == "latency":
+    highest measured throughput (the batch climb stops past the S001-4 knee). Faster wins
+    only by more than the measurements' spread, else the simpler stays (:mod:`winner`);
+    simpler is measured from the rules' configuration, the first measured."""
+    objective = plan.proposed.inputs["objective"]
+    if objective == "latency":
         within = [m for m in measurements if m.timed.p50_ms <= plan.latency_budget_ms]
         if within:
             return max(within, key=lambda m: m.config.batch_size)
-        return min(measurements, key=lambda m: m.timed.p50_ms)
-    return max(measurements, key=lambda m: m.throughput)
+    return winner.choose(measurements, objective, measurements[0].config)

@@ -32,7 +32,8 @@ class BackendReport:
     @property
     def over_budget(self) -> bool:
         """Skipped because the time budget could not cover the rules' configuration once."""
-        return self.status == "skipped" and any(m.outcome is Outcome.OVER_BUDGET for m in self.measurements)
+        return self.status == "skipped" and any(m.outcome in (Outcome.OVER_BUDGET, Outcome.CUT_SHORT)
+                                                  for m in self.measurements)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"backend": self.backend, "status": self.status}
