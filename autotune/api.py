@@ -229,7 +229,7 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
                        measurements=tuple(r.to_dict() for r in reports),
                        measured_latency_ms=measuring.batch_one_latency_ms(reports, measured),
                        backend_options=measuring.winning_options(reports, proposed))
-    return Verification(final, proposed, tuple(reports))
+    return Verification(final, proposed, tuple(reports), plan.cpu_load)
 
 
 class _Planned(NamedTuple):
@@ -246,6 +246,7 @@ def _plan(model: str | None, settings: dict[str, Any], config: str | Path | None
           on_measurement: Callable[[Any], None] | None) -> _Planned:
     """The one place a measurement plan is made, for verify and bench: the request, its model,
     this machine, the rules' proposal, and the budgets."""
+    from autotune.hardware.cpu_load import sample_load  # noqa: PLC0415
     from autotune.measure.plan import MeasurementPlan  # noqa: PLC0415
 
     request = settings_request({"model": model, **settings}, config, where, default_model="resnet18")
@@ -262,7 +263,8 @@ def _plan(model: str | None, settings: dict[str, Any], config: str | Path | None
         # A graph exported with a fixed batch runs at that batch: no search, no exploration.
         user_fixed=frozenset(request.overrides) | (
             {"batch_size"} if chosen.stats.inputs.fixed_batch is not None else set()),
-        user_options=request.options, on_measurement=on_measurement, headroom=chosen.headroom)
+        user_options=request.options, on_measurement=on_measurement, headroom=chosen.headroom,
+        cpu_load=sample_load() if proposed.settings["device"] == "cpu" else None)
     return _Planned(plan, request, chosen, machine)
 
 

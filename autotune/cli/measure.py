@@ -95,6 +95,8 @@ def verify(backend_names, budget_s, inputs_path, accuracy_budget, memory_budget_
         backends=backend_names, budget_s=budget_s, inputs=inputs_path, accuracy_budget=accuracy_budget,
         memory_budget_gb=memory_budget_gb, config=config_file, where=WHERE, on_measurement=show,
         on_backend=starting, **settings))
+    if verification.cpu_load is not None and verification.cpu_load.busy:
+        click.echo(verification.cpu_load.line(), err=True)
     if verification.measurements:
         render.results_table(verification.measurements, f"autotune verify: {verification.proposed.machine}")
     for report in verification.reports:
@@ -148,6 +150,8 @@ def bench(backend_name, sweeps, precisions, budget_s, memory_budget_gb, use_comp
         precisions=precisions.split(",") if precisions else None, budget_s=budget_s,
         memory_budget_gb=memory_budget_gb, plot=plot, config=config_file, where=WHERE,
         on_measurement=show, **settings))
+    if result.cpu_load is not None and result.cpu_load.busy:
+        click.echo(result.cpu_load.line(), err=True)
     if as_json:
         click.echo(json.dumps({"model": result.model, "task": result.task, "backend": result.backend,
                                "device": result.device, "rows": result.rows(), "plot": str(plot)}, indent=2))

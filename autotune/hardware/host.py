@@ -14,7 +14,6 @@ from pathlib import Path
 
 from autotune.types import Host
 
-
 #: Where cgroups are mounted; tests pass their own tree.
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -49,7 +48,10 @@ def _read_quota(folder: Path) -> float | None:
         return None
 
 
-def cgroup_cpu_quota(root: Path = CGROUP_ROOT, proc_self_cgroup: Path = Path("/proc/self/cgroup")) -> float | None:
+PROC_SELF_CGROUP = Path("/proc/self/cgroup")
+
+
+def cgroup_cpu_quota(root: Path = CGROUP_ROOT, proc_self_cgroup: Path = PROC_SELF_CGROUP) -> float | None:
     """The tightest CPU quota, in cores, on this process's cgroup and its parents — cgroup v2
     (``cpu.max``) or v1 (``cpu/cpu.cfs_quota_us``): a container's limit, which affinity does
     not show. None where none is set."""
@@ -65,7 +67,7 @@ def cgroup_cpu_quota(root: Path = CGROUP_ROOT, proc_self_cgroup: Path = Path("/p
     return min(found, default=None)
 
 
-def usable_cores(root: Path = CGROUP_ROOT, proc_self_cgroup: Path = Path("/proc/self/cgroup")) -> int:
+def usable_cores(root: Path = CGROUP_ROOT, proc_self_cgroup: Path = PROC_SELF_CGROUP) -> int:
     """The cores this process may really use: its CPU affinity, capped by the cgroup quota
     (rounded up: 1.5 cores of quota run two threads, each throttled part of the time)."""
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -18,7 +18,9 @@ from typing import Any
 
 from autotune.backend_api import BackendUnavailable, RunConfig
 from autotune.errors import Interrupted, NoBackend, UserError
+from autotune.hardware.cpu_load import CpuLoad
 from autotune.measure import run_config as runs
+from autotune.measure import winner
 from autotune.measure.measurement import Measurement, Outcome
 from autotune.measure.measurer import Measurer
 from autotune.measure.plan import MeasurementPlan
@@ -128,6 +130,8 @@ class BenchResult:
     device: str
     measurements: tuple[Measurement, ...]
     plot: Path | None
+    #: How busy this process's CPUs were before measuring (a CPU measurement only).
+    cpu_load: CpuLoad | None = None
 
     @property
     def knees(self) -> set[int]:
@@ -175,19 +179,41 @@ def bench(sweep: BenchSweep) -> BenchResult:
     precisions = _precisions(sweep, runner, device)
     base = runs.run_config(sweep.backend, sweep.recommended, plan.stats, plan.task, device, plan.optimizer,
                            plan.options_for(sweep.backend_name))
+    fixed = plan.user_fixed | set(plan.options_for(sweep.backend_name))
+    base = runs.for_the_load(base, device, plan.cpu_load, fixed)
     batches = _batches(plan.stats, sweep.batches)
     measurer = runs.build_measurer(sweep.backend_name, runner, plan, device, sweep.backend,
                                    max_batch_size=max(batches))
+    point_budget_s = protocol()["config_budget_s"] if plan.budget.point_s is None else plan.budget.point_s
+    knobs = runs.explorables(sweep.backend, base, device, plan.facts, fixed, plan.cpu_load)
+    base = _threads_for_the_load(measurer, replace(base, batch_size=batches[0]), point_budget_s, knobs)
     points = [replace(base.with_precision(precision), batch_size=batch, resolution=resolution)
               for precision in precisions for resolution in (sweep.resolutions or [base.resolution])
               for batch in batches]
-    point_budget_s = protocol()["config_budget_s"] if plan.budget.point_s is None else plan.budget.point_s
     measurements = _measure_points(measurer, points, point_budget_s, plan.on_measurement)
     result = BenchResult(plan.stats.name, plan.task, sweep.backend_name, measurements[0].device,
-                         tuple(measurements), sweep.plot)
+                         tuple(measurements), sweep.plot, plan.cpu_load)
     if sweep.plot is not None:
         plot(measurements, sweep.plot, f"{result.model} {result.task} on {result.device} ({result.backend})")
     return result
+
+
+def _threads_for_the_load(measurer: Measurer, first: RunConfig, budget_s: float,
+                          knobs: list[runs.Explorable]) -> RunConfig:
+    """On a busy CPU, the thread count the sweep runs: the first point measured quickly at the
+    free cores' count and at each alternative (every usable core, one), the faster kept by
+    :func:`winner.choose` (the free cores' count unless another beats it by more than the
+    spread). Elsewhere, or with threads fixed, ``first`` as it is."""
+    threads = next((knob for knob in knobs if knob.name == "cpu_threads"), None)
+    if threads is None or measurer.device != "cpu" or len(threads.alternatives) < 2:
+        return first  # a quiet machine: the rules' count, as every point runs it
+    trials = []
+    for count in (first.cpu_threads, *threads.alternatives):
+        trial = measurer.measure(replace(first, cpu_threads=count), budget_s / 2, check_accuracy=False,
+                                     deadline=time.monotonic() + budget_s)
+        if trial.ok:
+            trials.append(trial)
+    return winner.choose(trials, "throughput", first).config if trials else first
 
 
 def _precisions(sweep: BenchSweep, runner, device: str) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from autotune.backend_api import RunConfig
-from autotune.measure.protocol import minimum_iterations, protocol
+from autotune.measure.protocol import Timing, minimum_iterations, protocol
 
 
 def protocol_words(step_s: float, about: str = "") -> str:
@@ -21,6 +21,15 @@ def protocol_words(step_s: float, about: str = "") -> str:
     settings = protocol()
     return (f"{settings['warmup_min_iterations']} warm-up + {settings['timed_min_iterations']} timed "
             f"iterations at {about}{step_s:.2f} s")
+
+
+def cut_short_words(timing: Timing, step_s: float) -> tuple[str, float]:
+    """(what a timing the deadline cut short ran, in words; the seconds its minimum still needed)."""
+    settings = protocol()
+    timed, minimum = len(timing.iterations_ms), settings["timed_min_iterations"]
+    missing = max(0, settings["warmup_min_iterations"] - timing.warmup_iterations) + minimum - timed
+    return (f"the deadline came after {timing.warmup_iterations} warm-up and {timed} of {minimum} timed "
+            f"iterations at {step_s:.2f} s", missing * step_s)
 
 
 @dataclass

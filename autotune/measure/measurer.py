@@ -28,7 +28,7 @@ from autotune.backend_api import (
 from autotune.measure.accuracy import compare
 from autotune.measure.accuracy_batch import load_inputs
 from autotune.measure.batch_search import Trial
-from autotune.measure.costs import CostBook, protocol_words
+from autotune.measure.costs import CostBook, cut_short_words, protocol_words
 from autotune.measure.measurement import GIB, Measurement, Outcome
 from autotune.measure.protocol import Timing, minimum_iterations, protocol, time_session
 from autotune.measure.step_down import NothingFits, Opened, RunFailed, first_line, open_first_fitting
@@ -321,8 +321,10 @@ class Measurer:
             timing = time_session(session, ran.batch_size, timing_budget_s, on_iteration, hard_deadline)
             iterations = timing.warmup_iterations + len(timing.iterations_ms)
             step_per_sample_s = (time.monotonic() - timing_started) / max(iterations, 1) / ran.batch_size
-            if timing.cut_short:
-                return self._cut_short(opened, timing, step_per_sample_s * ran.batch_size)
+            if timing.cut_short:  # outside load slowed the steps past what the probe said
+                reason, needed_s = cut_short_words(timing, step_per_sample_s * ran.batch_size)
+                return self._record(ran, Outcome.CUT_SHORT, reason, steps=tuple(opened.steps),
+                                    timing=timing if timing.iterations_ms else None, needed_s=needed_s)
             readings = self._read(session, ran, timing)
         except OutOfMemory as error:  # the peak over the whole timing passed the budget
             return self._record(ran, Outcome.OUT_OF_MEMORY, str(error), steps=tuple(opened.steps))
@@ -334,18 +336,6 @@ class Measurer:
             overhead_s += time.monotonic() - closing
         self._costs.record(ran, overhead_s, step_per_sample_s)
         return readings
-
-    def _cut_short(self, opened: Opened, timing: Timing, step_s: float) -> Measurement:
-        """CUT_SHORT: the deadline came before the protocol's minimum ran (outside load made
-        the steps slower than the probe said); what ran is kept, and what it still needed."""
-        settings = protocol()
-        timed, minimum = len(timing.iterations_ms), settings["timed_min_iterations"]
-        missing = max(0, settings["warmup_min_iterations"] - timing.warmup_iterations) + minimum - timed
-        return self._record(opened.config, Outcome.CUT_SHORT,
-                            f"the deadline came after {timing.warmup_iterations} warm-up and {timed} of "
-                            f"{minimum} timed iterations at {step_s:.2f} s",
-                            steps=tuple(opened.steps), timing=timing if timed else None,
-                            needed_s=missing * step_s)
 
     def _timing_window_s(self, opened: Opened, overhead_s: float, check_accuracy: bool,
                          deadline: float) -> float | Measurement:

@@ -18,6 +18,7 @@ from typing import Any
 from autotune.backend_api import RunConfig
 from autotune.config import VERIFY_BUDGET_S
 from autotune.files import GIB
+from autotune.hardware.cpu_load import CpuLoad
 from autotune.measure.measurement import Measurement
 from autotune.model import memory as memory_model
 from autotune.model.source import ModelSource
@@ -72,6 +73,8 @@ class MeasurementPlan:
     #: The share of free GPU memory a plan may fill (``--headroom``; None: the memory
     #: model's default), the same figure the recommendation planned with.
     headroom: float | None = None
+    #: How busy this process's CPUs were before measuring (a CPU measurement only).
+    cpu_load: CpuLoad | None = None
 
     @property
     def task(self) -> str:

@@ -9,12 +9,13 @@ at, on which options apply on which device, and on the memory model's figures.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from autotune.backend_api import BackendUnavailable, RunConfig
 from autotune.errors import one_line
 from autotune.hardware import gpu_database as gpudb
+from autotune.hardware.cpu_load import CpuLoad
 from autotune.measure.measurer import Measurer
 from autotune.measure.plan import MeasurementPlan
 from autotune.model import memory as memory_model
@@ -104,7 +105,7 @@ class Explorable:
 
 
 def explorables(backend: Backend, config: RunConfig, device: str, facts: Mapping[str, Any],
-                fixed: frozenset[str]) -> list[Explorable]:
+                fixed: frozenset[str], cpu_load: CpuLoad | None = None) -> list[Explorable]:
     """The backend's explorable options (unless the user set them or the decision they
     follow), and on the CPU the thread count (unless the user set ``cpu_threads``)."""
     found = []
@@ -115,12 +116,26 @@ def explorables(backend: Backend, config: RunConfig, device: str, facts: Mapping
             current = config.option(option.name, option.default)
             found.append(Explorable(option.name, option.alternatives(current, explored_also(option, facts)),
                                     option.precisions))
-    if device == "cpu" and "cpu_threads" not in fixed:
-        # The rules give one thread per physical core; all logical cores may be faster or slower.
+    if device == "cpu" and "cpu_threads" not in fixed and config.cpu_threads:
+        # The rules give one thread per physical core; all usable cores may be faster or slower;
+        # on a busy machine, one thread may beat the free cores' count.
         every_core = int(facts["host.cpu_cores"])
-        if config.cpu_threads and every_core != config.cpu_threads:
-            found.append(Explorable("cpu_threads", (every_core,)))
+        others = [every_core, 1] if cpu_load is not None and cpu_load.busy else [every_core]
+        alternatives = tuple(dict.fromkeys(n for n in others if n != config.cpu_threads))
+        if alternatives:
+            found.append(Explorable("cpu_threads", alternatives))
     return found
+
+
+def for_the_load(config: RunConfig, device: str, cpu_load: CpuLoad | None,
+                 fixed: frozenset[str]) -> RunConfig:
+    """``config`` with one thread per free core where other processes keep this machine's
+    CPUs busy (unless the user set ``cpu_threads``): threads beyond the free cores wait on
+    the other processes' and slow every step."""
+    if device != "cpu" or cpu_load is None or not cpu_load.busy or "cpu_threads" in fixed \
+            or not config.cpu_threads:
+        return config
+    return replace(config, cpu_threads=min(config.cpu_threads, cpu_load.free_cores))
 
 
 def explored_also(option: BackendOption, facts: Mapping[str, Any]) -> tuple[Any, ...]:

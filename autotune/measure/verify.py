@@ -112,7 +112,8 @@ class BackendVerification:
         config = runs.run_config(backend, settings, plan.stats, plan.task, device, plan.optimizer,
                                  user_options)
         fixed = plan.user_fixed | set(user_options)
-        knobs = runs.explorables(backend, config, device, plan.facts, fixed)
+        config = runs.for_the_load(config, device, plan.cpu_load, fixed)
+        knobs = runs.explorables(backend, config, device, plan.facts, fixed, plan.cpu_load)
         report.explored = tuple(knob.name for knob in knobs)
         memory_batch = plan.largest_batch(config)
         measurer = runs.build_measurer(name, runner, plan, device, backend, shown=report.explored,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from autotune.hardware.cpu_load import CpuLoad
 from autotune.measure.batch_search import SearchResult
 from autotune.measure.measurement import GIB, Measurement, Outcome
 from autotune.types import Backend, Recommendation
@@ -65,6 +66,8 @@ class Verification:
     recommendation: Recommendation
     proposed: Recommendation
     reports: tuple[BackendReport, ...]
+    #: How busy this process's CPUs were before measuring (a CPU measurement only).
+    cpu_load: CpuLoad | None = None
 
     @property
     def measurements(self) -> list[Measurement]:
