@@ -41,11 +41,12 @@ def test_a_v2_quota_on_the_process_s_own_cgroup_caps_the_cores(tmp_path):
 
 
 def test_a_v1_quota_counts_and_the_tightest_of_the_parents_wins(tmp_path):
+    v1 = "cpu,cpuacct/docker"
     root, own = _cgroup(tmp_path, "/docker/abc", {
-        "cpu,cpuacct/docker/cpu.cfs_quota_us": "150000\n", "cpu,cpuacct/docker/cpu.cfs_period_us": "100000\n",
-        "cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "-1\n", "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n"})
+        f"{v1}/cpu.cfs_quota_us": "150000\n", f"{v1}/cpu.cfs_period_us": "100000\n",
+        f"{v1}/abc/cpu.cfs_quota_us": "-1\n", f"{v1}/abc/cpu.cfs_period_us": "100000\n"})
     assert cgroup_cpu_quota(root, own) == 1.5
-    assert usable_cores(root, own) == 1 if len(os.sched_getaffinity(0)) == 1 else 2  # 1.5 rounds up
+    assert usable_cores(root, own) == min(2, len(os.sched_getaffinity(0)))  # 1.5 rounds up
 
 
 def test_no_quota_leaves_the_affinity(tmp_path):
