@@ -81,7 +81,7 @@ def autotune_bench_train() -> tuple[float, str]:
     import autotune  # noqa: PLC0415
 
     result = autotune.bench(model="benchmarks.cpu_load_vit:tiny_vit", input_shape="3,224,224", task="train",
-                            batches=[TRAIN_BATCH], precisions=["fp32"], budget_s=4.0)
+                            batches=[TRAIN_BATCH], precisions=["fp32"], budget_s=10.0)
     measured = next(m for m in result.measurements if m.ok)
     return measured.throughput, measured.label
 
