@@ -220,8 +220,8 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
         over_budget = [r for r in reports if r.over_budget]
         if over_budget:
             needed = ", ".join(f"{r.backend} needs about {r.budget_needed_s} s" for r in over_budget)
-            raise NoBackend(f"the {budget_s:g} s budget covers no configuration ({needed} to measure the "
-                            "recommended one once, see above); pass a larger --budget-s (about "
+            raise NoBackend(f"the {budget_s:g} s budget covers no configuration ({needed} to measure one "
+                            "configuration once, batch 1 unless batch is fixed, see above); pass a larger --budget-s (about "
                             f"{max(r.budget_needed_s for r in over_budget)} s)", measurements, tuple(reports))
         raise NoBackend("no backend could run; install one (pip install 'autotune[torch]') or see the "
                         "reasons above", measurements, tuple(reports))

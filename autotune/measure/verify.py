@@ -12,8 +12,9 @@ The budget covers everything a backend does: loading its runner, preparing the m
 build, an export), the batch search, every measurement and accuracy check. The rules'
 configuration may run to the end of the budget; exploration plans to end earlier (a
 share of it, ``budget_plan_share``), stopping when the next measurement's estimated
-minimum exceeds the time left. When the budget cannot cover even the recommended
-configuration once, the backend is skipped and says how much it needs.
+minimum exceeds the time left. When the budget cannot cover the recommended configuration
+once, a smaller batch is measured instead (the OOM ladder's halvings, down to 1); when it
+cannot cover even batch 1, the backend is skipped and says how much it needs.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from autotune.measure.plan import MeasurementPlan
 from autotune.measure.protocol import protocol
 from autotune.measure.verify_report import BackendReport
 from autotune.model import memory as memory_model
+from autotune.model import oom_ladder as ladder
 from autotune.types import Backend
 
 
@@ -187,6 +189,8 @@ class BackendVerification:
         if current.unavailable:
             report.status, report.reason = "skipped", current.reason
             return None
+        if current.outcome is Outcome.OVER_BUDGET and "batch_size" not in self.plan.user_fixed:
+            current = self._smaller_batch_within_budget(current)
         if current.outcome is Outcome.OVER_BUDGET:
             # What was spent before it (the runner, the build, opening) plus what it still
             # needed, with the margin verify plans with.
@@ -204,8 +208,28 @@ class BackendVerification:
         # What one more measurement costs once the model is prepared (an export or an engine
         # build is paid once per preparation, not per batch).
         self.cost_s = time.monotonic() - first - (self.measurer.preparing_s - preparing)
+        if current.config.batch_size < self.config.batch_size and not report.reason:
+            report.reason = (f"the rules' batch {self.config.batch_size} does not fit the "
+                             f"{self.plan.budget.backend_s:g} s budget here; measured from batch "
+                             f"{current.config.batch_size}")
         self.config = current.config
         return current
+
+    def _smaller_batch_within_budget(self, over: Measurement) -> Measurement:
+        """The first batch down the ladder's halvings from ``over``'s whose minimum protocol
+        fits the time left (batch 1 is always tried); the last over-budget measurement when
+        none does. A batch the last figure says cannot fit is passed over without opening."""
+        for batch in ladder.halvings(over.config.batch_size)[1:]:
+            # Seconds per sample the last over-budget measurement needed: an upper bound, as
+            # what a step costs beside its samples (and the FP32 reference) does not shrink.
+            per_sample_s = (over.needed_s or 0.0) / over.config.batch_size
+            if batch > 1 and per_sample_s * batch > self.deadline - time.monotonic():
+                continue
+            candidate = self.measure(replace(over.config, batch_size=batch), self.deadline)
+            if candidate.outcome is not Outcome.OVER_BUDGET:
+                return candidate
+            over = candidate
+        return over
 
     def _explore(self, current: Measurement) -> None:
         """Batch, then the alternative precisions, then the options, each within the time left;
