@@ -40,13 +40,18 @@ from autotune.types import Backend
 
 
 def select_backends(names: str | Sequence[str] | None, registered: dict[str, tuple[str, Backend]],
-                    recommended: list[str]) -> list[tuple[str, Backend]]:
-    """``None``: the recommendation's order; ``all``: every registered backend; else a list."""
+                    recommended: list[str], model_kind: str | None = None) -> list[tuple[str, Backend]]:
+    """``None``: the recommendation's order; ``all``: every registered backend; else a list.
+    Of the first two, only those that take a ``model_kind`` model (see ``Backend.model_kinds``);
+    one named is kept, and :func:`verify_backend` says why it does not run."""
+    def takes(name: str) -> bool:
+        return model_kind is None or takes_model(registered[name][1], model_kind)
+
     if names is None:
-        chosen = [n for n in recommended if n in registered]
+        chosen = [n for n in recommended if n in registered and takes(n)]
     elif names == "all" or (not isinstance(names, str) and list(names) == ["all"]):
-        chosen = [*[n for n in recommended if n in registered],
-                  *sorted(n for n in registered if n not in recommended)]
+        chosen = [*[n for n in recommended if n in registered and takes(n)],
+                  *sorted(n for n in registered if n not in recommended and takes(n))]
     else:
         chosen = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
         unknown = [n for n in chosen if n not in registered]
@@ -56,10 +61,18 @@ def select_backends(names: str | Sequence[str] | None, registered: dict[str, tup
     return [(n, registered[n][1]) for n in chosen]
 
 
+def takes_model(backend: Backend, model_kind: str) -> bool:
+    """Whether ``backend``'s runner takes a model of ``model_kind`` (``onnx``, ``callable``, ...)."""
+    return not backend.model_kinds or model_kind in backend.model_kinds
+
+
 def verify_backend(name: str, backend: Backend, plan: MeasurementPlan) -> BackendReport:
     """Measure ``backend`` as :mod:`autotune.measure.verify` says, within the plan's
     ``budget.backend_s`` of wall time from its start."""
     started = time.monotonic()
+    if not takes_model(backend, plan.model.kind):
+        return BackendReport(name, "skipped", f"it runs {' and '.join(backend.model_kinds)} models, not "
+                             f"{plan.model.kind} ones", registration=backend)
     try:
         runner, device = runs.runner_on(backend, plan.proposed.settings["device"])
     except BackendUnavailable as error:
@@ -106,7 +119,7 @@ class BackendVerification:
         """The rules' configuration as ``backend`` runs it on ``device``, what may be explored
         besides, and the measurer for it; the clock runs from ``started``."""
         settings = plan.proposed.settings
-        report = BackendReport(name, "measured", registration=backend)
+        report = BackendReport(name, "measured", registration=backend, device=device)
         if settings["device"] == "cuda" and device != "cuda":
             report.reason = f"{backend.framework} cannot use the GPU here; measured on the CPU"
         user_options = plan.options_for(name)
@@ -118,6 +131,7 @@ class BackendVerification:
         memory_batch = plan.largest_batch(config)
         measurer = runs.build_measurer(name, runner, plan, device, backend, shown=report.explored,
                                        max_batch_size=max(memory_batch, config.batch_size))
+        report.precisions = measurer.precisions
         # The precisions measurement decides between: the rules' own, the alternative they
         # propose, and the quantised one (ONNX Runtime's INT8 on a CPU) — those this runner runs.
         proposed = dict.fromkeys([settings["alternative_precision"], settings["quantization"]])
