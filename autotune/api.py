@@ -193,6 +193,7 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
     from autotune import plugins  # noqa: PLC0415
     from autotune.measure import decisions as measuring  # noqa: PLC0415
     from autotune.measure import verify as verifying  # noqa: PLC0415
+    from autotune.measure.claims import with_claims  # noqa: PLC0415
     from autotune.measure.measurement import Outcome  # noqa: PLC0415
     from autotune.measure.plan import MeasurementBudget  # noqa: PLC0415
     from autotune.measure.verify_report import Verification  # noqa: PLC0415
@@ -201,7 +202,8 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
                                             accuracy_loss=accuracy_budget)
     planned = _plan(model, settings, config, where, budget, inputs, on_measurement)
     plan = planned.plan
-    selection = verifying.select_backends(backends, plugins.backends(), plan.proposed.settings["backends"])
+    selection = verifying.select_backends(backends, plugins.backends(), plan.proposed.settings["backends"],
+                                         plan.model.kind)
     reports = []
     try:
         for name, backend in selection:
@@ -220,8 +222,9 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
         over_budget = [r for r in reports if r.over_budget]
         if over_budget:
             needed = ", ".join(f"{r.backend} needs about {r.budget_needed_s} s" for r in over_budget)
-            raise NoBackend(f"the {budget_s:g} s budget covers no configuration ({needed} to measure the "
-                            "recommended one once, see above); pass a larger --budget-s (about "
+            raise NoBackend(f"the {budget_s:g} s budget covers no configuration ({needed} to measure one "
+                            "configuration once, batch 1 unless batch is fixed, see above); pass a larger "
+                            "--budget-s (about "
                             f"{max(r.budget_needed_s for r in over_budget)} s)", measurements, tuple(reports))
         raise NoBackend("no backend could run; install one (pip install 'autotune[torch]') or see the "
                         "reasons above", measurements, tuple(reports))
@@ -229,6 +232,7 @@ def verify(model: str | None = None, *, backends: str | Sequence[str] | None = N
                        measurements=tuple(r.to_dict() for r in reports),
                        measured_latency_ms=measuring.batch_one_latency_ms(reports, measured),
                        backend_options=measuring.winning_options(reports, proposed))
+    final = with_claims(final, reports)
     return Verification(final, proposed, tuple(reports), plan.cpu_load)
 
 

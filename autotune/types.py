@@ -6,13 +6,12 @@ probe -> :class:`Machine` (a :class:`Host` and its :class:`Gpu` list) -> facts -
 
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.util
-import os
-import sys
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from autotune.distributions import distribution_version
 
 if TYPE_CHECKING:
     pass
@@ -99,6 +98,9 @@ class Backend:
     runner: str | None = None
     #: Its runtime-specific settings (see :class:`BackendOption`).
     options: tuple[BackendOption, ...] = ()
+    #: The model kinds its runner takes (``reference``, ``callable``, ``onnx``; empty: every
+    #: kind, converting what it must): verify neither tries nor lists it for another kind.
+    model_kinds: tuple[str, ...] = ()
     #: How to install the framework, where ``pip install <framework>`` is not the answer
     #: (said wherever the backend is "not installed").
     install: str = ""
@@ -127,46 +129,6 @@ class Backend:
         if importlib.util.find_spec(self.framework) is None:
             return None
         return distribution_version(*(self.distributions or (self.framework,))) or "unknown version"
-
-
-def _normalized(distribution: str) -> str:
-    return distribution.lower().replace("-", "_").replace(".", "_")
-
-
-@functools.cache
-def _dist_info_versions() -> dict[str, str]:
-    """Distribution name -> version, from the ``<name>-<version>.dist-info`` folders on
-    ``sys.path``: one directory listing per entry, where ``importlib.metadata.version``
-    reads every distribution's metadata (about 10 ms a call, measured: too slow for
-    ``import autotune.auto``). The first entry on the path wins, as for an import."""
-    found: dict[str, str] = {}
-    for entry in sys.path:
-        try:
-            names = os.listdir(entry or ".")
-        except OSError:
-            continue
-        for name in names:
-            if name.endswith(".dist-info"):
-                distribution, _, version = name.removesuffix(".dist-info").partition("-")
-                found.setdefault(_normalized(distribution), version)
-    return found
-
-
-def distribution_version(*distributions: str) -> str | None:
-    """The installed version of the first of ``distributions`` (pip names) found, or None;
-    other layouts than .dist-info (an .egg-info) are asked of ``importlib.metadata``."""
-    for distribution in distributions:
-        version = _dist_info_versions().get(_normalized(distribution))
-        if version:
-            return version
-    from importlib import metadata  # noqa: PLC0415 - costly to import; the rare layouts only
-
-    for distribution in distributions:
-        try:
-            return metadata.version(distribution)
-        except metadata.PackageNotFoundError:
-            continue
-    return None
 
 
 @dataclass(frozen=True)
@@ -316,15 +278,39 @@ class Rule:
     origin: str = "profiles/rules.yaml"
 
 
+#: What a verified config says of each decision (``Decision.measurement``): ``measured`` —
+#: measurement chose the value; ``confirmed`` — the rules' (or the user's) value, which the
+#: winning configuration ran; ``unmeasured`` — no measurement ran it (``measurement_note``
+#: says why).
+MEASUREMENT_CLAIMS = ("measured", "confirmed", "unmeasured")
+
+
 @dataclass(frozen=True)
 class Decision:
-    """The value chosen for one decision and why."""
+    """The value chosen for one decision and why; after ``autotune verify``, also whether
+    measurement backs it (one of :data:`MEASUREMENT_CLAIMS`) and what says so."""
 
     name: str
     value: Any
     rule: str
     source: str
     reason: str
+    measurement: str | None = None
+    measurement_note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.measurement is not None and self.measurement not in MEASUREMENT_CLAIMS:
+            raise ValueError(f"decision {self.name}: measurement must be one of "
+                             f"{', '.join(MEASUREMENT_CLAIMS)}, not {self.measurement!r}")
+
+    def reasons(self) -> dict[str, Any]:
+        """Its rule, source and reason, and after verify what measurement says of it."""
+        data: dict[str, Any] = {"rule": self.rule, "source": self.source, "reason": self.reason}
+        if self.measurement is not None:
+            data["measurement"] = self.measurement
+            if self.measurement_note:
+                data["measurement_note"] = self.measurement_note
+        return data
 
 
 @dataclass(frozen=True)
@@ -363,10 +349,7 @@ class Recommendation:
             "inputs": dict(self.inputs),
             "measured": self.measured,
             "settings": self.settings,
-            "reasons": {
-                d.name: {"rule": d.rule, "source": d.source, "reason": d.reason}
-                for d in self.decisions
-            },
+            "reasons": {d.name: d.reasons() for d in self.decisions},
             "warnings": list(self.warnings),
             **({"model": dict(self.model)} if self.model else {}),
             **({"backend_options": {k: dict(v) for k, v in self.backend_options.items()}}

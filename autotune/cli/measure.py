@@ -89,6 +89,8 @@ def verify(backend_names, budget_s, inputs_path, accuracy_budget, memory_budget_
     """
     from autotune.cli import render  # noqa: PLC0415 - rich only where a table is drawn
 
+    if as_json:
+        options["output_format"] = json_format(options["output_format"])
     check_output(options)
     settings = settings_from(options, **({"torch.compile": True} if use_compile else {}))
     verification = measuring("autotune verify", lambda show, starting: api.verify(
@@ -103,10 +105,16 @@ def verify(backend_names, budget_s, inputs_path, accuracy_budget, memory_budget_
         if report.status != "measured" or report.reason:
             click.echo(f"{report.backend}: {report.status}{': ' + report.reason if report.reason else ''}",
                        err=True)
-    if as_json:
-        click.echo(json.dumps(verification.recommendation.to_dict(), indent=2))
-    else:
-        emit(verification.recommendation, options)
+    emit(verification.recommendation, options)
+
+
+def json_format(output_format: str) -> str:
+    """``--json`` is ``--format json`` (so ``-o FILE`` writes the JSON there); refused before
+    any measuring when ``--format`` names another format."""
+    source = click.get_current_context().get_parameter_source("output_format")
+    if source is not None and source is not click.core.ParameterSource.DEFAULT and output_format != "json":
+        raise click.UsageError(f"--json and --format {output_format} ask for two formats; give one")
+    return "json"
 
 
 @click.command()

@@ -114,5 +114,6 @@ MEASURE_OPTIONS = [
                  help="Pretend the device has only this much memory (runs the OOM ladder)."),
     click.option("--compile", "use_compile", is_flag=True,
                  help="Run the model through torch.compile (the same as --set torch.compile=true)."),
-    click.option("--json", "as_json", is_flag=True, help="Print the results as JSON."),
+    click.option("--json", "as_json", is_flag=True,
+                 help="The config as JSON: the same as --format json (with -o, written to FILE)."),
 ]

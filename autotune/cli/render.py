@@ -64,11 +64,16 @@ def explain_table(recommendation: Recommendation, title: str | None = None, stde
     table.add_column("rule", no_wrap=True)
     table.add_column("source", no_wrap=True)
     table.add_column("reason", ratio=1)
+    claims = any(decision.measurement for decision in recommendation.decisions)
+    if claims:  # after verify: measured, confirmed or unmeasured, and why
+        table.add_column("measurement", ratio=1)
     for decision in recommendation.decisions:
         value = decision.value
         text = ", ".join(value) if isinstance(value, list) else str(value).lower() \
             if isinstance(value, bool) else str(value)
-        table.add_row(decision.name, text, decision.rule, decision.source, decision.reason)
+        claim = [f"{decision.measurement}" + (f": {decision.measurement_note}" if decision.measurement_note
+                                               else "")] if claims else []
+        table.add_row(decision.name, text, decision.rule, decision.source, decision.reason, *claim)
     console = Console(stderr=stderr)
     console.width = max(console.width, 120)  # narrower, the reasons wrap word by word
     console.print(table)

@@ -23,8 +23,9 @@ import socket
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from autotune.distributions import distribution_version
 from autotune.shipped_data import load_profile
-from autotune.types import Machine, distribution_version
+from autotune.types import Machine
 from autotune.version import __version__
 
 GIB = 2**30

@@ -40,7 +40,7 @@ def _measured(reports: list[BackendReport]) -> list[tuple[BackendReport, Measure
     return [(r, r.best) for r in reports if r.best is not None]
 
 
-def _winning(reports: list[BackendReport], recommendation: Recommendation
+def winning_backend(reports: list[BackendReport], recommendation: Recommendation
              ) -> tuple[BackendReport, Measurement] | None:
     """The backend whose best configuration is best, with that configuration, or None when
     none measured. A backend wins only by more than the spread (:mod:`winner`); else the
@@ -57,7 +57,7 @@ def winning_options(reports: list[BackendReport], recommendation: Recommendation
                     ) -> dict[str, dict[str, Any]]:
     """The winning configuration's backend options, by backend name (options that mean
     nothing for its precision left out)."""
-    found = _winning(reports, recommendation)
+    found = winning_backend(reports, recommendation)
     if found is None:
         return {}
     winning, best = found
@@ -95,7 +95,7 @@ def measured_decisions(reports: list[BackendReport], recommendation: Recommendat
                        ) -> dict[str, Decision]:
     """The decisions measurement made: batch size, precision, quantisation and explored
     options of the best configuration, and the backend order by measured speed."""
-    found = _winning(reports, recommendation)
+    found = winning_backend(reports, recommendation)
     if found is None:
         return {}
     winning, winner = found
@@ -121,14 +121,27 @@ def measured_decisions(reports: list[BackendReport], recommendation: Recommendat
     quantization = _quantization_decision(reports, winner, settings, reason)
     if quantization is not None:
         decisions["quantization"] = quantization
+    backends = _backends_decision(reports, settings["backends"])
+    if backends is not None:
+        decisions["backends"] = backends
+    return decisions
+
+
+def _backends_decision(reports: list[BackendReport], proposed: list[str]) -> Decision | None:
+    """The backends by measured throughput, then the rules' others that were not tried or ran
+    out of time; one that failed or cannot run here leaves the list. None: the rules' order stands."""
     order = sorted(_measured(reports), key=lambda measured: -measured[1].throughput)
     measured_names = [r.backend for r, _ in order]
-    ranked = measured_names + [b for b in settings["backends"] if b not in measured_names]
-    if ranked != settings["backends"]:
-        decisions["backends"] = Decision("backends", ranked, "measured", "S002-8",
-                                         "ordered by measured throughput: " + ", ".join(
-                                             f"{r.backend} {best.throughput:.1f}/s" for r, best in order))
-    return decisions
+    dropped = {r.backend: r for r in reports if r.cannot_run}
+    ranked = measured_names + [b for b in proposed if b not in measured_names and b not in dropped]
+    if ranked == proposed:
+        return None
+    reason = "ordered by measured throughput: " + ", ".join(
+        f"{r.backend} {best.throughput:.1f}/s" for r, best in order)
+    gone = [f"{name} {r.status}" for name, r in dropped.items() if name in proposed]
+    if gone:
+        reason += "; left out: " + ", ".join(gone)
+    return Decision("backends", ranked, "measured", "S002-8", reason)
 
 
 def batch_one_latency_ms(reports: list[BackendReport], decisions: dict[str, Decision]) -> float | None:

@@ -12,8 +12,9 @@ The budget covers everything a backend does: loading its runner, preparing the m
 build, an export), the batch search, every measurement and accuracy check. The rules'
 configuration may run to the end of the budget; exploration plans to end earlier (a
 share of it, ``budget_plan_share``), stopping when the next measurement's estimated
-minimum exceeds the time left. When the budget cannot cover even the recommended
-configuration once, the backend is skipped and says how much it needs.
+minimum exceeds the time left. When the budget cannot cover the recommended configuration
+once, a smaller batch is measured instead (the OOM ladder's halvings, down to 1); when it
+cannot cover even batch 1, the backend is skipped and says how much it needs.
 """
 
 from __future__ import annotations
@@ -35,17 +36,23 @@ from autotune.measure.plan import MeasurementPlan
 from autotune.measure.protocol import protocol
 from autotune.measure.verify_report import BackendReport
 from autotune.model import memory as memory_model
+from autotune.model import oom_ladder as ladder
 from autotune.types import Backend
 
 
 def select_backends(names: str | Sequence[str] | None, registered: dict[str, tuple[str, Backend]],
-                    recommended: list[str]) -> list[tuple[str, Backend]]:
-    """``None``: the recommendation's order; ``all``: every registered backend; else a list."""
+                    recommended: list[str], model_kind: str | None = None) -> list[tuple[str, Backend]]:
+    """``None``: the recommendation's order; ``all``: every registered backend; else a list.
+    Of the first two, only those that take a ``model_kind`` model (see ``Backend.model_kinds``);
+    one named is kept, and :func:`verify_backend` says why it does not run."""
+    def takes(name: str) -> bool:
+        return model_kind is None or takes_model(registered[name][1], model_kind)
+
     if names is None:
-        chosen = [n for n in recommended if n in registered]
+        chosen = [n for n in recommended if n in registered and takes(n)]
     elif names == "all" or (not isinstance(names, str) and list(names) == ["all"]):
-        chosen = [*[n for n in recommended if n in registered],
-                  *sorted(n for n in registered if n not in recommended)]
+        chosen = [*[n for n in recommended if n in registered and takes(n)],
+                  *sorted(n for n in registered if n not in recommended and takes(n))]
     else:
         chosen = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
         unknown = [n for n in chosen if n not in registered]
@@ -55,10 +62,18 @@ def select_backends(names: str | Sequence[str] | None, registered: dict[str, tup
     return [(n, registered[n][1]) for n in chosen]
 
 
+def takes_model(backend: Backend, model_kind: str) -> bool:
+    """Whether ``backend``'s runner takes a model of ``model_kind`` (``onnx``, ``callable``, ...)."""
+    return not backend.model_kinds or model_kind in backend.model_kinds
+
+
 def verify_backend(name: str, backend: Backend, plan: MeasurementPlan) -> BackendReport:
     """Measure ``backend`` as :mod:`autotune.measure.verify` says, within the plan's
     ``budget.backend_s`` of wall time from its start."""
     started = time.monotonic()
+    if not takes_model(backend, plan.model.kind):
+        return BackendReport(name, "skipped", f"it runs {' and '.join(backend.model_kinds)} models, not "
+                             f"{plan.model.kind} ones", registration=backend)
     try:
         runner, device = runs.runner_on(backend, plan.proposed.settings["device"])
     except BackendUnavailable as error:
@@ -105,7 +120,7 @@ class BackendVerification:
         """The rules' configuration as ``backend`` runs it on ``device``, what may be explored
         besides, and the measurer for it; the clock runs from ``started``."""
         settings = plan.proposed.settings
-        report = BackendReport(name, "measured", registration=backend)
+        report = BackendReport(name, "measured", registration=backend, device=device)
         if settings["device"] == "cuda" and device != "cuda":
             report.reason = f"{backend.framework} cannot use the GPU here; measured on the CPU"
         user_options = plan.options_for(name)
@@ -118,6 +133,7 @@ class BackendVerification:
         memory_batch = plan.largest_batch(config)
         measurer = runs.build_measurer(name, runner, plan, device, backend, shown=report.explored,
                                        max_batch_size=max(memory_batch, config.batch_size))
+        report.precisions = measurer.precisions
         # The precisions measurement decides between: the rules' own, the alternative they
         # propose, and the quantised one (ONNX Runtime's INT8 on a CPU) — those this runner runs.
         proposed = dict.fromkeys([settings["alternative_precision"], settings["quantization"]])
@@ -189,7 +205,10 @@ class BackendVerification:
         if current.unavailable:
             report.status, report.reason = "skipped", current.reason
             return None
-        if current.outcome in (Outcome.OVER_BUDGET, Outcome.CUT_SHORT):
+        over = (Outcome.OVER_BUDGET, Outcome.CUT_SHORT)
+        if current.outcome in over and "batch_size" not in self.plan.user_fixed:
+            current = self._smaller_batch_within_budget(current)
+        if current.outcome in over:
             # What was spent before it (the runner, the build, opening) plus what it still
             # needed, with the margin verify plans with.
             spent_s = time.monotonic() - self.started
@@ -206,8 +225,28 @@ class BackendVerification:
         # What one more measurement costs once the model is prepared (an export or an engine
         # build is paid once per preparation, not per batch).
         self.cost_s = time.monotonic() - first - (self.measurer.preparing_s - preparing)
+        if current.config.batch_size < self.config.batch_size and not report.reason:
+            report.reason = (f"the rules' batch {self.config.batch_size} does not fit the "
+                             f"{self.plan.budget.backend_s:g} s budget here; measured from batch "
+                             f"{current.config.batch_size}")
         self.config = current.config
         return current
+
+    def _smaller_batch_within_budget(self, over: Measurement) -> Measurement:
+        """The first batch down the ladder's halvings from ``over``'s whose minimum protocol
+        fits the time left (batch 1 is always tried); the last over-budget measurement when
+        none does. A batch the last figure says cannot fit is passed over without opening."""
+        for batch in ladder.halvings(over.config.batch_size)[1:]:
+            # Seconds per sample the last over-budget measurement needed: an upper bound, as
+            # what a step costs beside its samples (and the FP32 reference) does not shrink.
+            per_sample_s = (over.needed_s or 0.0) / over.config.batch_size
+            if batch > 1 and per_sample_s * batch > self.deadline - time.monotonic():
+                continue
+            candidate = self.measure(replace(over.config, batch_size=batch), self.deadline)
+            if candidate.outcome not in (Outcome.OVER_BUDGET, Outcome.CUT_SHORT):
+                return candidate
+            over = candidate
+        return over
 
     def _explore(self, current: Measurement) -> None:
         """Batch, then the alternative precisions, then the options, each within the time left;

@@ -29,12 +29,21 @@ class BackendReport:
     explored: tuple[str, ...] = ()
     #: Skipped over the time budget: about the --budget-s that measures the rules' configuration once.
     budget_needed_s: int | None = None
+    #: The device it measured on (``cpu``, ``cuda``), and the precisions it runs there.
+    device: str = ""
+    precisions: tuple[str, ...] = ()
 
     @property
     def over_budget(self) -> bool:
         """Skipped because the time budget could not cover the rules' configuration once."""
         return self.status == "skipped" and any(m.outcome in (Outcome.OVER_BUDGET, Outcome.CUT_SHORT)
                                                   for m in self.measurements)
+
+    @property
+    def cannot_run(self) -> bool:
+        """Failed, or skipped for a reason other than time (not installed, the wrong model
+        kind, no GPU provider): a verified config does not list it among its backends."""
+        return self.status == "failed" or (self.status == "skipped" and not self.over_budget)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"backend": self.backend, "status": self.status}

@@ -1,7 +1,8 @@
 """The out-of-memory ladder of S000-7: smaller batch, then lower resolution, then precision.
 
-The one step-down policy: the memory model plans with it (``memory_model.plan``) and the
-measurement climbs down it (``measure.Measurer``). A finite list of rungs, tried in
+The one step-down policy: the memory model plans with it (``memory_model.plan``), the
+measurement climbs down it (``measure.Measurer``), and verify climbs down its batch rungs
+when the time budget cannot cover the rules' batch (``measure.verify``). A finite list of rungs, tried in
 order, so it can never loop forever; each failure is recorded as a step, and the caller
 says what finally fit.
 """
@@ -48,7 +49,9 @@ def lower_resolutions(resolution: int | None, fixed_resolution: bool = False,
     return [resolution, *sorted({r for r in tiers if r < resolution}, reverse=True)]
 
 
-def _halvings(batch: int) -> list[int]:
+def halvings(batch: int) -> list[int]:
+    """``batch``, then each half of it down to 1: the ladder's batch rungs, which verify also
+    climbs down when the time budget cannot cover a batch."""
     batches = [batch]
     while batches[-1] > 1:
         batches.append(batches[-1] // 2)
@@ -62,7 +65,7 @@ def rungs(config: RunConfig, precisions: Sequence[str], fixed_resolution: bool =
         replace(config.with_precision(precision), resolution=resolution, batch_size=batch)
         for precision in lower_precisions(config.precision, config.task, precisions)
         for resolution in lower_resolutions(config.resolution, fixed_resolution, native_resolution)
-        for batch in _halvings(config.batch_size)
+        for batch in halvings(config.batch_size)
     ]
 
 

@@ -34,6 +34,8 @@ _SOURCE_LOCATION = re.compile(r"^/\S+\.(?:cc|cpp|cu|h|hpp):\d+\s+"
 _ERROR_CODE = re.compile(r"^\[ONNXRuntimeError\] : \d+ : [A-Z_]+ : ")
 #: How ORT wraps every failure of reading a model file, before any provider is involved.
 _LOAD_FAILED = re.compile(r"^Load model from .+? failed:\s*")
+#: ORT's closing line of advice after the lines that say what is wrong.
+_ADVICE = re.compile(r"^Please fix either the inputs")
 _LIBRARY_LOAD = re.compile(r"Failed to load library \S+ with error: (.+)")
 _REQUIREMENT = re.compile(r"Require (.+?)\.\s+Please")
 
@@ -66,14 +68,31 @@ def log_messages(log: str) -> list[tuple[str, str]]:
 
 
 def ort_message(text: str) -> str:
-    """ORT's message without its source location, C++ signature and error code."""
-    text = one_line(text)
+    """ORT's message without its source location, C++ signature and error code, on one line:
+    its first line and the lines that say what is wrong (``index: 0 Got: 8 Expected: 1``
+    under "Got invalid dimensions"), without the closing advice."""
+    lines = [one_line(line) for line in text.splitlines() if one_line(line)]
+    kept = lines[:1] + [line for line in lines[1:] if not _ADVICE.match(line)]
+    text = "; ".join(kept) if kept else ""
     previous = None
     while text != previous:
         previous = text
         for prefix in (_ERROR_CODE, _LOAD_FAILED, _SOURCE_LOCATION):
             text = prefix.sub("", text).strip()
     return text
+
+
+class OnnxRuntimeError(RuntimeError):
+    """ONNX Runtime's failure while running a model, its message on one line (see
+    :func:`run_failure`)."""
+
+
+def run_failure(error: BaseException) -> BaseException:
+    """An ORT error raised while running (a wrong input shape, say) as one line that keeps
+    the line saying what is wrong; any other error as it is."""
+    if not is_onnxruntime_error(error):
+        return error
+    return OnnxRuntimeError(f"{type(error).__name__}: {ort_message(str(error))}")
 
 
 def is_onnxruntime_error(error: BaseException) -> bool:

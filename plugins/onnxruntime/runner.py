@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
-from autotune_plugins.common import nvml_peak, onnx_files, onnx_variants
+from autotune_plugins.common import nvml_peak, onnx_files, onnx_variants, ort_messages
 from autotune_plugins.onnxruntime import session_plan, sessions
 from autotune_plugins.onnxruntime.placement import node_placement, placement_problem
 
@@ -168,10 +168,16 @@ class OrtSession:
         return {name: array for name, array in arrays.items() if name in wanted}
 
     def step(self) -> None:
-        if self._binding is not None:
-            self.session.run_with_iobinding(self._binding)
-        else:
-            self.session.run(self.output_names, self.feed)
+        try:
+            if self._binding is not None:
+                self.session.run_with_iobinding(self._binding)
+            else:
+                self.session.run(self.output_names, self.feed)
+        except Exception as error:
+            failure = ort_messages.run_failure(error)
+            if failure is error:
+                raise
+            raise failure from error  # its one line keeps ORT's "Got 8 Expected 1"
 
     def clock(self):
         # ``run`` and ``run_with_iobinding`` return after the provider's stream is synchronised

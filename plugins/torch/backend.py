@@ -25,6 +25,7 @@ def autotune_backends():
             description="PyTorch eager on CUDA or the CPU; trains and infers",
             runner="autotune_plugins.torch.runner:TorchRunner",
             options=OPTIONS,
+            model_kinds=("reference", "callable"),  # an .onnx file runs on ONNX Runtime or TensorRT
         )
     ]
 
