@@ -19,6 +19,7 @@ from tests.test_runtimes import docs_block
 SMALL = {"model": "tests.test_model_stats:small_cnn", "input_shape": "3,32,32"}
 
 
+@pytest.mark.real_cpu_load  # the example runs in a process of its own, on the real load
 def test_the_manual_example_runs_as_it_is(tmp_path):
     pytest.importorskip("torch")
     script = tmp_path / "api_example.py"

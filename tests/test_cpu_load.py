@@ -204,6 +204,7 @@ def loaded_cpu():
             spinner.wait()
 
 
+@pytest.mark.real_cpu_load
 @pytest.mark.parametrize("budget_s", [4.0, 8.0])
 def test_verify_holds_its_budget_on_a_loaded_cpu(loaded_cpu, budget_s):
     pytest.importorskip("torch")
