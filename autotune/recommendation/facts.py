@@ -67,7 +67,8 @@ def installed_backends() -> list[str]:
 def model_facts(stats: ModelStats | None) -> dict[str, Any]:
     if stats is None:
         return {"model.known": False, "model.family": "unknown", "model.parameters_m": 0.0,
-                "model.kind": "unknown", "model.kinds": [], "model.native_resolution": 224, "model.sequence_length": 0,
+                "model.kind": "unknown", "model.kinds": [],
+                "model.native_resolution": 224, "model.sequence_length": 0,
                 "model.fixed_batch": 0}
     return {"model.known": True, "model.family": stats.family,
             "model.parameters_m": round(stats.parameters / 1e6, 2),

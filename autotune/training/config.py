@@ -87,7 +87,8 @@ class TrainingConfig:
 
 def _alternative(settings: Mapping[str, Any]) -> str | None:
     alternative = settings.get("alternative_precision")
-    if settings.get("device") == "cpu" and alternative in ("bf16", "fp16") and alternative != settings.get("precision"):
+    if (settings.get("device") == "cpu" and alternative in ("bf16", "fp16")
+            and alternative != settings.get("precision")):
         return alternative
     return None
 
@@ -140,7 +141,8 @@ def load_training_config(environ: Mapping[str, str] | None = None) -> TrainingCo
                 return TrainingConfig.from_recommendation(found.recommendations[0], "profile", path)
             if not staleness.hardware_changed:
                 # What was measured on this very hardware still holds where the rules only guess.
-                kept = {"precision": found.recommendations[0].settings.get("precision")} if found.measured else {}
+                measured = found.recommendations[0].settings.get("precision")
+                kept = {"precision": measured} if found.measured else {}
                 said = f" with the precision measured here ({kept['precision']})" if kept else ""
                 warn(f"{path}: {staleness.verdict()}; using the rules' recommendation{said} (rerun autotune "
                      "profile --task train to refresh it)")

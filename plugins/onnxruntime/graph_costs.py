@@ -4,8 +4,9 @@ ONNX's own shape inference gives every tensor's shape once the inputs have their
 it leaves some unknown (a YOLO's ``Split`` computed from ``Shape`` arithmetic), onnxruntime's
 symbolic shape inference fills them in. FLOPs are counted per node as PyTorch's
 FlopCounterMode counts the same operator (:mod:`autotune_plugins.onnxruntime.node_flops`),
-with the parts in convolutions and in attention that decide the model's family. Activations follow the graph in its
-(topological) order: a tensor lives from the node that makes it to its last consumer.
+with the parts in convolutions and in attention that decide the model's family.
+Activations follow the graph in its (topological) order: a tensor lives from the node that
+makes it to its last consumer.
 Per-sample figures are batch 2 minus batch 1 when the batch is dynamic, and the model's
 own batch divided out when the export fixed it (most ``torch.onnx.export`` files are fixed
 at batch 1).
@@ -106,7 +107,8 @@ def _analyse(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> Cost
     """The costs of one run with every input at its full shape in ``shapes``."""
     tensors = _with_input_shape(model, shapes)
     weights = {init.name for init in model.graph.initializer}
-    constants = weights | {out for node in model.graph.node if node.op_type == "Constant" for out in node.output}
+    constants = weights | {name for node in model.graph.node if node.op_type == "Constant"
+                           for name in node.output}
     by_kind = {"convolution": 0, "attention": 0, "": 0}
     last_use: dict[str, int] = {}
     for position, node in enumerate(model.graph.node):

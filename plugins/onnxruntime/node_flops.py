@@ -105,8 +105,8 @@ def node_flops(node: onnx.NodeProto, tensors: Tensors) -> int:
     def dims(index: int) -> list[int]:
         if index >= len(node.input) or node.input[index] not in tensors:
             return []
-        found = tensors[node.input[index]][0]
-        return [] if any(d is None for d in found) else [int(d) for d in found]
+        known = [d for d in tensors[node.input[index]][0] if d is not None]
+        return known if len(known) == len(tensors[node.input[index]][0]) else []
 
     if node.op_type in ATTENTION_OPS:
         return _attention(node, dims)
