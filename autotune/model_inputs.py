@@ -8,7 +8,9 @@ said in one line of the output.
 
 Every input's first dimension is the batch, so ``shape`` is one sample's. ``axes`` labels
 the dimensions a decision changes: ``height``/``width`` (the resolution), ``sequence``
-(the sequence length), ``channels``; other dimensions are left unlabelled (``""``).
+(the sequence length), ``frames`` (an audio input's time axis), ``channels``; other
+dimensions are left unlabelled (``""``). A model may take several kinds at once (CLIP an
+image and tokens, Whisper audio features and decoder tokens): ``ModelInputs.kinds``.
 Synthetic data fits the dtype: normal floats, token ids below ``high``, masks of ones.
 numpy is imported inside :func:`synthetic_batch` and :func:`padded_batch`, so importing this
 module costs nothing.
@@ -32,7 +34,9 @@ DTYPES = ("float32", "float16", "float64", "int64", "int32", "int8", "uint8", "b
 FLOAT_DTYPES = ("float32", "float16", "float64")
 #: How synthetic values are drawn: ``tokens`` are ids in [0, high), ``ones`` fit attention masks.
 VALUE_KINDS = ("normal", "tokens", "ones", "zeros")
-_AXIS_LETTERS = {"C": "channels", "H": "height", "W": "width", "S": "sequence"}
+_AXIS_LETTERS = {"C": "channels", "H": "height", "W": "width", "S": "sequence", "F": "frames"}
+#: The kinds of input, in the order ``ModelInputs.kind`` joins them, and the axis that marks each.
+INPUT_KINDS = {"image": "height", "audio": "frames", "text": "sequence"}
 #: Token ids are drawn below this when the vocabulary is unknown: valid for any embedding.
 SAFE_TOKEN_HIGH = 2
 #: The input resolutions of the S000-5 tiers (low-resource, balanced, accuracy), written
@@ -153,11 +157,15 @@ class ModelInputs:
         return tuple(spec.name for spec in self.inputs)
 
     @property
+    def kinds(self) -> tuple[str, ...]:
+        """What the inputs carry, each once: image (an input has a height), audio (a frames
+        axis), text (a sequence axis); () for none of them."""
+        return tuple(kind for kind, label in INPUT_KINDS.items() if self._size(label) is not None)
+
+    @property
     def kind(self) -> str:
-        """image (an input has a height), text (an input has a sequence axis), or other."""
-        if self.resolution is not None:
-            return "image"
-        return "text" if self.sequence_length is not None else "other"
+        """The kinds joined with ``+`` ("image", "text", "image+text", "audio+text"), or "other"."""
+        return "+".join(self.kinds) or "other"
 
     def _size(self, label: str) -> int | None:
         """The size of the first input's ``label`` axis (height, sequence), None if none has one."""
@@ -172,6 +180,11 @@ class ModelInputs:
     @property
     def sequence_length(self) -> int | None:
         return self._size("sequence")
+
+    @property
+    def frames(self) -> int | None:
+        """The audio input's length in frames (Whisper's 3000 mel frames for 30 s)."""
+        return self._size("frames")
 
     def at(self, resolution: int | None = None, sequence_length: int | None = None) -> ModelInputs:
         return replace(self, inputs=tuple(spec.at(resolution, sequence_length) for spec in self.inputs))
@@ -232,7 +245,8 @@ _SPEC_EXAMPLE = ("e.g. --input-spec 'input_ids:int64[S=128]:tokens<30522; attent
 def parse_input_spec(text: str) -> ModelInputs:
     """``--input-spec``: inputs separated by ``;``, each ``name:dtype[dims]`` with an
     optional ``:values`` (``tokens<VOCAB``, ``ones``, ``zeros``, ``normal``). A dimension is
-    a number, or ``H=``/``W=`` (the resolution), ``S=`` (the sequence length), ``C=``."""
+    a number, or ``H=``/``W=`` (the resolution), ``S=`` (the sequence length), ``F=`` (an
+    audio input's frames), ``C=``."""
     specs, position = [], 0
     text = text.strip()
     while position < len(text):
@@ -260,7 +274,7 @@ def _spec_from_match(match: re.Match, text: str) -> InputSpec:
         label = _AXIS_LETTERS.get(letter.strip().upper()) if letter else ""
         if label is None or not size.strip().isdigit() or int(size) < 1:
             raise UserError(f"input {name} in {text!r}: dimension {dim!r} must be a positive number, "
-                            "optionally labelled H=, W=, S= or C= (the batch is left out)")
+                            "optionally labelled H=, W=, S=, F= or C= (the batch is left out)")
         shape.append(int(size))
         axes.append(label)
     values = match["values"] or default_values(name, dtype)

@@ -30,10 +30,12 @@ HEADER = """\
 
 
 def render(names: tuple[str, ...] = REFERENCE_MODELS) -> str:
-    models = {
-        name: inspect_source(ModelSource("reference", name), TIER_RESOLUTIONS).to_dict()
-        for name in names
-    }
+    models = {}
+    for name in names:
+        entry = inspect_source(ModelSource("reference", name), TIER_RESOLUTIONS).to_dict()
+        # Left to ModelStats' default, which says the figures come from this file.
+        entry.pop("method")
+        models[name] = entry
     header = HEADER.format(torch=torch.__version__.split("+")[0],
                            torchvision=torchvision.__version__.split("+")[0])
     return header + dump_yaml({"models": models})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 
@@ -94,7 +95,9 @@ def measured(name: str, size: str, label: str, build: Callable[[], torch.nn.Modu
     """``name``'s stats at the table's input ``size`` ("224", "seq 384")."""
     inputs = _inputs(name, size)
     resolutions = (inputs.resolution,) if inputs.resolution else ()
-    return inspect_module(build(), name, label, inputs, resolutions)
+    stats = inspect_module(build(), name, label, inputs, resolutions)
+    # The fit reads the family; the FLOP shares it is decided from are not stored here.
+    return replace(stats, convolution_flops_share=None, attention_flops_share=None)
 
 
 def render() -> str:

@@ -382,7 +382,7 @@ def test_an_export_failure_is_one_line_naming_the_model_and_leaves_nothing(torch
 def test_a_model_whose_inputs_cannot_be_guessed_asks_for_them(torch_convert):
     # Its forward takes an image and a vector, and the first Conv2d says what only one is.
     with pytest.raises(UserError, match=r"cannot guess the inputs of tests.standin_models:two_input_model "
-                                        r".*pass --input-shape .*--input-spec"):
+                                        r".*pass --input-spec with one item per input .*'image:float32"):
         convert_model(parse_model("tests.standin_models:two_input_model"))
 
 

@@ -234,3 +234,9 @@ def test_an_input_shape_for_a_model_of_several_inputs(tmp_path):
     with pytest.raises(UserError, match=r"--input-shape describes one input, but .* has 2 \(input_ids, "
                                         r"attention_mask\); describe them with --input-spec 'input_ids"):
         inspect_onnx(_text_model(tmp_path), (64,))
+
+
+def test_the_re_export_hint_makes_every_input_s_batch_dynamic(tmp_path, capsys):
+    path = _text_model(tmp_path, batch=1)
+    message = one_line_error(capsys, "recommend", "--model", str(path), "--set", "batch_size=4")
+    assert "dynamic_axes={'input_ids': {0: 'batch'}, 'attention_mask': {0: 'batch'}}" in message

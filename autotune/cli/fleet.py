@@ -46,7 +46,9 @@ def plan(inventory: Path, out: Path, task: str, model: str | None) -> None:
 
     started = time.monotonic()
     written = write_plan(inventory, out, task, model)
-    click.echo(f"planned {written} hosts into {out} in {time.monotonic() - started:.1f} s", err=True)
+    for note in written.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"planned {written.hosts} hosts into {out} in {time.monotonic() - started:.1f} s", err=True)
 
 
 @fleet.command()

@@ -28,9 +28,9 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from autotune import api
 from autotune.errors import UserError
@@ -53,6 +53,7 @@ class GpuGroup:
     model: str  # the spec database's name, resolved
     count: int
     mig: tuple[str, ...] = ()  # MIG profiles (3g.40gb), one per slice, on each GPU of the group
+    asked: str = field(default="", compare=False)  # the inventory's name for it ("V100")
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,8 @@ def _group(entry: Mapping[str, Any], where: str) -> GpuGroup:
         spec = gpudb.resolve(str(model))
     except UserError as error:
         raise UserError(f"{where}: {error}") from None
-    return GpuGroup(spec.name, _number(entry.get("count", 1), "count", where), _mig(entry.get("mig"), where))
+    return GpuGroup(spec.name, _number(entry.get("count", 1), "count", where), _mig(entry.get("mig"), where),
+                    asked=str(model))
 
 
 def _host(entry: Mapping[str, Any], index: int) -> PlannedHost:
@@ -208,9 +210,32 @@ def plan(hosts: Iterable[PlannedHost], task: str = "infer",
                              machine=machine_dict, recommendations=(recommendation,), planned=True)
 
 
-def write_plan(inventory: Path, out: Path, task: str = "infer", model: str | None = None) -> int:
+def variant_notes(hosts: Iterable[PlannedHost]) -> list[str]:
+    """One line per GPU name the inventory gives that also names other boards ("V100": the
+    SXM2 and PCIe cards, 32 and 16 GB), saying which one the plan took and how to pick another."""
+    notes: dict[tuple[str, str], str] = {}
+    for planned in hosts:
+        for group in planned.gpus:
+            if not group.asked or (group.asked, group.model) in notes:
+                continue
+            others = gpudb.other_variants(group.asked, gpudb.resolve(group.model))
+            if others:
+                notes[(group.asked, group.model)] = (
+                    f"GPU {group.asked!r} planned as {group.model}; it also names {', '.join(others)}: "
+                    "give the full name in the inventory to plan another")
+            else:
+                notes[(group.asked, group.model)] = ""
+    return [note for note in notes.values() if note]
+
+
+class PlanWritten(NamedTuple):
+    hosts: int  # profiles written
+    notes: list[str]  # what the plan assumed (variant_notes)
+
+
+def write_plan(inventory: Path, out: Path, task: str = "infer", model: str | None = None) -> PlanWritten:
     """Read ``inventory`` whole (nothing is written when any host is wrong), then write one
-    planned profile per host into ``out``. Returns the number written."""
+    planned profile per host into ``out``. Returns the number written and what was assumed."""
     hosts = read_inventory(inventory)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -230,7 +255,7 @@ def write_plan(inventory: Path, out: Path, task: str = "infer", model: str | Non
         path = profile_path(out, made.fingerprint.host, made.purpose)
         write_atomically(path, text.replace(_HOST_TOKEN, made.fingerprint.host))
         written += 1
-    return written
+    return PlanWritten(written, variant_notes(hosts))
 
 
 _HOST_TOKEN = "AUTOTUNEHOSTNAME"

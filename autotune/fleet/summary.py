@@ -75,8 +75,20 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+def hosts_by_model(summary: dict[str, Any]) -> dict[str, Counter[str]]:
+    """Hosts per GPU model, by recommended precision: a mixed host (``1 x L4 + 1 x T4``) is
+    counted under each of its models, so no model it carries goes missing from the picture."""
+    by_model: dict[str, Counter[str]] = {}
+    for entry in summary["rows"]:
+        for part in entry["gpus"].split(" + "):
+            model = part.split(" x ", 1)[-1]
+            by_model.setdefault(model, Counter())[str(entry["precision"])] += 1
+    return by_model
+
+
 def plot(summary: dict[str, Any], path: Path) -> None:
-    """A PNG of hosts by GPU model (their first model), stacked by recommended precision."""
+    """A PNG of hosts by GPU model (a mixed host under each of its models), stacked by
+    recommended precision."""
     try:
         import matplotlib  # noqa: PLC0415
 
@@ -85,10 +97,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
     except ImportError:
         raise UserError("the fleet picture needs matplotlib: pip install 'autotune[bench]'") from None
-    by_model: dict[str, Counter[str]] = {}
-    for entry in summary["rows"]:
-        model = entry["gpus"].split(" + ")[0].split(" x ", 1)[-1]
-        by_model.setdefault(model, Counter())[str(entry["precision"])] += 1
+    by_model = hosts_by_model(summary)
     models = sorted(by_model, key=lambda m: -sum(by_model[m].values()))
     precisions = sorted({p for counts in by_model.values() for p in counts})
     figure, axes = plt.subplots(figsize=(max(6, 0.8 * len(models) + 2), 4.5))
@@ -99,7 +108,9 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
     axes.set_ylabel("hosts")
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # hosts come whole
-    axes.set_title(f"autotune fleet: {summary['hosts']} hosts by GPU model and recommended precision")
+    mixed = sum(" + " in entry["gpus"] for entry in summary["rows"])
+    note = f" ({mixed} mixed, under each model)" if mixed else ""
+    axes.set_title(f"autotune fleet: {summary['hosts']} hosts{note} by GPU model and recommended precision")
     axes.legend(title="precision")
     axes.tick_params(axis="x", labelrotation=30)
     figure.tight_layout()

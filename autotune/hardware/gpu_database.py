@@ -196,6 +196,18 @@ def resolve(query: str) -> GpuSpec:
     raise UserError(f"unknown GPU {query!r} ({hint}); run `autotune gpus` for every known name")
 
 
+def other_variants(query: str, spec: GpuSpec) -> tuple[str, ...]:
+    """The other entries ``query``'s words name, where it resolved to ``spec`` by a short
+    alias ("V100" -> V100 SXM2 32GB, while the PCIe and 16 GB boards are V100s too); () when
+    the query names ``spec`` alone."""
+    key = normalize_gpu_name(query)
+    if key in {normalize_gpu_name(name) for name in (spec.name, *spec.nvml_names)}:
+        return ()
+    words = set(key.split())
+    return tuple(other.name for other in all_specs() if other is not spec and words
+                 and words <= set(normalize_gpu_name(other.name).split()))
+
+
 def match_probed(nvml_name: str, vram_total_bytes: int) -> GpuSpec | None:
     """The database entry for a probed board: its NVML name, then the nearest VRAM size
     (an RTX 3060 reports the same name with 8 GB and with 12 GB)."""

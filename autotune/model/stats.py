@@ -45,6 +45,11 @@ class ModelStats:
     #: ``profiles/memory_model.yaml``, recognised from the package its class lives in by
     #: :func:`autotune.model.training_loop.loop_for_package`); "" where it is not known.
     training_loop: str = ""
+    #: The share of one inference forward's FLOPs in convolutions, and in attention layers
+    #: (their projections included), at the native size; None where not counted. The family
+    #: is decided from them (:func:`family_from_flops`).
+    convolution_flops_share: float | None = None
+    attention_flops_share: float | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -94,6 +99,9 @@ class ModelStats:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["inputs"] = self.inputs.to_dict()
+        for share in ("convolution_flops_share", "attention_flops_share"):
+            if data[share] is None:  # not counted: left out, as the published stats leave it
+                del data[share]
         return data
 
     @classmethod
@@ -106,6 +114,22 @@ class ModelStats:
                             else from_shape(tuple(shape)))
         fields["resolutions"] = tuple(ResolutionStats(**entry) for entry in fields["resolutions"])
         return cls(**fields)
+
+
+#: Convolutions carrying at least this share of the FLOPs make a CNN, attention blocks or not
+#: (YOLO11n's one C2PSA block does not make it a transformer for precision advice).
+CNN_MIN_CONVOLUTION_SHARE = 0.5
+FAMILIES = ("cnn", "transformer", "other")
+
+
+def family_from_flops(convolution_share: float, has_attention: bool, has_convolution: bool) -> str:
+    """The family the rules read, from where the FLOPs go rather than from one layer: a
+    transformer has attention layers and less than :data:`CNN_MIN_CONVOLUTION_SHARE` of its
+    FLOPs in convolutions (its patch embedding); a cnn has convolutions carrying the rest
+    (or no attention at all); anything else is other (an MLP)."""
+    if has_attention and convolution_share < CNN_MIN_CONVOLUTION_SHARE:
+        return "transformer"
+    return "cnn" if has_convolution else "other"
 
 
 @functools.cache

@@ -190,8 +190,10 @@ def _model_constraints(model: ModelRequest, fixed: dict[str, Decision]) -> list[
                                        f"the model's input size, set by user ({stats.inputs.describe()})")
     batch = stats.inputs.fixed_batch
     if batch is not None:
-        how = (f"re-export it with a dynamic batch axis to let autotune choose the batch: "
-               f"torch.onnx.export(..., dynamic_axes={{'{stats.inputs.primary.name}': {{0: 'batch'}}}}), "
+        # Every input: a graph with one input batched and the others fixed still runs one batch.
+        axes = ", ".join(f"'{name}': {{0: 'batch'}}" for name in stats.inputs.names)
+        how = (f"re-export it with a dynamic batch axis on every input (and output) to let autotune "
+               f"choose the batch: torch.onnx.export(..., dynamic_axes={{{axes}}}), "
                "or dynamic_shapes with dynamo=True")
         if "batch_size" in fixed and fixed["batch_size"].value != batch:
             raise UserError(f"{stats.name} is exported with its batch fixed at {batch}, so batch "

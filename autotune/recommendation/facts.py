@@ -42,8 +42,10 @@ FACTS: dict[str, str] = {
     "model.known": "true when --model names a model whose stats are known",
     "model.family": "'cnn', 'transformer', 'other', or 'unknown' without --model",
     "model.parameters_m": "the model's parameters in millions (0 without --model)",
-    "model.kind": "what it takes: 'image' (a resolution), 'text' (a sequence length), 'other', "
-                  "or 'unknown' without --model",
+    "model.kind": "what it takes: 'image' (a resolution), 'text' (a sequence length), 'audio' "
+                  "(frames), several joined by '+' ('image+text' for CLIP, 'audio+text' for "
+                  "Whisper), 'other', or 'unknown' without --model",
+    "model.kinds": "the kinds it takes as a list, e.g. ['image', 'text'] ([] without --model)",
     "model.native_resolution": "its input's native size in pixels (224, the S000-5 tiers' size, "
                                "for a model without an image input or without --model)",
     "model.sequence_length": "its input's sequence length (0 without one)",
@@ -65,11 +67,13 @@ def installed_backends() -> list[str]:
 def model_facts(stats: ModelStats | None) -> dict[str, Any]:
     if stats is None:
         return {"model.known": False, "model.family": "unknown", "model.parameters_m": 0.0,
-                "model.kind": "unknown", "model.native_resolution": 224, "model.sequence_length": 0,
+                "model.kind": "unknown", "model.kinds": [],
+                "model.native_resolution": 224, "model.sequence_length": 0,
                 "model.fixed_batch": 0}
     return {"model.known": True, "model.family": stats.family,
             "model.parameters_m": round(stats.parameters / 1e6, 2),
             "model.kind": stats.kind,
+            "model.kinds": list(stats.inputs.kinds),
             "model.native_resolution": stats.native_resolution or 224,
             "model.sequence_length": stats.inputs.sequence_length or 0,
             "model.fixed_batch": stats.inputs.fixed_batch or 0}

@@ -28,6 +28,8 @@ def inspection(stats: ModelStats, machine: Machine, resolution: int | None,
         "name": stats.name,
         "source": stats.source,
         "family": stats.family,
+        "convolution_flops_share": stats.convolution_flops_share,
+        "attention_flops_share": stats.attention_flops_share,
         "kind": stats.kind,
         "parameters": stats.parameters,
         "input_shape": list(stats.input_shape),
@@ -39,6 +41,7 @@ def inspection(stats: ModelStats, machine: Machine, resolution: int | None,
         "output_used": stats.output or None,
         "resolution": resolution,
         "sequence_length": stats.inputs.sequence_length,
+        "frames": stats.inputs.frames,
         "fixed_resolution": stats.fixed_resolution,
         "file_size_mb": stats.file_sizes_mb(),
         "flops_per_sample": at.flops_per_sample,
@@ -118,6 +121,9 @@ def render_text(report: dict[str, Any]) -> str:
           else f" at {report['sequence_length']} tokens" if report["sequence_length"] else "")
     lines.append(f"  FLOPs per sample{at}: {report['flops_per_sample'] / 1e9:.3f} G "
                  f"({report['flops_per_sample'] / 2e9:.3f} GMACs)")
+    if report["convolution_flops_share"] is not None and report["attention_flops_share"] is not None:
+        lines.append(f"  family {report['family']}: {report['convolution_flops_share']:.0%} of FLOPs in "
+                     f"convolutions, {report['attention_flops_share']:.0%} in attention layers")
     activations = report["activation_mb_per_sample"]
     for task in ("infer", "train"):
         if activations[task]:

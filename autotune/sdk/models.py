@@ -5,7 +5,7 @@ made by the PyTorch plugin, for a runtime that runs ONNX)."""
 from autotune.measure.accuracy_batch import load_inputs
 from autotune.model.convert import COMPARED_OUTPUT_KEY, ConversionRequest, convert_model
 from autotune.model.source import ModelSource
-from autotune.model.stats import ModelStats, ResolutionStats, reference_models
+from autotune.model.stats import ModelStats, ResolutionStats, family_from_flops, reference_models
 from autotune.model.training_loop import loop_for_package
 from autotune.model_inputs import (
     DTYPES,
@@ -22,7 +22,7 @@ from autotune.model_inputs import (
 )
 
 __all__ = ["load_inputs", "COMPARED_OUTPUT_KEY", "ConversionRequest", "convert_model", "ModelSource",
-           "ModelStats", "ResolutionStats", "reference_models", "loop_for_package",
+           "ModelStats", "ResolutionStats", "family_from_flops", "reference_models", "loop_for_package",
            "InputSpec", "ModelInputs", "batch_chunks",
            "default_values", "from_shape", "padded_batch", "synthetic_batch", "tier_resolutions", "DTYPES",
            "FLOAT_DTYPES", "TIER_RESOLUTIONS"]

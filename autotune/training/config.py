@@ -57,6 +57,9 @@ class TrainingConfig:
     profile_path: Path | None = None
     #: What was applied to PyTorch's global settings, and what was kept as the user set it.
     applied: tuple[str, ...] = ()
+    #: A precision the rules say may run faster here, not measured on this machine (a CPU
+    #: with native BF16): the summary says how to measure it.
+    unmeasured_alternative: str | None = None
 
     @property
     def amp_dtype(self):
@@ -68,7 +71,9 @@ class TrainingConfig:
         return getattr(torch, self.amp_dtype_name)
 
     @classmethod
-    def from_recommendation(cls, recommendation, source: str, path: Path | None = None) -> TrainingConfig:
+    def from_recommendation(cls, recommendation, source: str, path: Path | None = None,
+                            measured: bool = False) -> TrainingConfig:
+        """``measured``: the recommendation comes from a profile verify measured here."""
         settings = recommendation.settings
         return cls(source=source, device=settings.get("device"), precision=settings.get("precision"),
                    amp=bool(settings.get("amp")), amp_dtype_name=settings.get("amp_dtype") or None,
@@ -76,7 +81,16 @@ class TrainingConfig:
                    resolution=settings.get("resolution"), channels_last=bool(settings.get("channels_last")),
                    num_workers=settings.get("num_workers"), pin_memory=bool(settings.get("pin_memory")),
                    tf32=bool(settings.get("tf32")), cudnn_benchmark=bool(settings.get("cudnn_benchmark")),
-                   reasons={d.name: d.reason for d in recommendation.decisions}, profile_path=path)
+                   reasons={d.name: d.reason for d in recommendation.decisions}, profile_path=path,
+                   unmeasured_alternative=None if measured else _alternative(settings))
+
+
+def _alternative(settings: Mapping[str, Any]) -> str | None:
+    alternative = settings.get("alternative_precision")
+    if (settings.get("device") == "cpu" and alternative in ("bf16", "fp16")
+            and alternative != settings.get("precision")):
+        return alternative
+    return None
 
 
 def warn(message: str) -> None:
@@ -121,13 +135,19 @@ def load_training_config(environ: Mapping[str, str] | None = None) -> TrainingCo
             found = read_profile(path)
             staleness = compare(found.fingerprint, fingerprint(machine, list(found.fingerprint.runtimes)))
             if not staleness.stale:
-                return TrainingConfig.from_recommendation(found.recommendations[0], "profile", path)
+                return TrainingConfig.from_recommendation(found.recommendations[0], "profile", path,
+                                                          measured=found.measured)
             if staleness.rules_hold and not found.measured:
                 return TrainingConfig.from_recommendation(found.recommendations[0], "profile", path)
             if not staleness.hardware_changed:
-                warn(f"{path}: {staleness.verdict()}; using the rules' recommendation (rerun autotune "
+                # What was measured on this very hardware still holds where the rules only guess.
+                measured = found.recommendations[0].settings.get("precision")
+                kept = {"precision": measured} if found.measured else {}
+                said = f" with the precision measured here ({kept['precision']})" if kept else ""
+                warn(f"{path}: {staleness.verdict()}; using the rules' recommendation{said} (rerun autotune "
                      "profile --task train to refresh it)")
-                return TrainingConfig.from_recommendation(_rules_recommendation(machine), "rules")
+                return TrainingConfig.from_recommendation(_rules_recommendation(machine, **kept), "rules",
+                                                          measured=found.measured)
             return _fallback(machine, f"{path}: {staleness.verdict()}")
         recommendation = _rules_recommendation(machine)
         _save(machine, recommendation, store)
@@ -190,8 +210,12 @@ def summary(config: TrainingConfig) -> str:
     precision = f"{config.precision} AMP" if config.amp else config.precision
     where = f" from {config.profile_path}" if config.profile_path and config.source == "profile" else ""
     applied = f"; applied {', '.join(config.applied)}" if config.applied else ""
+    alternative = config.unmeasured_alternative
+    untried = (f"; {alternative.upper()} may run faster on this CPU, not measured here (autotune profile "
+               "--task train --verify --model M measures it, and this import then uses the faster)"
+               if alternative else "")
     return (f"autotune: {config.source}{where}: {precision}, batch {config.batch_size} on "
-            f"{config.device}{applied} (AUTOTUNE_QUIET=1 silences this)")
+            f"{config.device}{applied}{untried} (AUTOTUNE_QUIET=1 silences this)")
 
 
 @functools.cache

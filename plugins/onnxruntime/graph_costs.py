@@ -1,9 +1,12 @@
 """What one run of an ONNX graph costs: FLOPs, peak live activations, bytes moved, per sample.
 
-ONNX's own shape inference gives every tensor's shape once the inputs have theirs; FLOPs
-are counted for Conv, ConvTranspose, Gemm and MatMul (a multiply-add counts 2, as
-PyTorch's FlopCounterMode counts, bias ignored). Activations follow the graph in its
-(topological) order: a tensor lives from the node that makes it to its last consumer.
+ONNX's own shape inference gives every tensor's shape once the inputs have theirs; where
+it leaves some unknown (a YOLO's ``Split`` computed from ``Shape`` arithmetic), onnxruntime's
+symbolic shape inference fills them in. FLOPs are counted per node as PyTorch's
+FlopCounterMode counts the same operator (:mod:`autotune_plugins.onnxruntime.node_flops`),
+with the parts in convolutions and in attention that decide the model's family.
+Activations follow the graph in its (topological) order: a tensor lives from the node that
+makes it to its last consumer.
 Per-sample figures are batch 2 minus batch 1 when the batch is dynamic, and the model's
 own batch divided out when the export fixed it (most ``torch.onnx.export`` files are fixed
 at batch 1).
@@ -16,6 +19,7 @@ from collections import Counter
 from typing import NamedTuple
 
 import onnx
+from autotune_plugins.onnxruntime.node_flops import node_flops, node_kind
 from onnx import shape_inference
 
 from autotune.sdk import UserError, one_line
@@ -52,43 +56,40 @@ def _with_input_shape(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]
         shown = "; ".join(f"{name}[{','.join(map(str, shape))}]" for name, shape in shapes.items())
         raise UserError(f"input {shown} (batch first) does not fit this ONNX model ({reason}); "
                         "pass --input-shape or --input-spec as the model expects") from None
-    tensors = {}
-    for info in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
-        tensor_type = info.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
-        tensors[info.name] = (dims, _itemsize(tensor_type.elem_type))
+    tensors = _shapes(inferred)
+    if any(None in dims for dims, _ in tensors.values()):
+        for name, entry in _symbolic_shapes(candidate).items():
+            if name not in tensors or None in tensors[name][0]:
+                tensors[name] = entry
     for initializer in inferred.graph.initializer:
         tensors[initializer.name] = (list(initializer.dims), _itemsize(initializer.data_type))
     return tensors
 
 
+def _shapes(model: onnx.ModelProto) -> dict:
+    tensors = {}
+    for info in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
+        tensor_type = info.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
+        tensors[info.name] = (dims, _itemsize(tensor_type.elem_type))
+    return tensors
+
+
+def _symbolic_shapes(model: onnx.ModelProto) -> dict:
+    """Shapes by onnxruntime's symbolic shape inference, which folds the shape arithmetic
+    ONNX's own leaves unknown; {} where it fails on the graph."""
+    try:
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference  # noqa: PLC0415
+
+        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    except Exception:  # noqa: BLE001 - ONNX's shapes stand; the nodes they miss count 0
+        return {}
+    return _shapes(inferred) if inferred is not None else {}
+
+
 def _bytes(entry) -> int:
     dims, itemsize = entry
     return math.prod(d or 0 for d in dims) * itemsize if dims is not None else 0
-
-
-def _node_flops(node: onnx.NodeProto, tensors: dict) -> int:
-    def dims(index: int) -> list[int]:
-        if index >= len(node.input) or node.input[index] not in tensors:
-            return []
-        return [d or 0 for d in tensors[node.input[index]][0]]
-
-    out = [d or 0 for d in tensors.get(node.output[0], ([], 4))[0]]
-    if node.op_type in ("Conv", "ConvTranspose") and out:
-        weight = dims(1)
-        if not weight:
-            return 0
-        if node.op_type == "Conv":  # each output element: (C/groups) x kernel multiply-adds
-            return 2 * math.prod(out) * math.prod(weight[1:])
-        return 2 * math.prod(dims(0)) * weight[1] * math.prod(weight[2:])
-    if node.op_type == "Gemm" and out:
-        a = dims(0)
-        trans_a = next((attr.i for attr in node.attribute if attr.name == "transA"), 0)
-        inner = a[0] if trans_a else a[-1]
-        return 2 * math.prod(out) * inner
-    if node.op_type == "MatMul" and out:
-        return 2 * math.prod(out) * (dims(0) or [0])[-1]
-    return 0
 
 
 class Costs(NamedTuple):
@@ -98,12 +99,17 @@ class Costs(NamedTuple):
     peak_bytes: int  # live activations at their peak
     traffic_bytes: int  # every tensor each node reads and writes
     weight_traffic_bytes: int  # the part of traffic_bytes that reads weights
+    convolution_flops: int = 0  # the part of flops in convolutions
+    attention_flops: int = 0  # the part of flops in attention (node_flops.node_kind)
 
 
 def _analyse(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> Costs:
     """The costs of one run with every input at its full shape in ``shapes``."""
     tensors = _with_input_shape(model, shapes)
     weights = {init.name for init in model.graph.initializer}
+    constants = weights | {name for node in model.graph.node if node.op_type == "Constant"
+                           for name in node.output}
+    by_kind = {"convolution": 0, "attention": 0, "": 0}
     last_use: dict[str, int] = {}
     for position, node in enumerate(model.graph.node):
         for name in node.input:
@@ -113,7 +119,9 @@ def _analyse(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> Cost
     peak = sum(live.values())
     flops = traffic = weight_traffic = 0
     for position, node in enumerate(model.graph.node):
-        flops += _node_flops(node, tensors)
+        node_count = node_flops(node, tensors)
+        flops += node_count
+        by_kind[node_kind(node, constants)] += node_count
         traffic += sum(_bytes(tensors[n]) for n in [*node.input, *node.output] if n in tensors)
         weight_traffic += sum(_bytes(tensors[n]) for n in node.input if n in weights and n in tensors)
         for name in node.output:
@@ -123,7 +131,7 @@ def _analyse(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> Cost
         for name in list(live):
             if last_use.get(name, -1) <= position and name not in outputs:
                 del live[name]
-    return Costs(flops, peak, traffic, weight_traffic)
+    return Costs(flops, peak, traffic, weight_traffic, by_kind["convolution"], by_kind["attention"])
 
 
 def per_sample_costs(model: onnx.ModelProto, inputs: ModelInputs,
@@ -140,9 +148,11 @@ def per_sample_costs(model: onnx.ModelProto, inputs: ModelInputs,
         batch = inputs.fixed_batch
         costs = _analyse(model, shapes(batch))
         return Costs(costs.flops // batch, costs.peak_bytes // batch,
-                      (costs.traffic_bytes - costs.weight_traffic_bytes) // batch, 0)
+                     (costs.traffic_bytes - costs.weight_traffic_bytes) // batch, 0,
+                     costs.convolution_flops // batch, costs.attention_flops // batch)
     one, two = _analyse(model, shapes(1)), _analyse(model, shapes(2))
-    return Costs(one.flops, two.peak_bytes - one.peak_bytes, two.traffic_bytes - one.traffic_bytes, 0)
+    return Costs(one.flops, two.peak_bytes - one.peak_bytes, two.traffic_bytes - one.traffic_bytes, 0,
+                 one.convolution_flops, one.attention_flops)
 
 
 def float_itemsize(model: onnx.ModelProto, inputs: ModelInputs) -> int:

@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import onnx
-from autotune_plugins.onnxruntime.graph_costs import float_itemsize, per_sample_costs
+from autotune_plugins.onnxruntime.graph_costs import Costs, float_itemsize, per_sample_costs
 from autotune_plugins.onnxruntime.graph_inputs import declared_inputs, model_inputs_for
+from autotune_plugins.onnxruntime.node_flops import ATTENTION_OPS, CONVOLUTIONS
 
 from autotune.sdk import UserError
 from autotune.sdk.files import ONNX_MAX_BYTES, read_user_file
@@ -26,6 +27,7 @@ from autotune.sdk.models import (
     ModelSource,
     ModelStats,
     ResolutionStats,
+    family_from_flops,
     from_shape,
     tier_resolutions,
 )
@@ -48,12 +50,16 @@ def _load(path: Path) -> onnx.ModelProto:
     return model
 
 
-def _family(model: onnx.ModelProto) -> str:
+def _family(model: onnx.ModelProto, costs: Costs) -> tuple[str, float, float]:
+    """The family by where the FLOPs go (:func:`family_from_flops`), and the convolution and
+    attention shares. Attention is there when an attention operator is, or FLOPs were counted
+    in attention (Q x K^T, or layers the exporter named attn)."""
     ops = {node.op_type for node in model.graph.node}
-    attention = {"Attention", "MultiHeadAttention"} & ops
-    if attention or {"Softmax", "MatMul", "LayerNormalization"} <= ops:
-        return "transformer"
-    return "cnn" if "Conv" in ops else "other"
+    convolution = costs.convolution_flops / costs.flops if costs.flops else 0.0
+    attention = costs.attention_flops / costs.flops if costs.flops else 0.0
+    has_attention = bool(set(ATTENTION_OPS) & ops) or costs.attention_flops > 0
+    family = family_from_flops(convolution, has_attention, bool(set(CONVOLUTIONS) & ops))
+    return family, round(convolution, 3), round(attention, 3)
 
 
 def _resolutions(inputs: ModelInputs, dynamic_spatial: bool) -> Sequence[int | None]:
@@ -86,25 +92,32 @@ def inspect_onnx(path: Path, given: ModelInputs | tuple[int, ...] | None) -> Mod
         return {"fp32": value * 4 // itemsize, "fp16": value * 2 // itemsize}
 
     measured = []
+    native = None
     for resolution in _resolutions(inputs, dynamic_spatial):
         costs = per_sample_costs(model, inputs.at(resolution), graph_batches)
+        if native is None or resolution == inputs.resolution:
+            native = costs
         measured.append(ResolutionStats(
             resolution=resolution,
             flops_per_sample=costs.flops,
             infer_activation_bytes=by_dtype(costs.peak_bytes),
             traffic_bytes=by_dtype(costs.traffic_bytes),
         ))
+    assert native is not None  # _resolutions gives at least one
+    family, convolution_share, attention_share = _family(model, native)
     return ModelStats(
         name=path.stem,
         source=str(path),
         parameters=sum(math.prod(init.dims) for init in model.graph.initializer),
         inputs=inputs,
-        family=_family(model),
-        fixed_resolution=inputs.kind == "image" and not dynamic_spatial,
+        family=family,
+        fixed_resolution=inputs.resolution is not None and not dynamic_spatial,
         kernel_launches=len(model.graph.node),
         resolutions=tuple(measured),
         trainable=False,
         method=METHOD,
+        convolution_flops_share=convolution_share,
+        attention_flops_share=attention_share,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import torch
 from autotune_plugins.torch.io import call_model
@@ -124,10 +125,52 @@ def saved_for_backward_bytes(module: nn.Module, inputs: Inputs) -> int:
     return sum(saved.values())
 
 
-def flops(module: nn.Module, inputs: Inputs) -> int:
-    """FLOPs of one inference forward (a multiply-add counts 2)."""
+class FlopCount(NamedTuple):
+    """One inference forward's FLOPs, and the parts of them in convolutions and in attention."""
+
+    total: int
+    convolution: int
+    attention: int
+    has_attention: bool  # the model has attention layers (counted or not)
+    has_convolution: bool
+
+
+def attention_layers(module: nn.Module) -> list[str]:
+    """The qualified names of the outermost layers whose class says attention
+    (``MultiheadAttention``, timm's ``Attention``, ``CLIPAttention``, ``WhisperSdpaAttention``)."""
+    names: list[str] = []
+    for name, layer in module.named_modules():
+        # Not the model itself: its class name says what it is for, not where attention runs.
+        if name and "attention" in type(layer).__name__.lower() and not any(
+                name.startswith(f"{outer}.") for outer in names):
+            names.append(name)
+    return names
+
+
+def flop_count(module: nn.Module, inputs: Inputs) -> FlopCount:
+    """FLOPs of one inference forward (a multiply-add counts 2), with the convolutions' part
+    (every ``aten.convolution``) and the attention layers' (what runs inside them, their
+    projections included). ``MultiheadAttention``'s fused inference path, which
+    FlopCounterMode does not see, is turned off while counting."""
     counter = FlopCounterMode(display=False)
     module.eval()
-    with torch.inference_mode(), counter:
-        call_model(module, _named(inputs))
-    return int(counter.get_total_flops())
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.inference_mode(), counter:
+            call_model(module, _named(inputs))
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+    by_layer = counter.get_flop_counts()  # "Global", then "<root class>.<qualified name>"
+    root = type(module).__name__
+    convolution = sum(count for op, count in by_layer.get("Global", {}).items() if "convolution" in str(op))
+    layers = attention_layers(module)
+    attention = sum(sum(by_layer.get(f"{root}.{name}" if name else root, {}).values()) for name in layers)
+    has_convolution = any(isinstance(layer, nn.modules.conv._ConvNd) for layer in module.modules())
+    return FlopCount(int(counter.get_total_flops()), int(convolution), int(attention),
+                     bool(layers), has_convolution)
+
+
+def flops(module: nn.Module, inputs: Inputs) -> int:
+    """FLOPs of one inference forward (a multiply-add counts 2)."""
+    return flop_count(module, inputs).total

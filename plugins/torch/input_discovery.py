@@ -1,8 +1,11 @@
 """What a PyTorch model takes: the user's description, the reference models' image, or a guess.
 
-A guess reads the first layer (a Conv2d, an Embedding or a Linear) and names the inputs
-after ``forward``'s parameters; an image's size is the one the model declares (a Hugging
-Face config, timm's or Ultralytics' settings) where it declares one. Every guess is said
+A model whose ``forward`` takes inputs of several kinds by their Hugging Face names
+(CLIP's ``pixel_values`` and ``input_ids``, Whisper's ``input_features`` and
+``decoder_input_ids``) gets each of them, sized from its config (:func:`named_inputs`).
+Otherwise a guess reads the first layer (a Conv2d, an Embedding or a Linear) and names the
+inputs after ``forward``'s parameters; an image's size is the one the model declares (a
+Hugging Face config, timm's or Ultralytics' settings) where it declares one. Every guess is said
 in the inputs' ``guesses``, with the option that overrides it. Works on a model built on
 meta: only layer attributes are read.
 """
@@ -10,6 +13,7 @@ meta: only layer attributes are read.
 from __future__ import annotations
 
 from autotune_plugins.torch.io import forward_parameters
+from autotune_plugins.torch.named_inputs import config_value, named_inputs
 from torch import nn
 
 from autotune.sdk import UserError
@@ -22,6 +26,9 @@ GUESSED_RESOLUTION = 224
 GUESSED_SEQUENCE_LENGTH = 128
 #: forward parameters with a default that a text model is still given (Hugging Face's).
 TOKEN_INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+#: The size a framework trains and predicts at when the model itself says none (an
+#: Ultralytics model built from its YAML carries no ``args['imgsz']``; ``imgsz`` defaults to 640).
+FRAMEWORK_DEFAULT_RESOLUTIONS = {"ultralytics": 640}
 
 
 def _first_layer(module: nn.Module) -> nn.Module | None:
@@ -44,7 +51,8 @@ def declared_image_size(module: nn.Module) -> tuple[tuple[int, int] | None, str]
         return None
 
     config = getattr(module, "config", None)
-    found = [(pair(getattr(config, "image_size", None)), "config.image_size")]
+    found = [(pair(getattr(config, "image_size", None)), "config.image_size"),
+             (pair(config_value(module, "image_size", "vision_config")), "config.vision_config.image_size")]
     for attribute in ("pretrained_cfg", "default_cfg"):
         cfg = getattr(module, attribute, None)
         if isinstance(cfg, dict):
@@ -57,6 +65,9 @@ def declared_image_size(module: nn.Module) -> tuple[tuple[int, int] | None, str]
 
 def _guess(module: nn.Module) -> tuple[ModelInputs | None, str]:
     """The inputs the first layer says the model takes, or None and why not."""
+    several_kinds = named_inputs(module, declared_image_size(module)[0])
+    if several_kinds is not None:
+        return several_kinds, ""
     parameters = forward_parameters(module)
     required = [p.name for p in parameters if p.default is p.empty]
     layer = _first_layer(module)
@@ -85,6 +96,13 @@ def _guess(module: nn.Module) -> tuple[ModelInputs | None, str]:
             return from_shape(shape, name).with_guess(
                 f"input {'x'.join(map(str, shape))}: the size from the model's {where}, the channels "
                 "from the first Conv2d"), ""
+        package = type(module).__module__.partition(".")[0]
+        default = FRAMEWORK_DEFAULT_RESOLUTIONS.get(package)
+        if default is not None:
+            shape = (layer.in_channels, default, default)
+            return from_shape(shape, name).with_guess(
+                f"input guessed as {'x'.join(map(str, shape))}: the model declares no size, and "
+                f"{package} defaults to {default} px; pass --input-shape if it was trained at another"), ""
         return from_shape(shape, name).with_guess(
             f"input guessed as {'x'.join(map(str, shape))} from the first Conv2d; pass "
             "--input-shape or --input-spec if the model expects another size"), ""
@@ -113,7 +131,22 @@ def model_inputs_for(source: ModelSource, module: nn.Module) -> ModelInputs:
         return from_shape(REFERENCE_INPUT_SHAPE)
     guessed, why_not = _guess(module)
     if guessed is None:
-        raise UserError(f"cannot guess the inputs of {source.spec} ({why_not}); pass --input-shape "
-                        "C,H,W for one image, or --input-spec for any inputs, e.g. "
-                        "--input-spec 'image:float32[3,H=224,W=224]; extra:float32[8]'")
+        raise UserError(f"cannot guess the inputs of {source.spec} ({why_not}); {_hint(module)}")
     return guessed
+
+
+def _hint(module: nn.Module) -> str:
+    """What to pass instead, fitted to what the first layer takes (never an image's C,H,W to
+    a model whose first layer reads frames)."""
+    layer = _first_layer(module)
+    names = [p.name for p in forward_parameters(module) if p.default is p.empty] or ["x"]
+    if isinstance(layer, nn.Conv1d):
+        return (f"its first layer reads {layer.in_channels} channels of frames (audio or a signal): "
+                f"pass --input-spec, e.g. --input-spec '{names[0]}:float32[{layer.in_channels},F=3000]'")
+    if isinstance(layer, nn.Conv3d):
+        return (f"its first layer reads {layer.in_channels}-channel volumes or clips: pass --input-spec, "
+                f"e.g. --input-spec '{names[0]}:float32[{layer.in_channels},16,H=112,W=112]'")
+    specs = "; ".join(f"{name}:float32[...]" for name in names)
+    return ("pass --input-spec with one item per input of its forward, e.g. "
+            f"--input-spec '{specs}' (dims as numbers, H=/W= for an image's size, S= for a "
+            "sequence, F= for audio frames), or --input-shape C,H,W if it takes one image")

@@ -32,7 +32,12 @@ from typing import Any
 
 import torch
 from autotune_plugins.torch.build import build_empty_and_whether_shared, build_seeded, factory_for
-from autotune_plugins.torch.forward_costs import flops, inference_memory, saved_for_backward_bytes
+from autotune_plugins.torch.forward_costs import (
+    FlopCount,
+    flop_count,
+    inference_memory,
+    saved_for_backward_bytes,
+)
 from autotune_plugins.torch.input_discovery import model_inputs_for
 from autotune_plugins.torch.io import call_model, select_output
 from autotune_plugins.torch.measuring_methods import (
@@ -54,6 +59,7 @@ from autotune.sdk.models import (
     ModelSource,
     ModelStats,
     ResolutionStats,
+    family_from_flops,
     from_shape,
     loop_for_package,
     tier_resolutions,
@@ -63,14 +69,13 @@ from autotune.sdk.models import (
 REASON_MAX_CHARS = 150
 
 
-def family_of(module: nn.Module) -> str:
-    """The model's family as the rules read it: transformer (any attention layer), cnn, other."""
-    kinds = {type(m).__name__.lower() for m in module.modules()}
-    if any("attention" in kind for kind in kinds):
-        return "transformer"
-    if any(isinstance(m, nn.modules.conv._ConvNd) for m in module.modules()):
-        return "cnn"
-    return "other"
+def family_of(count: FlopCount) -> tuple[str, float, float]:
+    """The model's family as the rules read it (:func:`family_from_flops`: by the share of its
+    FLOPs in convolutions, attention layers or not), and the convolution and attention shares."""
+    convolution = count.convolution / count.total if count.total else 0.0
+    attention = count.attention / count.total if count.total else 0.0
+    family = family_from_flops(convolution, count.has_attention, count.has_convolution)
+    return family, round(convolution, 3), round(attention, 3)
 
 
 @dataclass
@@ -80,6 +85,7 @@ class _Measured:
     resolutions: list[ResolutionStats]
     operators: int
     output: str
+    flop_count: FlopCount
 
 
 def _reason(error: BaseException) -> str:
@@ -94,8 +100,9 @@ def _forward(method: MeasuringMethod, module: nn.Module, inputs: ModelInputs) ->
 
 
 def _measure(method: MeasuringMethod, inputs: ModelInputs,
-             resolution: int | None) -> tuple[ResolutionStats, int]:
-    """Per-sample stats at one input size (batch 2 minus batch 1), and the operator count."""
+             resolution: int | None) -> tuple[ResolutionStats, int, FlopCount]:
+    """Per-sample stats at one input size (batch 2 minus batch 1), the operator count, and
+    one sample's FLOPs by kind."""
     infer, train, traffic = {}, {}, {}
     operators = 0
     for precision in method.precisions:
@@ -114,11 +121,11 @@ def _measure(method: MeasuringMethod, inputs: ModelInputs,
             for figures in (infer, train, traffic):
                 figures[precision] = int(figures[measured] * ratio)
     with method.prepared("fp32") as module:
-        flop_count = flops(module, method.tensors(inputs, 1, "fp32"))
-    stats = ResolutionStats(resolution=resolution, flops_per_sample=flop_count,
+        count = flop_count(module, method.tensors(inputs, 1, "fp32"))
+    stats = ResolutionStats(resolution=resolution, flops_per_sample=count.total,
                             infer_activation_bytes=infer, train_activation_bytes=train,
                             traffic_bytes=traffic)
-    return stats, operators
+    return stats, operators, count
 
 
 def _run(method: MeasuringMethod, inputs: ModelInputs, candidates: Sequence[int | None]) -> _Measured:
@@ -131,7 +138,7 @@ def _run(method: MeasuringMethod, inputs: ModelInputs, candidates: Sequence[int 
     if method.measures_all:
         candidates = [native, *(size for size in candidates if size != native)]
     accepted: list[int | None] = []
-    measured: dict[int | None, tuple[ResolutionStats, int]] = {}
+    measured: dict[int | None, tuple[ResolutionStats, int, FlopCount]] = {}
     errors: dict[int | None, Exception] = {}
     described = ""
     for resolution in candidates:
@@ -153,13 +160,13 @@ def _run(method: MeasuringMethod, inputs: ModelInputs, candidates: Sequence[int 
         raise errors.get(native) or next(iter(errors.values()))
     label = method.label
     if not method.measures_all:
-        size = (f"{next(iter(measured))} px, other sizes scaled by area" if inputs.kind == "image"
+        size = (f"{next(iter(measured))} px, other sizes scaled by area" if "image" in inputs.kinds
                 else f"sequence length {inputs.sequence_length}" if inputs.kind == "text"
                 else f"input {inputs.describe()}")
         label = f"{METHOD_REAL} at batch 1-2, {size}, FP16 figures halved"
-    operators = measured.get(native, next(iter(measured.values())))[1]
+    _, operators, count = measured.get(native, next(iter(measured.values())))
     stats = [measured[size][0] for size in sorted(measured, key=lambda size: size or 0)]
-    return _Measured(label, sorted(accepted, key=lambda size: size or 0), stats, operators, described)
+    return _Measured(label, sorted(accepted, key=lambda size: size or 0), stats, operators, described, count)
 
 
 def _candidates(inputs: ModelInputs, resolutions: tuple[int, ...]) -> Sequence[int | None]:
@@ -209,18 +216,21 @@ def inspect_module(module: nn.Module, name: str, source_text: str,
         raise UserError(f"cannot measure model {name} with {inputs.describe()} ({'; '.join(failures)}); "
                         f"if that input does not fit model {name}, pass --input-shape or "
                         "--input-spec as it expects")
+    family, convolution_share, attention_share = family_of(measured.flop_count)
     return ModelStats(
         name=name,
         source=source_text,
         parameters=sum(p.numel() for p in module.parameters()),
         inputs=inputs,
-        family=family_of(module),
-        fixed_resolution=inputs.kind == "image" and measured.accepted == [inputs.resolution],
+        family=family,
+        fixed_resolution=inputs.resolution is not None and measured.accepted == [inputs.resolution],
         kernel_launches=measured.operators or 1,
         resolutions=tuple(measured.resolutions),
         method=measured.method,
         output=measured.output,
         training_loop=loop_for_package(type(module).__module__.partition(".")[0]),
+        convolution_flops_share=convolution_share,
+        attention_flops_share=attention_share,
     )
 
 
