@@ -33,6 +33,7 @@ from autotune.measure.measurement import GIB, Measurement, Outcome
 from autotune.measure.protocol import Timing, minimum_iterations, protocol, time_session
 from autotune.measure.step_down import NothingFits, Opened, RunFailed, first_line, open_first_fitting
 from autotune.model.stats import ModelStats
+from autotune.model_inputs import DETECTIONS_NOT_COMPARED
 
 
 @dataclass
@@ -271,7 +272,8 @@ class Measurer:
         measurement that says what it needed — decided before opening from earlier
         measurements' figures, else after its first step.
         """
-        check_accuracy = check_accuracy and config.precision != "fp32"
+        # A detector's lists of boxes do not line up across precisions (DETECTIONS_NOT_COMPARED).
+        check_accuracy = check_accuracy and config.precision != "fp32" and not self.stats.inputs.image_list
         skipped = self._skipped_by_estimate(config, check_accuracy, deadline)
         if skipped is not None:
             return skipped
@@ -374,7 +376,8 @@ class Measurer:
             allowed = protocol()["accuracy_budget"] if self.accuracy_budget is None else self.accuracy_budget
             accuracy = compare(reference, opened.outputs, allowed)
         outcome = Outcome.REJECTED if accuracy is not None and not accuracy.passed else Outcome.OK
-        reason = accuracy.reason if accuracy is not None else ""
+        reason = accuracy.reason if accuracy is not None else (
+            DETECTIONS_NOT_COMPARED if self.stats.inputs.image_list and ran.precision != "fp32" else "")
         if opened.steps:
             stepped_down = f"fit after {len(opened.steps)} step(s) down: {ran.label()}"
             reason = (reason + "; " if reason else "") + stepped_down

@@ -19,6 +19,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
+from autotune.sdk.models import ModelInputs
+
 #: One tensor (one input), or tensors by input name.
 Inputs = torch.Tensor | Mapping[str, torch.Tensor]
 
@@ -93,20 +95,21 @@ def _named(inputs: Inputs) -> dict[str, torch.Tensor]:
     return {"input": inputs} if isinstance(inputs, torch.Tensor) else dict(inputs)
 
 
-def inference_memory(module: nn.Module, inputs: Inputs) -> MemoryTracer:
-    """Run one inference pass, following every tensor it creates (the inputs included)."""
+def inference_memory(module: nn.Module, inputs: Inputs, layout: ModelInputs | None = None) -> MemoryTracer:
+    """Run one inference pass, following every tensor it creates (the inputs included).
+    ``layout`` (here and below) says how the model takes them (see :func:`call_model`)."""
     tensors = _named(inputs)
     tracer = MemoryTracer(_weight_keys(module))
     module.eval()
     with torch.inference_mode(), tracer:
         for tensor in tensors.values():
             tracer.track(tensor)
-        output = call_model(module, tensors)
+        output = call_model(module, tensors, layout)
         del output
     return tracer
 
 
-def saved_for_backward_bytes(module: nn.Module, inputs: Inputs) -> int:
+def saved_for_backward_bytes(module: nn.Module, inputs: Inputs, layout: ModelInputs | None = None) -> int:
     """Bytes autograd keeps for backward in one training forward, weights excluded."""
     weights = _weight_keys(module)
     saved: dict[int, int] = {}
@@ -119,15 +122,15 @@ def saved_for_backward_bytes(module: nn.Module, inputs: Inputs) -> int:
 
     module.train()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        output = call_model(module, _named(inputs))
+        output = call_model(module, _named(inputs), layout)
         del output
     return sum(saved.values())
 
 
-def flops(module: nn.Module, inputs: Inputs) -> int:
+def flops(module: nn.Module, inputs: Inputs, layout: ModelInputs | None = None) -> int:
     """FLOPs of one inference forward (a multiply-add counts 2)."""
     counter = FlopCounterMode(display=False)
     module.eval()
     with torch.inference_mode(), counter:
-        call_model(module, _named(inputs))
+        call_model(module, _named(inputs), layout)
     return int(counter.get_total_flops())
