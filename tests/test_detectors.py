@@ -12,13 +12,18 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 from autotune_plugins.torch.convert import to_onnx  # noqa: E402
-from autotune_plugins.torch.detection import detection_targets, synthetic_targets, takes_image_list  # noqa: E402
+from autotune_plugins.torch.detection import (  # noqa: E402
+    as_image_list,
+    detection_targets,
+    synthetic_targets,
+    takes_image_list,
+)
 from autotune_plugins.torch.io import call_model, synthetic_tensors, training_loss  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from torchvision.models import resnet18  # noqa: E402
 
 from autotune.model.source import model_stats_for, parse_model  # noqa: E402
-from autotune.model_inputs import DETECTIONS_NOT_COMPARED, DetectionTargets, ModelInputs  # noqa: E402
+from autotune.model_inputs import DETECTIONS_NOT_COMPARED, DetectionTargets, ModelInputs, from_shape  # noqa: E402
 from autotune.sdk.models import ConversionRequest  # noqa: E402
 from autotune.sdk.running import BackendUnavailable  # noqa: E402
 from tests import detector_models  # noqa: E402
@@ -70,9 +75,9 @@ def test_synthetic_targets_pass_torchvisions_checks():
 @pytest.mark.parametrize("name", ["fasterrcnn", "maskrcnn", "keypointrcnn"])
 def test_a_detector_trains_on_synthetic_targets_and_its_loss_is_the_sum_of_its_losses(name):
     model = getattr(detector_models, name)().train()
-    inputs = stats_of(name).inputs
+    inputs = as_image_list(model, from_shape((3, SIZE, SIZE)), guessed=False)
     assert inputs.image_list and inputs.targets == detection_targets(model)
-    output = call_model(model, synthetic_tensors(inputs, 2), inputs)
+    output = call_model(model, synthetic_tensors(inputs, 1), inputs)
     assert all(key.startswith("loss") for key in output)
     loss = training_loss(output, inputs)
     assert torch.isclose(loss, sum(output.values()))
@@ -96,13 +101,7 @@ def test_inspect_measures_a_detector_on_a_real_cpu_run():
     figures = stats.at(SIZE)
     assert figures.flops_per_sample == pytest.approx(counter.get_total_flops(), rel=0.05)
     assert figures.train_activation_bytes["fp32"] > figures.infer_activation_bytes["fp32"] > 0
-
-
-def test_a_detector_that_cannot_train_on_one_image_is_measured_at_two_and_four():
-    # SSDlite's BatchNorm on a 1 x 1 map needs two samples in training.
-    stats = stats_of("ssdlite", "3,320,320")
-    assert stats.at(320).train_activation_bytes["fp32"] > 0
-    assert stats.inputs.to_dict() == ModelInputs.from_dict(stats.inputs.to_dict()).to_dict()
+    assert ModelInputs.from_dict(stats.inputs.to_dict()) == stats.inputs
 
 
 def test_a_detector_without_an_input_shape_takes_the_size_it_resizes_to():
@@ -112,7 +111,7 @@ def test_a_detector_without_an_input_shape_takes_the_size_it_resizes_to():
 
 
 def test_the_onnx_export_of_a_detector_is_refused_in_one_line_before_building():
-    inputs = stats_of("fasterrcnn").inputs
+    inputs = as_image_list(detector_models.fasterrcnn(), from_shape((3, SIZE, SIZE)), guessed=False)
     started = time.monotonic()
     with pytest.raises(BackendUnavailable, match="list of detections per image") as error:
         to_onnx(parse_model("tests.detector_models:fasterrcnn", SHAPE, None),
@@ -123,7 +122,7 @@ def test_the_onnx_export_of_a_detector_is_refused_in_one_line_before_building():
 @pytest.mark.usefixtures("quick_timing")
 def test_a_detector_is_verified_on_torch_and_benchmarked_in_training(capsys):
     model = "tests.detector_models:fasterrcnn"
-    code, out, err = run(capsys, "verify", "--model", model, "--input-shape", SHAPE, "--budget-s", "30",
+    code, out, err = run(capsys, "verify", "--model", model, "--input-shape", SHAPE, "--budget-s", "15",
                          "--backend", "onnxruntime,torch", "--set", "batch_size=2", "--format", "json")
     assert code == 0, err
     reports = {report["backend"]: report for report in json.loads(out)["measurements"]}
@@ -136,8 +135,8 @@ def test_a_detector_is_verified_on_torch_and_benchmarked_in_training(capsys):
 
     started = time.monotonic()
     code, out, err = run(capsys, "bench", "--model", model, "--input-shape", SHAPE, "--task", "train",
-                         "--sweep", "batch=2", "--budget-s", "20", "--json")
+                         "--sweep", "batch=1", "--budget-s", "60", "--json")
     assert code == 0, err
     rows = json.loads(out)["rows"]
     assert any(row["status"] == "ok" and row["throughput_samples_s"] > 0 for row in rows), rows
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 90
