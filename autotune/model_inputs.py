@@ -19,7 +19,7 @@ module costs nothing.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from autotune.errors import UserError
@@ -138,6 +138,29 @@ class InputSpec:
                    high=data.get("high"))
 
 
+#: What the accuracy check says of a model that returns a list of detections per image.
+DETECTIONS_NOT_COMPARED = ("detections not compared: each image gets as many boxes as pass the score "
+                           "threshold, so two precisions' lists do not line up; check them on your data")
+
+
+@dataclass(frozen=True)
+class DetectionTargets:
+    """What a detector that takes a list of images trains on, per image (torchvision's
+    convention): ``boxes`` [N, 4] (x1 < x2, y1 < y2, in pixels inside the image), ``labels``
+    [N] int64 in [1, num_classes) (0 is the background), ``masks`` [N, H, W] uint8 where
+    ``masks`` (Mask R-CNN), ``keypoints`` [N, K, 3] where ``keypoints`` is K (Keypoint R-CNN)."""
+
+    num_classes: int
+    masks: bool = False
+    keypoints: int = 0
+    boxes_per_image: int = 3
+
+    def describe(self) -> str:
+        parts = [f"{self.boxes_per_image} boxes", f"labels < {self.num_classes}"]
+        parts += ["masks"] * self.masks + [f"{self.keypoints} keypoints"] * bool(self.keypoints)
+        return ", ".join(parts)
+
+
 @dataclass(frozen=True)
 class ModelInputs:
     """Every input a model takes, in the order its ``forward`` (or graph) lists them."""
@@ -145,6 +168,12 @@ class ModelInputs:
     inputs: tuple[InputSpec, ...]
     #: The batch the model is fixed to (an ONNX export with a constant batch), else None.
     fixed_batch: int | None = None
+    #: ``forward`` takes a list of images, one C, H, W tensor per sample, rather than one
+    #: batched tensor, and returns one result per image (torchvision's detectors); in
+    #: training it takes ``targets`` too, and returns its losses.
+    image_list: bool = False
+    #: What such a model trains on (None: it is not trained on targets).
+    targets: DetectionTargets | None = None
     #: What was guessed rather than read or given, one line each.
     guesses: tuple[str, ...] = field(default=(), compare=False)
 
@@ -193,6 +222,10 @@ class ModelInputs:
         text = "; ".join(spec.describe() for spec in self.inputs)
         if self.fixed_batch is not None:
             text += f" (batch fixed at {self.fixed_batch})"
+        if self.image_list:
+            text += " as a list of images"
+            if self.targets is not None:
+                text += f", trained on synthetic targets ({self.targets.describe()})"
         return text
 
     def with_guess(self, line: str) -> ModelInputs:
@@ -204,12 +237,19 @@ class ModelInputs:
             data["fixed_batch"] = self.fixed_batch
         if self.guesses:
             data["guesses"] = list(self.guesses)
+        if self.image_list:
+            data["image_list"] = True
+        if self.targets is not None:
+            data["targets"] = asdict(self.targets)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelInputs:
+        targets = data.get("targets")
         return cls(tuple(InputSpec.from_dict(entry) for entry in data["inputs"]),
-                   data.get("fixed_batch"), tuple(data.get("guesses", ())))
+                   fixed_batch=data.get("fixed_batch"), guesses=tuple(data.get("guesses", ())),
+                   image_list=bool(data.get("image_list", False)),
+                   targets=DetectionTargets(**targets) if targets is not None else None)
 
 
 def image_axes(shape: tuple[int, ...]) -> tuple[str, ...]:

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from autotune.model_inputs import DETECTIONS_NOT_COMPARED, ModelInputs
+
 
 @dataclass(frozen=True)
 class AccuracyReport:
@@ -61,3 +63,14 @@ def compare(reference: np.ndarray, candidate: np.ndarray, budget: float) -> Accu
               else f"{what} {loss:.1%} exceeds the {budget:.0%} budget (S002-6)")
     return AccuracyReport(float(difference.max()), float(difference.max() / scale), cosine, top1,
                           loss, budget, passed, reason, what)
+
+
+def compared(precision: str, inputs: ModelInputs) -> bool:
+    """Whether a run in ``precision`` is compared with the FP32 reference: FP32 is the
+    reference, and a detector's lists of boxes do not line up across precisions."""
+    return precision != "fp32" and not inputs.image_list
+
+
+def unchecked(precision: str, inputs: ModelInputs) -> str:
+    """What a run that is not compared says ("" for FP32, the reference itself)."""
+    return DETECTIONS_NOT_COMPARED if precision != "fp32" and inputs.image_list else ""

@@ -25,7 +25,7 @@ from autotune.backend_api import (
     Runner,
     Session,
 )
-from autotune.measure.accuracy import compare
+from autotune.measure.accuracy import compare, compared, unchecked
 from autotune.measure.accuracy_batch import load_inputs
 from autotune.measure.batch_search import Trial
 from autotune.measure.costs import CostBook, cut_short_words, protocol_words
@@ -271,7 +271,7 @@ class Measurer:
         measurement that says what it needed — decided before opening from earlier
         measurements' figures, else after its first step.
         """
-        check_accuracy = check_accuracy and config.precision != "fp32"
+        check_accuracy = check_accuracy and compared(config.precision, self.stats.inputs)
         skipped = self._skipped_by_estimate(config, check_accuracy, deadline)
         if skipped is not None:
             return skipped
@@ -380,7 +380,7 @@ class Measurer:
             allowed = protocol()["accuracy_budget"] if self.accuracy_budget is None else self.accuracy_budget
             accuracy = compare(reference, opened.outputs, allowed)
         outcome = Outcome.REJECTED if accuracy is not None and not accuracy.passed else Outcome.OK
-        reason = accuracy.reason if accuracy is not None else ""
+        reason = accuracy.reason if accuracy is not None else unchecked(ran.precision, self.stats.inputs)
         if opened.steps:
             stepped_down = f"fit after {len(opened.steps)} step(s) down: {ran.label()}"
             reason = (reason + "; " if reason else "") + stepped_down

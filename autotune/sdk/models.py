@@ -8,9 +8,11 @@ from autotune.model.source import ModelSource
 from autotune.model.stats import ModelStats, ResolutionStats, family_from_flops, reference_models
 from autotune.model.training_loop import loop_for_package
 from autotune.model_inputs import (
+    DETECTIONS_NOT_COMPARED,
     DTYPES,
     FLOAT_DTYPES,
     TIER_RESOLUTIONS,
+    DetectionTargets,
     InputSpec,
     ModelInputs,
     batch_chunks,
@@ -23,6 +25,6 @@ from autotune.model_inputs import (
 
 __all__ = ["load_inputs", "COMPARED_OUTPUT_KEY", "ConversionRequest", "convert_model", "ModelSource",
            "ModelStats", "ResolutionStats", "family_from_flops", "reference_models", "loop_for_package",
-           "InputSpec", "ModelInputs", "batch_chunks",
+           "DETECTIONS_NOT_COMPARED", "DetectionTargets", "InputSpec", "ModelInputs", "batch_chunks",
            "default_values", "from_shape", "padded_batch", "synthetic_batch", "tier_resolutions", "DTYPES",
            "FLOAT_DTYPES", "TIER_RESOLUTIONS"]

@@ -39,6 +39,7 @@ from autotune.sdk.models import (
     ModelSource,
     reference_models,
 )
+from autotune.sdk.running import BackendUnavailable
 
 #: Part of the cache key: bump it when this module changes what it writes.
 FORMAT = 2
@@ -178,6 +179,15 @@ def _sample_outputs(module: nn.Module, source: ModelSource, inputs: ModelInputs,
     return names, names[next(i for i, tensor in enumerate(tensors) if tensor is compared)]
 
 
+def _refuse_image_list(source: ModelSource, inputs: ModelInputs | None) -> None:
+    """A detector that takes a list of images is not exported: its box selection gives every
+    image an output of its own size, which an ONNX graph with one batched output cannot hold."""
+    if inputs is not None and inputs.image_list:
+        raise BackendUnavailable(
+            f"{source.spec} takes a list of images and returns a list of detections per image: not "
+            "exported to ONNX (each image gets its own number of boxes); the torch backend runs it")
+
+
 def to_onnx(source: ModelSource, request: ConversionRequest) -> Path:
     """The model as an ``.onnx`` file taking every input of ``request.inputs`` under its own
     name and dtype (the batch axis of each named ``batch`` when ``request.dynamic_batch``),
@@ -189,10 +199,12 @@ def to_onnx(source: ModelSource, request: ConversionRequest) -> Path:
         it returns no tensor, or the exporter failed (the message names the model and the
         exporter's error).
     """
+    _refuse_image_list(source, request.inputs)  # before building: a refusal comes fast
     _check_exporter()
     import onnx  # noqa: PLC0415 - after the check, so a missing onnx is a UserError
 
     module, inputs = build_model(source, request)
+    _refuse_image_list(source, inputs)
     request = replace(request, input_shape=inputs.primary.shape, inputs=inputs)
     # Token ids below the vocabulary, masks of ones: values the model accepts (an embedding
     # lookup out of range fails the export).

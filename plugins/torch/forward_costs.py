@@ -20,6 +20,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
+from autotune.sdk.models import ModelInputs
+
 #: One tensor (one input), or tensors by input name.
 Inputs = torch.Tensor | Mapping[str, torch.Tensor]
 
@@ -94,20 +96,21 @@ def _named(inputs: Inputs) -> dict[str, torch.Tensor]:
     return {"input": inputs} if isinstance(inputs, torch.Tensor) else dict(inputs)
 
 
-def inference_memory(module: nn.Module, inputs: Inputs) -> MemoryTracer:
-    """Run one inference pass, following every tensor it creates (the inputs included)."""
+def inference_memory(module: nn.Module, inputs: Inputs, layout: ModelInputs | None = None) -> MemoryTracer:
+    """Run one inference pass, following every tensor it creates (the inputs included).
+    ``layout`` (here and below) says how the model takes them (see :func:`call_model`)."""
     tensors = _named(inputs)
     tracer = MemoryTracer(_weight_keys(module))
     module.eval()
     with torch.inference_mode(), tracer:
         for tensor in tensors.values():
             tracer.track(tensor)
-        output = call_model(module, tensors)
+        output = call_model(module, tensors, layout)
         del output
     return tracer
 
 
-def saved_for_backward_bytes(module: nn.Module, inputs: Inputs) -> int:
+def saved_for_backward_bytes(module: nn.Module, inputs: Inputs, layout: ModelInputs | None = None) -> int:
     """Bytes autograd keeps for backward in one training forward, weights excluded."""
     weights = _weight_keys(module)
     saved: dict[int, int] = {}
@@ -120,7 +123,7 @@ def saved_for_backward_bytes(module: nn.Module, inputs: Inputs) -> int:
 
     module.train()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        output = call_model(module, _named(inputs))
+        output = call_model(module, _named(inputs), layout)
         del output
     return sum(saved.values())
 
@@ -147,7 +150,7 @@ def attention_layers(module: nn.Module) -> list[str]:
     return names
 
 
-def flop_count(module: nn.Module, inputs: Inputs) -> FlopCount:
+def flop_count(module: nn.Module, inputs: Inputs, layout: ModelInputs | None = None) -> FlopCount:
     """FLOPs of one inference forward (a multiply-add counts 2), with the convolutions' part
     (every ``aten.convolution``) and the attention layers' (what runs inside them, their
     projections included). ``MultiheadAttention``'s fused inference path, which
@@ -158,7 +161,7 @@ def flop_count(module: nn.Module, inputs: Inputs) -> FlopCount:
     torch.backends.mha.set_fastpath_enabled(False)
     try:
         with torch.inference_mode(), counter:
-            call_model(module, _named(inputs))
+            call_model(module, _named(inputs), layout)
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
     by_layer = counter.get_flop_counts()  # "Global", then "<root class>.<qualified name>"
@@ -171,6 +174,6 @@ def flop_count(module: nn.Module, inputs: Inputs) -> FlopCount:
                      bool(layers), has_convolution)
 
 
-def flops(module: nn.Module, inputs: Inputs) -> int:
+def flops(module: nn.Module, inputs: Inputs, layout: ModelInputs | None = None) -> int:
     """FLOPs of one inference forward (a multiply-add counts 2)."""
-    return flop_count(module, inputs).total
+    return flop_count(module, inputs, layout).total

@@ -12,6 +12,7 @@ meta: only layer attributes are read.
 
 from __future__ import annotations
 
+from autotune_plugins.torch.detection import as_image_list
 from autotune_plugins.torch.io import forward_parameters
 from autotune_plugins.torch.named_inputs import config_value, named_inputs
 from torch import nn
@@ -124,12 +125,15 @@ def guess_inputs(module: nn.Module) -> ModelInputs | None:
 
 def model_inputs_for(source: ModelSource, module: nn.Module) -> ModelInputs:
     """What ``source`` takes: what the user said, the reference models' 3 x 224 x 224
-    image, or a guess from ``module`` (built on meta is fine)."""
+    image, or a guess from ``module`` (built on meta is fine); marked as a list of images
+    for a detector that takes one (:func:`~autotune_plugins.torch.detection.as_image_list`)."""
     if source.inputs is not None:
-        return source.inputs
+        return as_image_list(module, source.inputs, guessed=False)
     if source.kind == "reference":
         return from_shape(REFERENCE_INPUT_SHAPE)
     guessed, why_not = _guess(module)
+    if guessed is not None:
+        guessed = as_image_list(module, guessed, guessed=True)
     if guessed is None:
         raise UserError(f"cannot guess the inputs of {source.spec} ({why_not}); {_hint(module)}")
     return guessed

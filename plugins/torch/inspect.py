@@ -55,6 +55,7 @@ from torch import nn
 
 from autotune.sdk import UserError, one_line
 from autotune.sdk.models import (
+    DETECTIONS_NOT_COMPARED,
     ModelInputs,
     ModelSource,
     ModelStats,
@@ -96,7 +97,21 @@ def _reason(error: BaseException) -> str:
 def _forward(method: MeasuringMethod, module: nn.Module, inputs: ModelInputs) -> Any:
     module.eval()
     with torch.inference_mode():
-        return call_model(module, method.tensors(inputs, 1, "fp32"))
+        return call_model(module, method.tensors(inputs, 1, "fp32"), inputs)
+
+
+def _saved_per_sample(method: MeasuringMethod, module: nn.Module, inputs: ModelInputs, precision: str) -> int:
+    """Bytes saved for backward per sample: batch 2 minus batch 1; for a model that cannot
+    train on one sample (BatchNorm on a 1 x 1 map: SSDlite), batch 4 minus batch 2, halved."""
+    def saved(batch: int) -> int:
+        return saved_for_backward_bytes(module, method.tensors(inputs, batch, precision), inputs)
+
+    try:
+        return saved(2) - saved(1)
+    except ValueError as error:
+        if "more than 1 value per channel" not in str(error):
+            raise
+        return (saved(4) - saved(2)) // 2
 
 
 def _measure(method: MeasuringMethod, inputs: ModelInputs,
@@ -107,13 +122,12 @@ def _measure(method: MeasuringMethod, inputs: ModelInputs,
     operators = 0
     for precision in method.precisions:
         with method.prepared(precision) as module:
-            one = inference_memory(module, method.tensors(inputs, 1, precision))
-            two = inference_memory(module, method.tensors(inputs, 2, precision))
+            one = inference_memory(module, method.tensors(inputs, 1, precision), inputs)
+            two = inference_memory(module, method.tensors(inputs, 2, precision), inputs)
             infer[precision] = two.peak_bytes - one.peak_bytes
             traffic[precision] = two.traffic_bytes - one.traffic_bytes
             operators = operators or one.operators
-            train[precision] = (saved_for_backward_bytes(module, method.tensors(inputs, 2, precision))
-                                - saved_for_backward_bytes(module, method.tensors(inputs, 1, precision)))
+            train[precision] = _saved_per_sample(method, module, inputs, precision)
     measured = method.precisions[0]
     for precision in DTYPES:
         if precision not in method.precisions:  # by element size: FP16 is half of FP32
@@ -121,7 +135,7 @@ def _measure(method: MeasuringMethod, inputs: ModelInputs,
             for figures in (infer, train, traffic):
                 figures[precision] = int(figures[measured] * ratio)
     with method.prepared("fp32") as module:
-        count = flop_count(module, method.tensors(inputs, 1, "fp32"))
+        count = flop_count(module, method.tensors(inputs, 1, "fp32"), inputs)
     stats = ResolutionStats(resolution=resolution, flops_per_sample=count.total,
                             infer_activation_bytes=infer, train_activation_bytes=train,
                             traffic_bytes=traffic)
@@ -147,7 +161,8 @@ def _run(method: MeasuringMethod, inputs: ModelInputs, candidates: Sequence[int 
         try:
             with method.prepared("fp32") as module:
                 output = _forward(method, module, inputs.at(resolution))
-                described = described or select_output(output)[1]
+                described = described or (DETECTIONS_NOT_COMPARED if inputs.image_list
+                                           else select_output(output)[1])
                 del output
             accepted.append(resolution)
             if method.measures_all or not measured:
@@ -164,6 +179,10 @@ def _run(method: MeasuringMethod, inputs: ModelInputs, candidates: Sequence[int 
                 else f"sequence length {inputs.sequence_length}" if inputs.kind == "text"
                 else f"input {inputs.describe()}")
         label = f"{METHOD_REAL} at batch 1-2, {size}, FP16 figures halved"
+        if inputs.image_list:
+            label = (f"{METHOD_REAL} at batch 1-2, {inputs.resolution} px (the model resizes every image "
+                     "itself; meta and fake tensors cannot run its value-dependent box selection), "
+                     "FP16 figures halved")
     _, operators, count = measured.get(native, next(iter(measured.values())))
     stats = [measured[size][0] for size in sorted(measured, key=lambda size: size or 0)]
     return _Measured(label, sorted(accepted, key=lambda size: size or 0), stats, operators, described, count)
@@ -203,6 +222,8 @@ def inspect_module(module: nn.Module, name: str, source_text: str,
     if build_real is not None:
         makers[METHOD_REAL] = lambda: RealCpuMethod(build_real)
     candidates = _candidates(inputs, resolutions)
+    if inputs.image_list:  # its box selection depends on values, and it resizes every image itself
+        methods, candidates = tuple(label for label in methods if label == METHOD_REAL), [inputs.resolution]
     failures = []
     for label in (label for label in methods if label in makers):
         try:

@@ -6,6 +6,10 @@ passed by keyword when every name is a parameter of ``forward`` (Hugging Face mo
 a tuple or list, a dict, or a Hugging Face ``ModelOutput`` (a dict subclass, which
 torch's pytree does not flatten): the accuracy check compares ``logits`` where there is
 one, else the first tensor; the training loss sums every differentiable output.
+
+A model that takes a list of images (:mod:`autotune_plugins.torch.detection`, marked
+``image_list`` in its inputs) gets the batch as a list, one image each, and in training
+synthetic targets beside it; its training loss is the sum of the losses it returns.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from autotune_plugins.torch.detection import synthetic_targets
 from torch import nn
 
 from autotune.sdk.models import ModelInputs, synthetic_batch
@@ -33,9 +38,17 @@ def forward_parameters(module: nn.Module) -> list[inspect.Parameter]:
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
-def call_model(module: nn.Module, tensors: Mapping[str, torch.Tensor]) -> Any:
+def call_model(module: nn.Module, tensors: Mapping[str, torch.Tensor],
+               inputs: ModelInputs | None = None) -> Any:
     """``module`` called on ``tensors``: by keyword when every name is one of ``forward``'s
-    keyword parameters, else positionally in the inputs' order."""
+    keyword parameters, else positionally in the inputs' order. Where ``inputs`` say the
+    model takes a list of images, the batch goes as that list, with synthetic targets
+    when the module is training."""
+    if inputs is not None and inputs.image_list:
+        images = list(tensors[inputs.primary.name].unbind(0))
+        if module.training and inputs.targets is not None:
+            return module(images, synthetic_targets(inputs.targets, images))
+        return module(images)
     keywords = {p.name for p in forward_parameters(module) if p.kind != p.POSITIONAL_ONLY}
     if len(tensors) > 1 and set(tensors) <= keywords:
         return module(**tensors)
@@ -106,9 +119,15 @@ def select_output(output: Any) -> tuple[torch.Tensor, str]:
     return tensor, f"{name}, the first tensor of {container} ({len(named)} tensors)"
 
 
-def training_loss(output: Any) -> torch.Tensor:
+def training_loss(output: Any, inputs: ModelInputs | None = None) -> torch.Tensor:
     """A synthetic loss: the sum over every differentiable output of its mean square (an
-    MSE against zeros), so backward reaches every head of the model."""
+    MSE against zeros), so backward reaches every head of the model. A model trained on
+    targets (``inputs.targets``) returns its own losses: their sum."""
+    if inputs is not None and inputs.targets is not None and isinstance(output, Mapping):
+        losses = [tensor.float().sum() for _, tensor in named_tensors(output)]
+        if not losses:
+            raise ValueError(f"the model returned {type(output).__name__} with no loss in it")
+        return torch.stack(losses).sum()
     parts = [tensor.float().square().mean() for _, tensor in named_tensors(output)
              if tensor.requires_grad and tensor.is_floating_point()]
     if not parts:

@@ -123,7 +123,7 @@ class TorchPrepared:
 
 class TorchSession:
     def __init__(self, prepared: TorchPrepared, config: RunConfig, memory_budget_bytes: float | None):
-        self.config, self.device = config, prepared.device
+        self.config, self.device, self.inputs = config, prepared.device, prepared.inputs
         # The process-wide settings a session changes, read before it changes any: close(), or
         # an __init__ that fails (out of memory in .to(device)), puts them back.
         self._saved_tf32 = read_state()
@@ -185,11 +185,11 @@ class TorchSession:
     def step(self) -> None:
         if self.config.task == "infer":
             with torch.inference_mode():
-                call_model(self.module, self.batch)
+                call_model(self.module, self.batch, self.inputs)
             return
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            loss = training_loss(call_model(self.module, self.batch))
+            loss = training_loss(call_model(self.module, self.batch, self.inputs), self.inputs)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -207,7 +207,7 @@ class TorchSession:
                 for start in range(0, count, size):
                     chunk = to_tensors({name: array[start:start + size] for name, array in inputs.items()},
                                        self.device, self.cast_dtype, self.memory_format)
-                    output, _ = select_output(call_model(self.module, chunk))
+                    output, _ = select_output(call_model(self.module, chunk, self.inputs))
                     results.append(output.float().cpu().numpy())
         finally:
             self.module.train(training)
