@@ -101,6 +101,19 @@ def test_a_configuration_whose_minimum_cannot_fit_is_over_budget_not_overrun():
     assert runner.sessions[0].steps <= 2
 
 
+def test_a_larger_batch_is_skipped_on_an_over_budget_batch_s_step_without_opening():
+    """An over-budget measurement books its step's cost: the next, larger batch (a detector's
+    training step of minutes) is skipped on it, not opened for one more cold step."""
+    runner, measurer = sleeping_measurer(per_sample_s=0.01)
+    over = measurer.measure(RunConfig("infer", "fp32", 4, None), budget_s=1.0,
+                            deadline=time.monotonic() + 0.2)
+    assert over.outcome is Outcome.OVER_BUDGET and len(runner.sessions) == 1
+    started = time.monotonic()
+    larger = measurer.measure(RunConfig("infer", "fp32", 32, None), budget_s=1.0, deadline=started + 0.2)
+    assert larger.outcome is Outcome.OVER_BUDGET and len(runner.sessions) == 1
+    assert time.monotonic() - started < 0.05 and "as measured before" in larger.reason
+
+
 def test_an_estimate_from_an_earlier_measurement_skips_without_opening():
     runner, measurer = sleeping_measurer(per_sample_s=0.005)
     measured = measurer.measure(RunConfig("infer", "fp32", 1, None), budget_s=0.1,

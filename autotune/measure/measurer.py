@@ -30,7 +30,7 @@ from autotune.measure.accuracy_batch import load_inputs
 from autotune.measure.batch_search import Trial
 from autotune.measure.costs import CostBook, cut_short_words, protocol_words
 from autotune.measure.measurement import GIB, Measurement, Outcome
-from autotune.measure.protocol import Timing, minimum_iterations, protocol, time_session
+from autotune.measure.protocol import Timing, minimum_iterations, probe, protocol, time_session
 from autotune.measure.step_down import NothingFits, Opened, RunFailed, first_line, open_first_fitting
 from autotune.model.stats import ModelStats
 
@@ -242,24 +242,6 @@ class Measurer:
                             f"needs about {needed_s:.1f} s ({what}); {max(left_s, 0.0):.1f} s left",
                             steps=tuple(steps), needed_s=needed_s)
 
-    def _probe(self, session: Session, config: RunConfig, step_s: float, after_s: float,
-               deadline: float) -> tuple[float, float]:
-        """(the latest step's wall time, the seconds left): more steps while the latest says
-        the protocol's minimum does not fit, one more step still does, and steps still get
-        faster. First steps are cold (allocation, caches, compilation, autotuning) and can
-        be many times the steady figure; a step no faster than the one before ends it."""
-        left_s = deadline - time.monotonic()
-        previous_s = float("inf")
-        for _ in range(protocol()["warmup_min_iterations"]):
-            if minimum_iterations() * step_s + after_s <= left_s or step_s >= left_s \
-                    or step_s > 0.9 * previous_s:
-                break
-            stepped = time.monotonic()
-            self.first_step(session, config)
-            previous_s, step_s = step_s, time.monotonic() - stepped
-            left_s = deadline - time.monotonic()
-        return step_s, left_s
-
     def measure(self, config: RunConfig, budget_s: float | None = None, check_accuracy: bool = True,
                 on_iteration: Callable[[], None] | None = None, deadline: float | None = None) -> Measurement:
         """Measure ``config`` through the OOM ladder: time it for ``budget_s`` (the protocol's
@@ -340,15 +322,18 @@ class Measurer:
     def _timing_window_s(self, opened: Opened, overhead_s: float, check_accuracy: bool,
                          deadline: float) -> float | Measurement:
         """The seconds the timing may take so that it, and the FP32 reference after it, end by
-        ``deadline``; OVER_BUDGET where the protocol's minimum cannot (see :meth:`_probe`)."""
+        ``deadline``; OVER_BUDGET where the protocol's minimum cannot (see :func:`probe`)."""
         ran = opened.config
         # The FP32 reference comes after the timing, once the session is closed (two
         # sessions at once may not fit where one does).
         after_s = self._reference_estimate_s(ran, overhead_s) if self._needs_reference(ran, check_accuracy) \
             else 0.0
-        step_s, left_s = self._probe(opened.session, ran, opened.first_step_s, after_s, deadline)
+        step_s, left_s = probe(lambda: self.first_step(opened.session, ran), opened.first_step_s, after_s,
+                               deadline)
         needed_s = minimum_iterations() * step_s + after_s
         if needed_s > left_s:
+            # Booked, so that a larger batch is skipped on this figure instead of a cold step.
+            self._costs.record(ran, overhead_s, step_s / ran.batch_size)
             what = protocol_words(step_s) + (" and the FP32 reference" if after_s else "")
             return self._over_budget(ran, needed_s, what, left_s, opened.steps)
         return left_s - after_s

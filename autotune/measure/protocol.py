@@ -207,3 +207,20 @@ def time_session(session: Session, batch_size: int, budget_s: float | None = Non
             return Timing(tuple(timed), len(warmup), batch_size, cut_short=len(timed) < minimum)
         timed.append(steps.one())
     return Timing(iterations_ms=tuple(timed), warmup_iterations=len(warmup), batch_size=batch_size)
+
+
+def probe(step: Callable[[], object], step_s: float, after_s: float, deadline: float) -> tuple[float, float]:
+    """(the latest step's wall time, the seconds left): more ``step()``s while the latest says
+    the protocol's minimum does not fit, one more step still does, and steps still get
+    faster. First steps are cold (allocation, caches, compilation, autotuning) and can
+    be many times the steady figure; a step no faster than the one before ends it."""
+    left_s = deadline - time.monotonic()
+    previous_s = float("inf")
+    for _ in range(protocol()["warmup_min_iterations"]):
+        if minimum_iterations() * step_s + after_s <= left_s or step_s >= left_s or step_s > 0.9 * previous_s:
+            break
+        stepped = time.monotonic()
+        step()
+        previous_s, step_s = step_s, time.monotonic() - stepped
+        left_s = deadline - time.monotonic()
+    return step_s, left_s
