@@ -241,6 +241,9 @@ class Machine:
     cuda_driver_version: str | None = None
     simulated: bool = False
     note: str | None = None
+    #: The host is the machine autotune runs on (probed), not one an inventory describes. With
+    #: ``--gpu`` the GPU is simulated on this host, whose CPU the real GPU's host may not have.
+    host_probed: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

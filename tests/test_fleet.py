@@ -172,3 +172,21 @@ def test_collect_without_ray_says_how_to_install_it(tmp_path, capsys, monkeypatc
     monkeypatch.setitem(__import__("sys").modules, "ray", None)  # as if Ray were not installed
     message = one_line_error(capsys, "fleet", "collect", "--ray", "--store", str(tmp_path))
     assert "needs Ray: pip install 'autotune[fleet]'" in message
+
+
+def test_a_simulated_gpu_s_host_figures_say_they_are_this_machine_s_and_a_planned_host_s_are_its_own(
+        tmp_path, capsys):
+    """``--gpu A100`` simulates the board on this machine's CPU: num_workers and cpu_threads
+    say the cores counted are this machine's; a planned host's come from its inventory."""
+    simulated = {d.name: d for d in api.recommend(gpu="A100").decisions}
+    assert simulated["num_workers"].rule == "workers-gpu-simulated"
+    assert simulated["cpu_threads"].rule == "threads-gpu-simulated"
+    assert "simulated GPU's host is unknown" in simulated["num_workers"].reason
+    (tmp_path / "hosts.yaml").write_text("hosts:\n  - host: a\n    gpus: [{model: A100 80GB, count: 8}]\n"
+                                         "    cpu_cores: 64\n")
+    code, _, err = run(capsys, "fleet", "plan", "--inventory", str(tmp_path / "hosts.yaml"), "--out",
+                       str(tmp_path / "plan"))
+    assert code == 0, err
+    planned_profile = read_profile(tmp_path / "plan" / "a.infer.yaml")
+    planned = {d.name: d for d in planned_profile.recommendations[0].decisions}
+    assert planned["num_workers"].rule == "workers-gpu" and planned["num_workers"].value == 7

@@ -191,7 +191,7 @@ def planned_machine(planned: PlannedHost) -> Machine:
                 gpu = replace(gpu, mig_enabled=True, mig_slices=slices)
             gpus.append(gpu)
     return Machine(host=host, gpus=tuple(gpus), driver_version=planned.driver, simulated=True,
-                   note="planned from an inventory: not probed")
+                   host_probed=False, note="planned from an inventory: not probed")
 
 
 def plan(hosts: Iterable[PlannedHost], task: str = "infer",

@@ -37,6 +37,8 @@ FACTS: dict[str, str] = {
     "gpu.mig": "true when MIG slices the GPU",
     "gpu.form_factor": "desktop, laptop, datacenter, embedded or unknown",
     "host.cpu_cores": "CPU cores this process may use (affinity and container quota)",
+    "host.simulated_gpu": "true when the GPU is simulated (--gpu) on this machine's CPU: the host "
+                          "figures are this machine's, not those of the GPU's own host",
     "host.physical_cores": "physical CPU cores",
     "host.ram_gb": "system memory in GiB",
     "model.known": "true when --model names a model whose stats are known",
@@ -99,6 +101,7 @@ def machine_facts(machine: Machine, task: str, objective: str, tier: str,
         "objective": objective,
         "tier": tier,
         "host.cpu_cores": machine.host.available_cores,
+        "host.simulated_gpu": machine.simulated and machine.host_probed,
         "host.physical_cores": machine.host.physical_cores,
         "host.ram_gb": round(machine.host.ram_bytes / 2**30, 1),
     }
