@@ -1,0 +1,62 @@
+"""A markdown table of campaign.py's JSON lines: exit code, wall time and the key figure."""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+rows = [json.loads(line) for line in open(sys.argv[1])]
+
+
+def key(r):
+    out, err = r["stdout_tail"], r["stderr_tail"]
+    if r["exit"] != 0:
+        last = [line for line in (err or out).strip().splitlines() if line.strip()]
+        return "error: " + (last[-1].strip()[:160] if last else "?")
+    if r["kind"] == "inspect":
+        p = re.search(r"parameters ([\d,]+)", out)
+        f = re.search(r"FLOPs per sample[^:]*: ([\d.]+) G", out)
+        fam = re.search(r"\n  family (\w+): (\d+)% of FLOPs in convolutions, (\d+)% in attention", out)
+        kind = re.search(r"\((\w+), ([\w+]+) input\)", out)
+        return (
+            f"{p.group(1) if p else '?'} params, {f.group(1) if f else '?'} GFLOPs"
+            + (f", {fam.group(1)} ({fam.group(2)}% conv, {fam.group(3)}% attn)" if fam else "")
+            + (f", {kind.group(2)} input" if kind else "")
+        )
+    if r["kind"].startswith("recommend"):
+        pf = re.search(r"predicted_for:\n    batch: (\d+)\n    runtime: (\w+)\n    precision: (\w+)", out)
+        ps = re.search(r"\n  predicted_samples_s: ([\d.]+)", out)
+        lb = re.search(r"largest_batch_that_fits: (\d+)", out)
+        bb = re.search(r"batch_bound: (\w+)", out)
+        s = f"largest batch {lb.group(1) if lb else '?'} ({bb.group(1) if bb else '?'})"
+        if pf:
+            s += (
+                f"; {pf.group(3)} batch {pf.group(1)}, predicted {float(ps.group(1)):,.0f}/s on {pf.group(2)}"
+            )
+        return s
+    if r["kind"].startswith("verify") or r["kind"] == "bench":
+        best = None
+        for line in err.splitlines():
+            m = re.match(
+                r"\s+(\w+)\s+(CPU[^\s]*(?: EP)? \(\d+ threads?\))\s+(.+?)\s{2,}"
+                r"([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s",
+                line,
+            )
+            if m and (" ok" in line or "knee;" in line):
+                sps = float(m.group(7))
+                if best is None or sps > best[0]:
+                    best = (sps, m.group(1), m.group(3).strip())
+        busy = "busy CPU said" if "the CPU is busy" in err else ""
+        return (f"best ok row: {best[1]} {best[2]} {best[0]:.1f}/s" if best else "no ok row in the tail") + (
+            f"; {busy}" if busy else ""
+        )
+    return ""
+
+
+print("| model | command | exit | wall s | key figure |\n|---|---|---|---|---|")
+for r in rows:
+    cmd = " ".join(r["argv"]).replace(str(Path(__file__).resolve().parent) + "/", "")
+    print(
+        f"| {r['model']} | `{cmd}`{' (1 busy process beside)' if r['loaded'] else ''} | {r['exit']} "
+        f"| {r['wall_s']} | {key(r)} |"
+    )
