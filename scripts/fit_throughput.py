@@ -138,26 +138,31 @@ class Design:
         return fitted
 
 
-def _predicted_seconds(theta: np.ndarray, data: list[Observation], design: Design,
+#: The workload's figures batch_seconds takes, in its order.
+_FIGURES = ("batch", "flops", "bytes_moved", "launches", "weight_bytes", "peak_flops", "bandwidth")
+
+
+def _columns(data: list[Observation]) -> list[np.ndarray]:
+    """Each of :data:`_FIGURES` over the rows, made once per fit, not per evaluation."""
+    return [np.array([getattr(o.load, name) for o in data], dtype=float) for name in _FIGURES]
+
+
+def _predicted_seconds(theta: np.ndarray, columns: list[np.ndarray],
                        matrices: dict[str, np.ndarray]) -> np.ndarray:
     terms = {term: np.exp(matrix @ theta) for term, matrix in matrices.items()}
-    names = ("batch", "flops", "bytes_moved", "launches", "weight_bytes", "peak_flops", "bandwidth")
-    column = {name: np.array([getattr(o.load, name) for o in data], dtype=float) for name in names}
-    return batch_seconds(column["batch"], column["flops"], column["bytes_moved"], column["launches"],
-                         column["weight_bytes"], column["peak_flops"], column["bandwidth"],
-                         terms["compute_efficiency"], terms["memory_efficiency"], terms["launch_s"])
+    return batch_seconds(*columns, terms["compute_efficiency"], terms["memory_efficiency"], terms["launch_s"])
 
 
 def fit(data: list[Observation]) -> tuple[Design, np.ndarray]:
     design = Design(data)
-    matrices = design.matrices(data)
+    matrices, columns = design.matrices(data), _columns(data)
     measured = np.log([o.seconds for o in data])
     per_source = Counter(o.source for o in data)
     weights = np.array([1 / math.sqrt(per_source[o.source]) for o in data])
     offsets = np.array([factor is not None for _, factor, _ in design.slots], dtype=float)
 
     def residuals(theta: np.ndarray) -> np.ndarray:
-        predicted = np.log(_predicted_seconds(theta, data, design, matrices))
+        predicted = np.log(_predicted_seconds(theta, columns, matrices))
         return np.concatenate([weights * (predicted - measured), math.sqrt(RIDGE) * offsets * theta])
 
     result = least_squares(residuals, design.start(), loss="soft_l1", f_scale=0.2, max_nfev=4000)
@@ -165,7 +170,7 @@ def fit(data: list[Observation]) -> tuple[Design, np.ndarray]:
 
 
 def predict_with(design: Design, theta: np.ndarray, data: list[Observation]) -> np.ndarray:
-    return _predicted_seconds(theta, data, design, design.matrices(data))
+    return _predicted_seconds(theta, _columns(data), design.matrices(data))
 
 
 def covered(data: list[Observation], sources: int = 2) -> dict[str, list[str]]:

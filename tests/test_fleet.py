@@ -55,13 +55,19 @@ def test_an_inventory_becomes_one_planned_profile_per_host(tmp_path, capsys, mon
     assert names == {"RTX 4090", "RTX 3060 12GB"}
 
 
-def test_a_plan_for_a_model_sizes_each_host_s_batch_and_predicts_its_speed(tmp_path, capsys):
-    (tmp_path / "hosts.yaml").write_text("hosts:\n  - host: big\n    gpus: [{model: H100 SXM, count: 1}]\n"
-                                         "  - host: small\n    gpus: [{model: T4, count: 1}]\n")
+def planned(tmp_path, capsys, inventory: str, *options: str):
+    """``fleet plan`` of a YAML inventory into tmp_path/plan (exit 0): the folder."""
+    (tmp_path / "hosts.yaml").write_text(inventory)
     code, _, err = run(capsys, "fleet", "plan", "--inventory", str(tmp_path / "hosts.yaml"), "--out",
-                       str(tmp_path / "plan"), "--model", "resnet50")
+                       str(tmp_path / "plan"), *options)
     assert code == 0, err
-    big, small = (read_profile(tmp_path / "plan" / f"{host}.infer.yaml").recommendations[0]
+    return tmp_path / "plan"
+
+
+def test_a_plan_for_a_model_sizes_each_host_s_batch_and_predicts_its_speed(tmp_path, capsys):
+    plan = planned(tmp_path, capsys, "hosts:\n  - host: big\n    gpus: [{model: H100 SXM, count: 1}]\n"
+                   "  - host: small\n    gpus: [{model: T4, count: 1}]\n", "--model", "resnet50")
+    big, small = (read_profile(plan / f"{host}.infer.yaml").recommendations[0]
                   for host in ("big", "small"))
     assert big.settings["batch_size"] > small.settings["batch_size"]
     assert big.model["predicted_samples_s"] > small.model["predicted_samples_s"] > 0
@@ -182,11 +188,7 @@ def test_a_simulated_gpu_s_host_figures_say_they_are_this_machine_s_and_a_planne
     assert simulated["num_workers"].rule == "workers-gpu-simulated"
     assert simulated["cpu_threads"].rule == "threads-gpu-simulated"
     assert "simulated GPU's host is unknown" in simulated["num_workers"].reason
-    (tmp_path / "hosts.yaml").write_text("hosts:\n  - host: a\n    gpus: [{model: A100 80GB, count: 8}]\n"
-                                         "    cpu_cores: 64\n")
-    code, _, err = run(capsys, "fleet", "plan", "--inventory", str(tmp_path / "hosts.yaml"), "--out",
-                       str(tmp_path / "plan"))
-    assert code == 0, err
-    planned_profile = read_profile(tmp_path / "plan" / "a.infer.yaml")
-    planned = {d.name: d for d in planned_profile.recommendations[0].decisions}
-    assert planned["num_workers"].rule == "workers-gpu" and planned["num_workers"].value == 7
+    plan = planned(tmp_path, capsys, "hosts:\n  - host: a\n    gpus: [{model: A100 80GB, count: 8}]\n"
+                   "    cpu_cores: 64\n")
+    decisions = {d.name: d for d in read_profile(plan / "a.infer.yaml").recommendations[0].decisions}
+    assert decisions["num_workers"].rule == "workers-gpu" and decisions["num_workers"].value == 7

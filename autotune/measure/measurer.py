@@ -305,6 +305,7 @@ class Measurer:
             step_per_sample_s = (time.monotonic() - timing_started) / max(iterations, 1) / ran.batch_size
             if timing.cut_short:  # outside load slowed the steps past what the probe said
                 reason, needed_s = cut_short_words(timing, step_per_sample_s * ran.batch_size)
+                self._costs.record(ran, overhead_s, step_per_sample_s)  # as an over-budget one is
                 return self._record(ran, Outcome.CUT_SHORT, reason, steps=tuple(opened.steps),
                                     timing=timing if timing.iterations_ms else None, needed_s=needed_s)
             readings = self._read(session, ran, timing)

@@ -24,8 +24,8 @@ from autotune.model.memory import peak_tflops, traffic_bytes
 from autotune.model.stats import ModelStats, memory_constants
 from autotune.shipped_data import load_profile
 
-__all__ = ["FACTORS", "Prediction", "Workload", "batch_seconds", "coefficients", "figures", "predict",
-           "precision_class", "runtime_name", "uncovered", "workload"]
+__all__ = ["FACTORS", "Prediction", "Workload", "assess", "batch_seconds", "coefficients", "figures",
+           "predict", "precision_class", "runtime_name", "uncovered", "workload"]
 
 #: The categorical factors each efficiency and the launch time depend on.
 FACTORS = ("runtime", "architecture", "precision", "family", "task")
@@ -144,13 +144,14 @@ def uncovered(levels: Mapping[str, str]) -> str | None:
     return None
 
 
-def predict(stats: ModelStats, spec: GpuSpec, *, precision: str, batch: int, runtime: str = "pytorch",
-            resolution: int | None = None, task: str = "infer", tf32: bool = False) -> Prediction | None:
-    """The calibrated speed of ``batch`` samples, or None where :func:`uncovered` says why not."""
+def assess(stats: ModelStats, spec: GpuSpec, *, precision: str, batch: int, runtime: str = "pytorch",
+           resolution: int | None = None, task: str = "infer", tf32: bool = False) -> Prediction | str:
+    """The calibrated speed of ``batch`` samples, or why there is none (:func:`uncovered`)."""
     load = workload(stats, spec, precision=precision, batch=batch, runtime=runtime,
                     resolution=resolution, task=task, tf32=tf32)
-    if uncovered(load.levels) is not None:
-        return None
+    reason = uncovered(load.levels)
+    if reason is not None:
+        return reason
     fitted = coefficients()
     seconds = batch_seconds(load.batch, load.flops, load.bytes_moved, load.launches, load.weight_bytes,
                             load.peak_flops, load.bandwidth, _term(fitted["compute_efficiency"], load.levels),
@@ -165,6 +166,14 @@ def predict(stats: ModelStats, spec: GpuSpec, *, precision: str, batch: int, run
                       batch=batch, runtime=load.levels["runtime"], precision=load.levels["precision"])
 
 
+def predict(stats: ModelStats, spec: GpuSpec, *, precision: str, batch: int, runtime: str = "pytorch",
+            resolution: int | None = None, task: str = "infer", tf32: bool = False) -> Prediction | None:
+    """The calibrated speed of ``batch`` samples, or None where :func:`uncovered` says why not."""
+    found = assess(stats, spec, precision=precision, batch=batch, runtime=runtime, resolution=resolution,
+                   task=task, tf32=tf32)
+    return found if isinstance(found, Prediction) else None
+
+
 def figures(stats: ModelStats, spec: GpuSpec, *, precision: str, batch: int, backends: Sequence[str],
             resolution: int | None = None, task: str = "infer", tf32: bool = False) -> dict[str, Any]:
     """The prediction for the first of ``backends`` that published figures cover, as plain
@@ -172,16 +181,12 @@ def figures(stats: ModelStats, spec: GpuSpec, *, precision: str, batch: int, bac
     for), each covered backend's samples/s, and why the others have none (``not_predicted``)."""
     by_backend, not_predicted = {}, {}
     for backend in backends:
-        load = workload(stats, spec, precision=precision, batch=batch, runtime=backend,
-                        resolution=resolution, task=task, tf32=tf32)
-        reason = uncovered(load.levels)
-        if reason is not None:
-            not_predicted[backend] = reason
-            continue
-        prediction = predict(stats, spec, precision=precision, batch=batch, runtime=backend,
-                             resolution=resolution, task=task, tf32=tf32)
-        if prediction is not None:
-            by_backend[backend] = prediction
+        found = assess(stats, spec, precision=precision, batch=batch, runtime=backend,
+                       resolution=resolution, task=task, tf32=tf32)
+        if isinstance(found, Prediction):
+            by_backend[backend] = found
+        else:
+            not_predicted[backend] = found
     result: dict[str, Any] = next(iter(by_backend.values())).to_dict() if by_backend else {}
     if len(by_backend) > 1:
         result["predicted_samples_s_by_backend"] = {backend: round(prediction.samples_s, 1)

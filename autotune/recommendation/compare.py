@@ -295,14 +295,12 @@ def _runtime_figure(stats: ModelStats, spec: GpuSpec, precision: str, batch: int
                     runtime: str, resolution: int | None, task: str) -> RuntimeFigure:
     """The calibrated prediction, never an uncalibrated figure: where published figures do
     not cover the runtime, precision or task, the reason instead."""
-    at_batch = throughput.predict(stats, spec, precision=precision, batch=batch, runtime=runtime,
-                                  resolution=resolution, task=task)
-    single = throughput.predict(stats, spec, precision=precision, batch=latency_batch, runtime=runtime,
-                                resolution=resolution, task=task)
-    if at_batch is None or single is None:
-        levels = throughput.workload(stats, spec, precision=precision, batch=batch, runtime=runtime,
-                                     resolution=resolution, task=task).levels
-        why = throughput.uncovered(levels) or "no calibrated prediction"
-        return RuntimeFigure(runtime, not_predicted=why)
+    at_batch = throughput.assess(stats, spec, precision=precision, batch=batch, runtime=runtime,
+                                 resolution=resolution, task=task)
+    if isinstance(at_batch, str):  # coverage does not depend on the batch: the latency's is the same
+        return RuntimeFigure(runtime, not_predicted=at_batch)
+    single = throughput.assess(stats, spec, precision=precision, batch=latency_batch, runtime=runtime,
+                               resolution=resolution, task=task)
+    assert isinstance(single, throughput.Prediction)
     return RuntimeFigure(runtime, samples_s=at_batch.samples_s, samples_s_range=at_batch.samples_s_range,
                          latency_ms=single.latency_ms, latency_ms_range=single.latency_ms_range)
