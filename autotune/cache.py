@@ -13,6 +13,9 @@ Layout, under the platform cache folder (``~/.cache/autotune`` on Linux, or
     <kind>/<sha256>.json       its key, for a person wondering what the file is
     <kind>/<sha256>.lock       filelock's empty lock file (see below)
 
+``profiles/<name>.<sha256>.pyyaml-<version>.json`` holds a shipped profile parsed once
+(:func:`autotune.shipped_data.parsed_once`): loading JSON is much quicker than parsing YAML.
+
 Deleting the folder is always safe: everything in it is rebuilt on demand.
 """
 
@@ -28,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from filelock import FileLock
 
 from autotune.errors import UserError
 
@@ -105,6 +107,8 @@ def cached_file(kind: str, key: Mapping[str, Any], suffix: str, build: Callable[
         return path
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        from filelock import FileLock  # noqa: PLC0415 - 23 ms to import; only a build needs it
+
         lock = FileLock(folder / f"{digest}.lock")
         lock.acquire()
     except OSError as error:

@@ -119,6 +119,17 @@ def test_the_onnx_export_of_a_detector_is_refused_in_one_line_before_building():
     assert time.monotonic() - started < 1.0 and "\n" not in str(error.value)
 
 
+def test_a_detectors_recommendation_names_only_the_runtime_that_runs_it(capsys):
+    code, out, err = run(capsys, "recommend", "--model", "tests.detector_models:fasterrcnn", "--input-shape",
+                         SHAPE, "--gpu", "A100", "--task", "infer", "--format", "json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["settings"]["backends"] == ["torch"]
+    assert document["reasons"]["backends"]["rule"] == "backends-image-list"
+    assert document["settings"]["quantization"] == "none"
+    assert document["model"]["predicted_for"]["runtime"] == "pytorch"
+
+
 @pytest.mark.usefixtures("quick_timing")
 def test_a_detector_is_verified_on_torch_and_benchmarked_in_training(capsys):
     model = "tests.detector_models:fasterrcnn"

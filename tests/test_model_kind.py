@@ -163,3 +163,12 @@ def test_an_ultralytics_model_without_a_size_is_guessed_at_its_framework_default
     inputs = guess_inputs(detection(nn.Conv2d(3, 4, 3)))
     assert inputs is not None and inputs.resolution == 640
     assert "ultralytics defaults to 640 px" in inputs.guesses[0]
+
+
+def test_inspect_gives_the_flops_at_every_axis_the_model_takes(capsys):
+    code, out, err = run(capsys, "inspect", "tests.test_model_kind:whisper_like")
+    assert code == 0, err
+    assert "FLOPs per sample at 40 frames and 12 tokens:" in out
+    code, out, err = run(capsys, "inspect", "tests.test_model_kind:clip_like")
+    assert code == 0, err
+    assert "FLOPs per sample at 32 px and 16 tokens:" in out

@@ -52,6 +52,8 @@ FACTS: dict[str, str] = {
                                "for a model without an image input or without --model)",
     "model.sequence_length": "its input's sequence length (0 without one)",
     "model.fixed_batch": "the batch its graph is fixed to (an ONNX export), 0 when free",
+    "model.image_list": "true when its forward takes a list of images (torchvision detection and "
+                        "segmentation), which no ONNX export of autotune's takes",
     "backends.installed": "the registered backends whose framework is installed here, e.g. "
                           "['onnxruntime', 'torch'] (found, never imported)",
 }
@@ -71,14 +73,15 @@ def model_facts(stats: ModelStats | None) -> dict[str, Any]:
         return {"model.known": False, "model.family": "unknown", "model.parameters_m": 0.0,
                 "model.kind": "unknown", "model.kinds": [],
                 "model.native_resolution": 224, "model.sequence_length": 0,
-                "model.fixed_batch": 0}
+                "model.fixed_batch": 0, "model.image_list": False}
     return {"model.known": True, "model.family": stats.family,
             "model.parameters_m": round(stats.parameters / 1e6, 2),
             "model.kind": stats.kind,
             "model.kinds": list(stats.inputs.kinds),
             "model.native_resolution": stats.native_resolution or 224,
             "model.sequence_length": stats.inputs.sequence_length or 0,
-            "model.fixed_batch": stats.inputs.fixed_batch or 0}
+            "model.fixed_batch": stats.inputs.fixed_batch or 0,
+            "model.image_list": stats.inputs.image_list}
 
 
 def _sizing_gpu(gpus: tuple[Gpu, ...]) -> Gpu:

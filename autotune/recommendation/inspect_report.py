@@ -117,8 +117,9 @@ def render_text(report: dict[str, Any]) -> str:
     lines.append(f"  figures from: {report['figures_from']}")
     sizes = ", ".join(f"{k.upper()} {v} MB" for k, v in report["file_size_mb"].items())
     lines.append(f"  weights on disk: {sizes}")
-    at = (f" at {report['resolution']} px" if report["resolution"]
-          else f" at {report['sequence_length']} tokens" if report["sequence_length"] else "")
+    sizes_at = [f"{report[key]} {unit}" for key, unit in
+                (("resolution", "px"), ("frames", "frames"), ("sequence_length", "tokens")) if report[key]]
+    at = f" at {' and '.join(sizes_at)}" if sizes_at else ""
     lines.append(f"  FLOPs per sample{at}: {report['flops_per_sample'] / 1e9:.3f} G "
                  f"({report['flops_per_sample'] / 2e9:.3f} GMACs)")
     if report["convolution_flops_share"] is not None and report["attention_flops_share"] is not None:
