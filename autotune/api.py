@@ -299,8 +299,9 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
           plot: str | Path | None = None, config: str | Path | None = None, where: str = WHERE,
           on_measurement: Callable[[Any], None] | None = None, **settings: Any) -> BenchResult:
     """Measure ``backend`` at every batch (default 1-32) x resolution x precision (default
-    FP32 and the recommended one), ``budget_s`` seconds of wall time each (the protocol's
-    default when None; a one-time model build or export is not charged to a point); with
+    FP32 and the recommended one), ``budget_s`` seconds of wall time each (a one-time model
+    build or export is not charged to a point). None: the protocol's timing window, which a
+    point whose minimum protocol needs longer may outrun while the sweep's 60 s last; with
     ``plot``, write the throughput and latency plot there (PNG). A point whose minimum
     protocol cannot fit its budget is an ``over_budget`` measurement that says why."""
     from autotune import plugins  # noqa: PLC0415

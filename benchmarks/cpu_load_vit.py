@@ -6,9 +6,12 @@ Run from the repository root with a Python that has torch and transformers::
 
     PYTHONPATH=.:<autotune on the path> python benchmarks/cpu_load_vit.py [--rounds 3]
 
-Reported per round: the plain loop's samples/s at each thread count (the best one is the
-baseline), autotune verify's winner (throughput, its configuration) and autotune bench's
-train step at batch 2; then the medians and autotune / best-plain ratios.
+Like for like: the plain loop runs verify's winning configuration as the torch backend does
+(the model and inputs cast to its precision, channels_last where it chose it, the same batch),
+and bench's FP32 train step at batch 2 as an Adam step, each at 1 and 2 threads. Reported per
+round: the plain loop's samples/s at each thread count (the best one is the baseline), autotune
+verify's winner (throughput, its configuration) and autotune bench's train step; then the
+medians and autotune / best-plain ratios.
 """
 
 from __future__ import annotations
@@ -30,14 +33,18 @@ def tiny_vit():
                                                intermediate_size=768, image_size=224, num_labels=10))
 
 
-def plain_samples_s(task: str, batch: int, threads: int, seconds: float = 3.0) -> float:
-    """A plain PyTorch loop's samples/s: eval forward under no_grad, or an Adam train step."""
+def plain_samples_s(task: str, batch: int, threads: int, precision: str = "fp32",
+                    channels_last: bool = False, seconds: float = 3.0) -> float:
+    """A plain PyTorch loop's samples/s: eval forward under inference_mode with the model and
+    inputs cast to ``precision``, or an FP32 Adam train step."""
     import torch  # noqa: PLC0415
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = tiny_vit()
-    pixels = torch.randn(batch, 3, 224, 224)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = tiny_vit().to(dtype=dtype, memory_format=layout)
+    pixels = torch.randn(batch, 3, 224, 224).to(dtype=dtype, memory_format=layout)
     labels = torch.randint(0, 10, (batch,))
     if task == "train":
         model.train()
@@ -51,7 +58,7 @@ def plain_samples_s(task: str, batch: int, threads: int, seconds: float = 3.0) -
         model.eval()
 
         def step():
-            with torch.no_grad():
+            with torch.inference_mode():
                 model(pixel_values=pixels)
     for _ in range(3):
         step()
@@ -64,8 +71,9 @@ def plain_samples_s(task: str, batch: int, threads: int, seconds: float = 3.0) -
     return batch / statistics.median(times)
 
 
-def autotune_verify() -> tuple[float, str, int, float]:
-    """(samples/s, label, batch, wall s) of verify's winning torch configuration."""
+def autotune_verify() -> tuple[float, str, int, str, bool, float]:
+    """(samples/s, label, batch, precision, channels_last, wall s) of verify's winning torch
+    configuration."""
     import autotune  # noqa: PLC0415
 
     started = time.monotonic()
@@ -74,7 +82,9 @@ def autotune_verify() -> tuple[float, str, int, float]:
     wall_s = time.monotonic() - started
     (report,) = verification.reports
     best = report.best
-    return best.throughput, best.label, best.config.batch_size, wall_s
+    config = best.config
+    return (best.throughput, best.label, config.batch_size, config.precision,
+            bool(config.option("channels_last", False)), wall_s)
 
 
 def autotune_bench_train() -> tuple[float, str]:
@@ -95,8 +105,8 @@ def main() -> None:
     try:
         time.sleep(0.5)
         for number in range(1, rounds + 1):
-            verified, label, batch, wall_s = autotune_verify()
-            plain_infer = {t: plain_samples_s("infer", batch, t) for t in (1, 2)}
+            verified, label, batch, precision, channels_last, wall_s = autotune_verify()
+            plain_infer = {t: plain_samples_s("infer", batch, t, precision, channels_last) for t in (1, 2)}
             trained, train_label = autotune_bench_train()
             plain_train = {t: plain_samples_s("train", TRAIN_BATCH, t) for t in (1, 2)}
             round_rows = {

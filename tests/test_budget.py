@@ -210,3 +210,33 @@ def test_the_cli_says_the_budget_to_ask_for_in_one_line(capsys, seconds_per_samp
     assert error.startswith("autotune: error: the 1 s budget covers no configuration")
     assert "pass a larger --budget-s (about" in error
     assert "over budget: needs about" in err  # the results table says what it needed
+
+
+def test_bench_without_a_budget_lets_a_slow_point_finish_within_the_sweeps_budget(monkeypatch,
+                                                                                   seconds_per_sample):
+    pytest.importorskip("torch")
+    import autotune  # noqa: PLC0415
+    from autotune.measure.plan import MeasurementBudget  # noqa: PLC0415
+
+    # 30 ms a sample: batch 8's minimum protocol (2 warm-up + 5 timed at 0.24 s) outlasts the
+    # 1.5 s timing window, batch 24's (5 s) outlasts what the sweep's 6 s leave it.
+    seconds_per_sample(0.03)
+    request = MeasurementBudget.from_request
+    monkeypatch.setattr(MeasurementBudget, "from_request",
+                        lambda **given: dataclasses.replace(request(**given), backend_s=6.0))
+    first_preparation: list[float] = []
+    prepare = Measurer.prepare
+
+    def noting(self, config):
+        first_preparation.append(time.monotonic())
+        return prepare(self, config)
+
+    monkeypatch.setattr(Measurer, "prepare", noting)
+    result = autotune.bench(model=SLOW, input_shape="8", batches=[1, 8, 24], precisions=["fp32"],
+                            cpu_threads=1)
+    wall_s = time.monotonic() - first_preparation[0]
+    print(f"bench: 3 points, a 6 s sweep -> {wall_s:.2f} s")
+    assert wall_s <= 6.0 * ALLOWED_OVERRUN
+    outcomes = [(m.config.batch_size, m.outcome) for m in result.measurements]
+    assert outcomes[:2] == [(1, Outcome.OK), (8, Outcome.OK)]
+    assert outcomes[2] in ((24, Outcome.OVER_BUDGET), (24, Outcome.CUT_SHORT))

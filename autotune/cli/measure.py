@@ -129,7 +129,9 @@ def json_format(output_format: str) -> str:
 @click.option("--precision", "precisions", help="Comma list, e.g. fp32,fp16 (default: fp32 and the "
               "recommended precision).")
 @click.option("--budget-s", type=click.FloatRange(min=0.1), default=None,
-              help="Wall seconds per configuration (default 1.5); one it cannot cover is skipped and said.")
+              help="Wall seconds per configuration, a hard limit; one it cannot cover is skipped and "
+              "said (default: 1.5 s of timing, longer where a slow step needs it while the "
+              "sweep's 60 s last).")
 @click.option("--memory-budget-gb", type=click.FloatRange(min=0.01), default=None,
               help="Pretend the device has only this much memory (runs the OOM ladder).")
 @click.option("--compile", "use_compile", is_flag=True,

@@ -61,8 +61,13 @@ torch.onnx.export(e, (torch.randn(1, 3, 224, 224),), "efficientnet_b0_dyn.onnx",
 """
 
 
+# The models' module beside this file, after whatever PYTHONPATH the caller gave (a source tree
+# to run instead of the installed one, say).
+PYTHONPATH = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(HERE)]))
+
+
 def run(name, kind, argv, loaded=False):
-    env = dict(os.environ, PYTHONPATH=str(HERE))
+    env = dict(os.environ, PYTHONPATH=PYTHONPATH)
     busy = subprocess.Popen([PY, "-c", "while True: pass"]) if loaded else None
     started = time.monotonic()
     try:
@@ -91,7 +96,7 @@ def run(name, kind, argv, loaded=False):
 
 
 if "--export" in sys.argv:
-    subprocess.run([PY, "-c", EXPORT], cwd=HERE, env=dict(os.environ, PYTHONPATH=str(HERE)), check=True)
+    subprocess.run([PY, "-c", EXPORT], cwd=HERE, env=dict(os.environ, PYTHONPATH=PYTHONPATH), check=True)
     sys.exit(0)
 
 for name, (model, extra) in MODELS.items():

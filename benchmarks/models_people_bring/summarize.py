@@ -1,11 +1,15 @@
-"""A markdown table of campaign.py's JSON lines: exit code, wall time and the key figure."""
+"""A markdown table of campaign.py's JSON lines: exit code, wall time and the key figure.
+
+    python summarize.py OUT.jsonl [MORE.jsonl ...] [--by-model]
+
+One row per command, or with ``--by-model`` one row per model (docs/measured.md's table)."""
 
 import json
 import re
 import sys
 from pathlib import Path
 
-rows = [json.loads(line) for line in open(sys.argv[1])]
+rows = [json.loads(line) for name in sys.argv[1:] if name.endswith(".jsonl") for line in open(name)]
 
 
 def key(r):
@@ -52,6 +56,18 @@ def key(r):
         )
     return ""
 
+
+if "--by-model" in sys.argv:  # docs/measured.md's table: one row per model, one column per command
+    columns = ["inspect", "recommend", "verify", "verify-loaded", "bench"]
+    print("| model | inspect | recommend on an A100 (infer) | verify, default budget | with one busy process "
+          "| bench --task train (infer for ONNX) |")
+    print("|---|---|---|---|---|---|")
+    cells: dict[str, dict[str, str]] = {}
+    for r in rows:
+        cells.setdefault(r["model"], {})[r["kind"]] = f"{key(r)} (exit {r['exit']}, {r['wall_s']} s)"
+    for model, by_kind in cells.items():
+        print(f"| {model} | " + " | ".join(by_kind.get(kind, "") for kind in columns) + " |")
+    sys.exit(0)
 
 print("| model | command | exit | wall s | key figure |\n|---|---|---|---|---|")
 for r in rows:
