@@ -293,13 +293,14 @@ def _check_inputs(inputs: str | Path | None, chosen, proposed: Recommendation) -
     load_inputs(Path(inputs), chosen.stats.inputs.at(resolution), 1)
 
 
-def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence[int] | None = None,
+def bench(model: str | None = None, *, backend: str | None = None, batches: Sequence[int] | None = None,
           resolutions: Sequence[int] | None = None, precisions: Sequence[str] | None = None,
           budget_s: float | None = None, memory_budget_gb: float | None = None,
           plot: str | Path | None = None, config: str | Path | None = None, where: str = WHERE,
           on_measurement: Callable[[Any], None] | None = None, **settings: Any) -> BenchResult:
     """Measure ``backend`` at every batch (default 1-32) x resolution x precision (default
-    FP32 and the recommended one), ``budget_s`` seconds of wall time each (a one-time model
+    FP32 and the recommended one) on ``backend`` (None: see :func:`autotune.measure.bench.default_backend`),
+    ``budget_s`` seconds of wall time each (a one-time model
     build or export is not charged to a point). None: the protocol's timing window, which a
     point whose minimum protocol needs longer may outrun while the sweep's 60 s last; with
     ``plot``, write the throughput and latency plot there (PNG). A point whose minimum
@@ -313,12 +314,14 @@ def bench(model: str | None = None, *, backend: str = "torch", batches: Sequence
             raise UserError("autotune bench plots with matplotlib, which is not installed; "
                             "pip install 'autotune[bench]'")
     registered = plugins.backends()
-    if backend not in registered:
+    if backend is not None and backend not in registered:
         raise UserError(f"unknown backend {backend!r}; registered: {', '.join(sorted(registered))}")
     from autotune.measure.plan import MeasurementBudget  # noqa: PLC0415
 
     budget = MeasurementBudget.from_request(point_s=budget_s, memory_gb=memory_budget_gb)
     plan = _plan(model, settings, config, where, budget, None, on_measurement).plan
+    if backend is None:
+        backend = benching.default_backend(registered, plan)
     return benching.bench(benching.BenchSweep(
         backend_name=backend, backend=registered[backend][1], plan=plan,
         precisions=tuple(precisions or ()), batches=tuple(batches or ()),

@@ -25,7 +25,8 @@ GEMM_FLOPS = 2 * 5 * 256  # Gemm 256->5
 def _save(tmp_path, name, nodes, inputs, outputs, initializers):
     graph = helper.make_graph(nodes, name, inputs, outputs, initializers)
     path = tmp_path / f"{name}.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    # IR 8 (opset 17's): every onnxruntime the lock may resolve loads it, whatever IR onnx writes.
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
     return path
 
 
@@ -240,3 +241,15 @@ def test_the_re_export_hint_makes_every_input_s_batch_dynamic(tmp_path, capsys):
     path = _text_model(tmp_path, batch=1)
     message = one_line_error(capsys, "recommend", "--model", str(path), "--set", "batch_size=4")
     assert "dynamic_axes={'input_ids': {0: 'batch'}, 'attention_mask': {0: 'batch'}}" in message
+
+
+def test_bench_of_an_onnx_file_runs_on_onnx_runtime_without_being_told(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    path = _dynamic_image_model(tmp_path)
+    code, out, err = run(capsys, "bench", "--model", str(path), "--input-shape", "3,8,8", "--sweep",
+                         "batch=1,2", "--precision", "fp32",
+                         "--json", "--plot", str(tmp_path / "bench.png"))
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    assert {row["backend"] for row in rows} == {"onnxruntime"}
+    assert all(row["status"] == "ok" for row in rows)

@@ -123,7 +123,9 @@ def json_format(output_format: str) -> str:
 @INPUT_SHAPE_OPTION
 @INPUT_SPEC_OPTION
 @click.option("--task", type=click.Choice(INPUT_CHOICES["task"]), help="infer (default) or train.")
-@click.option("--backend", "backend_name", default="torch", show_default=True, help="The backend to run.")
+@click.option("--backend", "backend_name", default=None,
+              help="The backend to run (default: torch; for an .onnx file the first backend the "
+              "recommendation lists that runs it).")
 @click.option("--sweep", "sweeps", multiple=True, metavar="KEY=V1,V2",
               help="batch=1,2,4,8,16,32 (default) and/or resolution=160,224,320.")
 @click.option("--precision", "precisions", help="Comma list, e.g. fp32,fp16 (default: fp32 and the "

@@ -27,6 +27,7 @@ from autotune.measure.measurement import Measurement, Outcome
 from autotune.measure.measurer import Measurer
 from autotune.measure.plan import MeasurementPlan
 from autotune.measure.protocol import protocol
+from autotune.measure.verify import takes_model
 from autotune.model.stats import ModelStats
 from autotune.recommendation.formats import atomic_file
 from autotune.recommendation.rules import decision_specs
@@ -163,6 +164,16 @@ class BenchSweep:
     def recommended(self) -> Mapping[str, Any]:
         """The recommendation's settings: the device, precision, quantisation, tf32 and the rest."""
         return self.plan.proposed.settings
+
+
+def default_backend(registered: Mapping[str, tuple[str, Backend]], plan: MeasurementPlan) -> str:
+    """The backend ``bench`` runs when none is named: ``torch`` where it takes the model, else
+    the first backend the recommendation lists that does (ONNX Runtime for an ``.onnx`` file),
+    else the first registered one that does; ``torch`` when none does (it then says why)."""
+    kind = plan.model.kind
+    candidates = ["torch", *plan.proposed.settings["backends"], *sorted(registered)]
+    runs_it = [name for name in candidates if name in registered and takes_model(registered[name][1], kind)]
+    return runs_it[0] if runs_it else "torch"
 
 
 def bench(sweep: BenchSweep) -> BenchResult:
