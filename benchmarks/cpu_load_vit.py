@@ -117,7 +117,7 @@ def main() -> None:
             for key, value in round_rows.items():
                 rows.setdefault(key, []).append(value)
             print(f"round {number}: verify {label} {verified:.1f}/s ({wall_s:.0f} s); "
-                  f"plain infer batch {batch} "
+                  f"plain infer {precision} batch {batch}{' channels_last' if channels_last else ''} "
                   + ", ".join(f"{t} thread(s) {v:.1f}/s" for t, v in plain_infer.items())
                   + f"; bench train {train_label} {trained:.2f}/s; plain train batch {TRAIN_BATCH} "
                   + ", ".join(f"{t} thread(s) {v:.2f}/s" for t, v in plain_train.items()), flush=True)

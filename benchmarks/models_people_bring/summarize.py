@@ -9,7 +9,8 @@ import re
 import sys
 from pathlib import Path
 
-rows = [json.loads(line) for name in sys.argv[1:] if name.endswith(".jsonl") for line in open(name)]
+rows = [json.loads(line) | {"file": Path(name).stem} for name in sys.argv[1:] if name.endswith(".jsonl")
+        for line in open(name)]
 
 
 def key(r):
@@ -58,15 +59,20 @@ def key(r):
 
 
 if "--by-model" in sys.argv:  # docs/measured.md's table: one row per model, one column per command
+    # Files in the order given; a later file's cell replaces an earlier one's (a rerun on newer
+    # code), and the last column says which file each row's cells came from.
     columns = ["inspect", "recommend", "verify", "verify-loaded", "bench"]
     print("| model | inspect | recommend on an A100 (infer) | verify, default budget | with one busy process "
-          "| bench --task train (infer for ONNX) |")
-    print("|---|---|---|---|---|---|")
-    cells: dict[str, dict[str, str]] = {}
+          "| bench --task train (infer for ONNX) | run |")
+    print("|---|---|---|---|---|---|---|")
+    cells: dict[str, dict[str, tuple[str, str]]] = {}
     for r in rows:
-        cells.setdefault(r["model"], {})[r["kind"]] = f"{key(r)} (exit {r['exit']}, {r['wall_s']} s)"
+        cell = f"{key(r)} (exit {r['exit']}, {r['wall_s']} s)"
+        cells.setdefault(r["model"], {})[r["kind"]] = (cell, r["file"])
     for model, by_kind in cells.items():
-        print(f"| {model} | " + " | ".join(by_kind.get(kind, "") for kind in columns) + " |")
+        runs = ", ".join(dict.fromkeys(by_kind[kind][1] for kind in columns if kind in by_kind))
+        print(f"| {model} | " + " | ".join(by_kind[kind][0] if kind in by_kind else "" for kind in columns)
+              + f" | {runs} |")
     sys.exit(0)
 
 print("| model | command | exit | wall s | key figure |\n|---|---|---|---|---|")
