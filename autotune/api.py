@@ -298,12 +298,12 @@ def bench(model: str | None = None, *, backend: str | None = None, batches: Sequ
           budget_s: float | None = None, memory_budget_gb: float | None = None,
           plot: str | Path | None = None, config: str | Path | None = None, where: str = WHERE,
           on_measurement: Callable[[Any], None] | None = None, **settings: Any) -> BenchResult:
-    """Measure ``backend`` at every batch (default 1-32) x resolution x precision (default
-    FP32 and the recommended one) on ``backend`` (None: see :func:`autotune.measure.bench.default_backend`),
-    ``budget_s`` seconds of wall time each (a one-time model
-    build or export is not charged to a point). None: the protocol's timing window, which a
-    point whose minimum protocol needs longer may outrun while the sweep's 60 s last; with
-    ``plot``, write the throughput and latency plot there (PNG). A point whose minimum
+    """Measure ``backend`` (None: :func:`autotune.measure.bench.default_backend`) at every
+    batch (default 1-32) x resolution x precision (default FP32, the recommended one, and the
+    alternative and quantised ones it proposes), ``budget_s`` seconds of wall time each (a
+    one-time model build or export is not charged to a point). None: the protocol's timing
+    window, which a point whose minimum protocol needs longer may outrun while the sweep's
+    60 s last. With ``plot``, write the throughput and latency plot there (PNG). A point whose minimum
     protocol cannot fit its budget is an ``over_budget`` measurement that says why."""
     from autotune import plugins  # noqa: PLC0415
     from autotune.measure import bench as benching  # noqa: PLC0415

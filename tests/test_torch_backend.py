@@ -166,6 +166,23 @@ def test_bench_table_knee_and_plot(capsys, tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.usefixtures("quick_timing")
+def test_bench_sweeps_the_precisions_the_recommendation_proposes(capsys, tmp_path):
+    from autotune.api import measurement_plan  # noqa: PLC0415
+
+    settings = measurement_plan(model=SMALL, input_shape="3,32,32").proposed.settings
+    proposed = {settings["precision"], settings["alternative_precision"], settings["quantization"]}
+    code, out, err = run(capsys, "bench", "--model", SMALL, "--input-shape", "3,32,32", "--sweep", "batch=1",
+                         "--set", "cpu_threads=1", "--plot", str(tmp_path / "bench.png"), "--json")
+    assert code == 0, err
+    benched = [row["precision"] for row in json.loads(out)["rows"]]
+    # FP32 first, then what the recommendation proposes that torch runs: BF16 beside FP32 on a
+    # CPU that computes it natively (this machine's CPU decides which), never INT8.
+    assert benched[0] == "fp32" and set(benched) <= proposed | {"fp32"} and "int8" not in benched
+    if settings["alternative_precision"] == "bf16":
+        assert "bf16" in benched
+
+
 def test_bench_rejects_a_bad_sweep(capsys):
     assert "--sweep 'size=1,2'" in one_line_error(capsys, "bench", "--sweep", "size=1,2")
     assert "positive whole numbers" in one_line_error(capsys, "bench", "--sweep", "batch=0,a")

@@ -128,8 +128,9 @@ def json_format(output_format: str) -> str:
               "recommendation lists that runs it).")
 @click.option("--sweep", "sweeps", multiple=True, metavar="KEY=V1,V2",
               help="batch=1,2,4,8,16,32 (default) and/or resolution=160,224,320.")
-@click.option("--precision", "precisions", help="Comma list, e.g. fp32,fp16 (default: fp32 and the "
-              "recommended precision).")
+@click.option("--precision", "precisions", help="Comma list, e.g. fp32,fp16 (default: fp32, the "
+              "recommended precision, and the alternative and quantised ones it proposes, those the "
+              "backend runs).")
 @click.option("--budget-s", type=click.FloatRange(min=0.1), default=None,
               help="Wall seconds per configuration, a hard limit; one it cannot cover is skipped and "
               "said (default: 1.5 s of timing, longer where a slow step needs it while the "

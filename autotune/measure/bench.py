@@ -152,7 +152,8 @@ class BenchSweep:
     backend_name: str
     backend: Backend
     plan: MeasurementPlan
-    #: Precision names as given (empty: FP32, the recommended one and the quantised one).
+    #: Precision names as given (empty: FP32, the recommended one, its alternative and the
+    #: quantised one, those the backend runs).
     precisions: Sequence[str] = ()
     #: Empty: :data:`DEFAULT_BATCHES`, or the model's fixed batch.
     batches: Sequence[int] = ()
@@ -235,12 +236,14 @@ def _threads_for_the_load(measurer: Measurer, first: RunConfig, budget_s: float,
 
 def _precisions(sweep: BenchSweep, runner, device: str) -> list[str]:
     """The precisions asked for; by default FP32, the recommended precision, and the
-    quantised one where this backend runs it."""
+    alternative and quantised ones the recommendation proposes where this backend runs them
+    (verify measures the same ones: BF16 beside FP32 on a CPU that computes it natively)."""
     if sweep.precisions:
         return [decision_specs()["precision"].coerce(p.strip(), "in --precision") for p in sweep.precisions]
     runs_here = runs.runner_precisions(runner, sweep.plan.facts, device)
-    quantised = [sweep.recommended["quantization"]] if sweep.recommended["quantization"] in runs_here else []
-    return list(dict.fromkeys(["fp32", sweep.recommended["precision"], *quantised]))
+    proposed = [sweep.recommended["alternative_precision"], sweep.recommended["quantization"]]
+    return list(dict.fromkeys(["fp32", sweep.recommended["precision"],
+                               *(precision for precision in proposed if precision in runs_here)]))
 
 
 def _batches(stats: ModelStats, asked: Sequence[int]) -> list[int]:
