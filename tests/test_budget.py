@@ -170,22 +170,28 @@ def test_verify_holds_its_budget_per_backend(seconds_per_sample, budget_s, per_s
         assert f"pass a larger --budget-s (about {report.budget_needed_s} s)" in message
 
 
-def test_bench_holds_its_budget_per_point(monkeypatch, seconds_per_sample):
+@pytest.fixture
+def first_preparation(monkeypatch) -> list[float]:
+    """When bench's measurer prepared each point: a sweep's wall runs from the first preparation
+    (the model build is paid once, not charged to a point) to bench's return; the stats come
+    before, outside."""
+    prepared_at: list[float] = []
+    prepare = Measurer.prepare
+
+    def noting(self, config):
+        prepared_at.append(time.monotonic())
+        return prepare(self, config)
+
+    monkeypatch.setattr(Measurer, "prepare", noting)
+    return prepared_at
+
+
+def test_bench_holds_its_budget_per_point(seconds_per_sample, first_preparation):
     pytest.importorskip("torch")
     import autotune  # noqa: PLC0415
 
     # 20, 40, 80, 160 ms a step: the minimum (2 warm-up + 5 timed) fits 1 s up to batch 4
     seconds_per_sample(0.02)
-    # The points' wall runs from the first preparation (the model build is paid once, not
-    # charged to a point) to bench's return; the stats come before, outside.
-    first_preparation: list[float] = []
-    prepare = Measurer.prepare
-
-    def noting(self, config):
-        first_preparation.append(time.monotonic())
-        return prepare(self, config)
-
-    monkeypatch.setattr(Measurer, "prepare", noting)
     result = autotune.bench(model=SLOW, input_shape="8", batches=[1, 2, 4, 8], precisions=["fp32"],
                             budget_s=1.0, cpu_threads=1)
     wall_s = time.monotonic() - first_preparation[0]
@@ -213,7 +219,8 @@ def test_the_cli_says_the_budget_to_ask_for_in_one_line(capsys, seconds_per_samp
 
 
 def test_bench_without_a_budget_lets_a_slow_point_finish_within_the_sweeps_budget(monkeypatch,
-                                                                                   seconds_per_sample):
+                                                                                   seconds_per_sample,
+                                                                                   first_preparation):
     pytest.importorskip("torch")
     import autotune  # noqa: PLC0415
     from autotune.measure.plan import MeasurementBudget  # noqa: PLC0415
@@ -224,14 +231,6 @@ def test_bench_without_a_budget_lets_a_slow_point_finish_within_the_sweeps_budge
     request = MeasurementBudget.from_request
     monkeypatch.setattr(MeasurementBudget, "from_request",
                         lambda **given: dataclasses.replace(request(**given), backend_s=6.0))
-    first_preparation: list[float] = []
-    prepare = Measurer.prepare
-
-    def noting(self, config):
-        first_preparation.append(time.monotonic())
-        return prepare(self, config)
-
-    monkeypatch.setattr(Measurer, "prepare", noting)
     result = autotune.bench(model=SLOW, input_shape="8", batches=[1, 8, 24], precisions=["fp32"],
                             cpu_threads=1)
     wall_s = time.monotonic() - first_preparation[0]
