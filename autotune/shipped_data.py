@@ -6,6 +6,7 @@ non-editable ``pip install .`` finds it through ``importlib.resources``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -58,13 +59,14 @@ def parsed_once(name: str, text: str) -> Any:
     except TypeError:  # a date, say
         return data
     if json.loads(encoded) == data:
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
             partial.write_text(encoded, "utf-8")
             os.replace(partial, path)  # whole or absent: another process may read it now
         except OSError:
-            pass
+            with contextlib.suppress(OSError):  # a full disk leaves no half-written file behind
+                partial.unlink(missing_ok=True)
     return data
 
 

@@ -4,6 +4,8 @@ written only costs the speed."""
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
 from autotune import shipped_data
@@ -51,3 +53,14 @@ def test_every_shipped_profile_reads_the_same_from_the_cache():
     for name in shipped_data.profile_names():
         text = (shipped_data.resources.files("autotune_profiles") / name).read_text("utf-8")
         assert shipped_data.parsed_once(name, text) == shipped_data.read_yaml_text(text)
+
+
+def test_a_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    def full_disk(self, *args, **kwargs):
+        self.touch()  # the write began, then the disk filled
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pathlib.Path, "write_text", full_disk)
+    assert shipped_data.parsed_once("specs.yaml", "a: 1\n") == {"a": 1}
+    left = list((tmp_path / "xdg-cache").rglob("*"))  # conftest points XDG_CACHE_HOME there
+    assert not [path for path in left if path.is_file()], left
