@@ -1,6 +1,6 @@
 """The models people bring (issue 27), run as a user runs them: inspect, recommend (infer and
 train on a simulated A100), verify at the default budget quiet and with one CPU-bound process
-beside it, and bench; each command's exit code, wall time and output tail as JSON lines.
+beside it, and bench; each command's exit code, wall time and output as JSON lines.
 
     python benchmarks/models_people_bring/campaign.py VENV OUT.jsonl [MODELS] [COMMANDS]
     python benchmarks/models_people_bring/summarize.py OUT.jsonl
@@ -87,8 +87,8 @@ def run(name, kind, argv, loaded=False):
         "exit": code,
         "wall_s": round(wall, 1),
         "loaded": loaded,
-        "stdout_tail": out[-3000:],
-        "stderr_tail": err[-3000:],
+        "stdout": out,  # whole: verify's JSON and the tables run to tens of kilobytes
+        "stderr": err,
     }
     with OUT.open("a") as f:
         f.write(json.dumps(record) + "\n")

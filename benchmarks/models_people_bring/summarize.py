@@ -13,8 +13,39 @@ rows = [json.loads(line) | {"file": Path(name).stem} for name in sys.argv[1:] if
         for line in open(name)]
 
 
+def rows_of_table(err):
+    """(samples/s, backend, config) of each ok row of the table verify or bench printed."""
+    found = []
+    for line in err.splitlines():
+        m = re.match(
+            r"\s+(\w+)\s+(CPU[^\s]*(?: EP)? \(\d+ threads?\))\s+(.+?)\s{2,}"
+            r"([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s",
+            line,
+        )
+        if m and (" ok" in line or "knee;" in line):
+            found.append((float(m.group(7)), m.group(1), m.group(3).strip()))
+    return found
+
+
+def verify_choice(out):
+    """What verify chose, from its JSON: the first backend of the measured recommendation,
+    its best configuration and that configuration's samples/s; None without whole JSON."""
+    try:
+        document = json.loads(out)
+    except ValueError:
+        return None
+    chosen = document["settings"]["backends"][0]
+    for report in document["measurements"]:
+        if report["backend"] == chosen and report.get("best"):
+            speed = next((m["throughput_samples_s"] for m in report["measurements"]
+                          if m["status"] == "ok" and m["config"] == report["best"]), None)
+            return f"chose {chosen} {report['best']}" + (f" {speed:.1f}/s" if speed else "")
+    return f"chose {chosen} (no measured configuration)"
+
+
 def key(r):
-    out, err = r["stdout_tail"], r["stderr_tail"]
+    # Runs of before 2026-12-06 kept only the last 3,000 characters of each stream.
+    out, err = r.get("stdout", r.get("stdout_tail", "")), r.get("stderr", r.get("stderr_tail", ""))
     if r["exit"] != 0:
         last = [line for line in (err or out).strip().splitlines() if line.strip()]
         return "error: " + (last[-1].strip()[:160] if last else "?")
@@ -40,21 +71,21 @@ def key(r):
             )
         return s
     if r["kind"].startswith("verify") or r["kind"] == "bench":
-        best = None
-        for line in err.splitlines():
-            m = re.match(
-                r"\s+(\w+)\s+(CPU[^\s]*(?: EP)? \(\d+ threads?\))\s+(.+?)\s{2,}"
-                r"([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s",
-                line,
-            )
-            if m and (" ok" in line or "knee;" in line):
-                sps = float(m.group(7))
-                if best is None or sps > best[0]:
-                    best = (sps, m.group(1), m.group(3).strip())
-        busy = "busy CPU said" if "the CPU is busy" in err else ""
-        return (f"best ok row: {best[1]} {best[2]} {best[0]:.1f}/s" if best else "no ok row in the tail") + (
-            f"; {busy}" if busy else ""
-        )
+        found = rows_of_table(err)
+        busy = "; busy CPU said" if "the CPU is busy" in err else ""
+        if r["kind"] == "bench":  # the fastest ok row of each precision
+            best = {}
+            for speed, backend, config in found:
+                precision = config.split()[0]
+                if speed > best.get(precision, (0.0,))[0]:
+                    best[precision] = (speed, f"{backend} {config}")
+            return "; ".join(f"{label} {speed:.1f}/s" for speed, label in best.values()) + busy or "no ok row"
+        fastest = max(found, default=None)
+        choice = verify_choice(out) if r["kind"].startswith("verify") else None
+        parts = [choice] if choice else []
+        if fastest:
+            parts.append(f"fastest ok row {fastest[1]} {fastest[2]} {fastest[0]:.1f}/s")
+        return "; ".join(parts or ["no ok row"]) + busy
     return ""
 
 
