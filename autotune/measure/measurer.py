@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from autotune.backend_api import (
     BackendUnavailable,
     BudgetCheck,
@@ -151,17 +153,18 @@ class Measurer:
         """The accuracy inputs at ``resolution``: the user's file, else synthetic ones."""
         return load_inputs(self.inputs_path, self.stats.inputs.at(resolution), protocol()["accuracy_samples"])
 
-    def reference(self, config: RunConfig):
-        """FP32 outputs on the accuracy inputs at this resolution (computed once), with
-        every backend option at its default: the plain FP32 model."""
-        if config.resolution not in self._references:
-            fp32 = self._reference_config(config)
+    def reference(self, config: RunConfig, batch_size: int | None = None):
+        """FP32 outputs on the accuracy inputs at this resolution (computed once), with every
+        backend option at its default: the plain FP32 model; run in batches of ``batch_size``
+        where given (see :meth:`_judge`)."""
+        fp32 = self._reference_config(config, batch_size)
+        if fp32 not in self._references:
             session = self.runner.open(self._prepare(fp32), fp32, None)
             try:
-                self._references[config.resolution] = session.outputs(self.inputs(config.resolution))
+                self._references[fp32] = session.outputs(self.inputs(config.resolution))
             finally:
                 session.close()
-        return self._references[config.resolution]
+        return self._references[fp32]
 
     def first_step(self, session: Session, config: RunConfig) -> int | None:
         """One step, waited for (a late OOM surfaces here), then the budget checked against
@@ -200,7 +203,8 @@ class Measurer:
         return held is not None and held[1] >= config.batch_size
 
     def _needs_reference(self, config: RunConfig, check_accuracy: bool) -> bool:
-        return check_accuracy and config.precision != "fp32" and config.resolution not in self._references
+        fp32 = self._reference_config(config)
+        return check_accuracy and config.precision != "fp32" and fp32 not in self._references
 
     def estimate_s(self, config: RunConfig, check_accuracy: bool = True) -> float | None:
         """The least wall time a measurement of ``config`` needs (see :meth:`_estimate`), or
@@ -218,14 +222,14 @@ class Measurer:
         return self._costs.reference_estimate_s(opening_s, self._is_prepared(self._reference_config(config)))
 
     @staticmethod
-    def _reference_config(config: RunConfig) -> RunConfig:
+    def _reference_config(config: RunConfig, batch_size: int | None = None) -> RunConfig:
         """The plain FP32 configuration the accuracy reference runs at ``config``'s resolution."""
-        return RunConfig(task="infer", precision="fp32", batch_size=protocol()["accuracy_samples"],
-                         resolution=config.resolution)
+        batch = batch_size or int(protocol()["accuracy_samples"])
+        return RunConfig(task="infer", precision="fp32", batch_size=batch, resolution=config.resolution)
 
     def _timed_reference(self, config: RunConfig):
-        if config.resolution in self._references:
-            return self._references[config.resolution]
+        if self._reference_config(config) in self._references:
+            return self._references[self._reference_config(config)]
         started = time.monotonic()
         reference = self.reference(config)
         self._costs.reference_s = time.monotonic() - started
@@ -360,11 +364,19 @@ class Measurer:
         if check_accuracy and ran.precision != "fp32":
             try:
                 reference = self._timed_reference(ran)
+                if np.shape(reference)[1:] != np.shape(opened.outputs)[1:]:
+                    # The output couples a batch's samples (CLIP's image-text logits are batch x
+                    # batch): only a reference run in batches of the same size compares.
+                    reference = self.reference(ran, ran.batch_size)
             except Exception as error:  # noqa: BLE001 - the model's own code, in FP32
                 return self._record(ran, Outcome.FAILED, f"the FP32 reference failed: {first_line(error)}",
                                     timing=readings.timing)
             allowed = protocol()["accuracy_budget"] if self.accuracy_budget is None else self.accuracy_budget
-            accuracy = compare(reference, opened.outputs, allowed)
+            try:
+                accuracy = compare(reference, opened.outputs, allowed)
+            except ValueError as error:  # shapes that no chunking reconciles
+                return self._record(ran, Outcome.FAILED, f"the accuracy check cannot compare: {error}",
+                                    timing=readings.timing)
         outcome = Outcome.REJECTED if accuracy is not None and not accuracy.passed else Outcome.OK
         reason = accuracy.reason if accuracy is not None else unchecked(ran.precision, self.stats.inputs)
         if opened.steps:
