@@ -73,4 +73,4 @@ def compared(precision: str, inputs: ModelInputs) -> bool:
 
 def unchecked(precision: str, inputs: ModelInputs) -> str:
     """What a run that is not compared says ("" for FP32, the reference itself)."""
-    return DETECTIONS_NOT_COMPARED if precision != "fp32" and inputs.image_list else ""
+    return DETECTIONS_NOT_COMPARED if precision != "fp32" and not compared(precision, inputs) else ""

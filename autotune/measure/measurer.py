@@ -228,8 +228,9 @@ class Measurer:
         return RunConfig(task="infer", precision="fp32", batch_size=batch, resolution=config.resolution)
 
     def _timed_reference(self, config: RunConfig):
-        if self._reference_config(config) in self._references:
-            return self._references[self._reference_config(config)]
+        held = self._references.get(self._reference_config(config))
+        if held is not None:
+            return held
         started = time.monotonic()
         reference = self.reference(config)
         self._costs.reference_s = time.monotonic() - started
